@@ -1,0 +1,1 @@
+//! Label and field selectors (apimachinery `pkg/labels/selector.go`, `pkg/fields/selector.go`).

@@ -1,0 +1,1 @@
+//! Embedded SQLite backend for [`rkube_storage::KvStore`].
