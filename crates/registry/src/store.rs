@@ -1,0 +1,583 @@
+//! [`Registry`]: create, get, list, update, delete over the store, as upstream's generic
+//! registry (apiserver `pkg/registry/generic/registry/store.go`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use rkube_apimachinery::resources::builtin::builtin_resources;
+use rkube_apimachinery::{ApiError, ResourceInfo, meta};
+use rkube_storage::{KeyValue, KvStore, StorageError};
+use rkube_watch_cache::WatchCache;
+use serde_json::{Map, Value, json};
+
+use crate::allocators::{Ipv4Cidr, UsedServiceAddresses};
+use crate::keys;
+use crate::options::DeleteOptions;
+use crate::policy::policy;
+use crate::strategy;
+
+/// How long a consistent read waits for the watch cache to catch up with the store.
+const CACHE_WAIT: Duration = Duration::from_secs(5);
+
+/// Events kept per resource in the watch cache.
+const CACHE_WINDOW: usize = 10_000;
+
+/// How often an unconditional update is retried when it races another writer.
+const UPDATE_RETRIES: usize = 16;
+
+/// Registry settings.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// The range Service ClusterIPs come from.
+    pub service_cidr: Ipv4Cidr,
+}
+
+/// What a DELETE did.
+#[derive(Debug, Clone)]
+pub enum DeleteOutcome {
+    /// The object is gone; the value is its last state.
+    Deleted(Value),
+    /// Deletion is pending (finalizers or graceful termination); the value is the updated object.
+    Pending(Value),
+}
+
+/// The generic store for every served resource.
+pub struct Registry {
+    pub(crate) store: Arc<dyn KvStore>,
+    pub(crate) cache: Arc<WatchCache>,
+    resources: RwLock<ResourceIndex>,
+    config: RegistryConfig,
+    /// Serialises Service writes so address allocation cannot race (see `allocators`).
+    service_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct ResourceIndex {
+    all: Vec<Arc<ResourceInfo>>,
+    by_gvr: HashMap<(String, String, String), Arc<ResourceInfo>>,
+}
+
+impl ResourceIndex {
+    fn insert(&mut self, r: ResourceInfo) {
+        let r = Arc::new(r);
+        self.by_gvr.insert((r.group.clone(), r.version.clone(), r.plural.clone()), r.clone());
+        self.all.push(r);
+    }
+}
+
+pub(crate) fn storage_err(res: &ResourceInfo, name: &str, e: StorageError) -> ApiError {
+    match e {
+        StorageError::AlreadyExists { .. } => ApiError::already_exists(&res.group, &res.plural, name),
+        StorageError::NotFound { .. } => ApiError::not_found(&res.group, &res.plural, name),
+        StorageError::Conflict { .. } => ApiError::stale_conflict(&res.group, &res.plural, name),
+        StorageError::Compacted { requested, compacted } => {
+            ApiError::expired(format!("too old resource version: {requested} ({compacted})"))
+        }
+        StorageError::FutureRevision { requested, current } => ApiError::timeout(format!(
+            "Too large resource version: {requested}, current: {current}"
+        )),
+        other => ApiError::internal(other),
+    }
+}
+
+impl Registry {
+    /// Loads the store into the watch cache and serves the built-in resources.
+    pub async fn new(store: Arc<dyn KvStore>, config: RegistryConfig) -> Result<Arc<Self>, ApiError> {
+        let cache = WatchCache::start(store.clone(), CACHE_WINDOW)
+            .await
+            .map_err(|e| ApiError::internal(format!("starting the watch cache: {e}")))?;
+        let mut index = ResourceIndex::default();
+        for r in builtin_resources() {
+            index.insert(r);
+        }
+        Ok(Arc::new(Self {
+            store,
+            cache,
+            resources: RwLock::new(index),
+            config,
+            service_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Every served resource, in table order.
+    pub fn resources(&self) -> Vec<Arc<ResourceInfo>> {
+        self.resources.read().all.clone()
+    }
+
+    /// The resource served at group/version/plural.
+    pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        self.resources.read().by_gvr.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
+    }
+
+    /// The version objects of this group-resource are stored in.
+    fn storage_resource(&self, res: &ResourceInfo) -> Arc<ResourceInfo> {
+        let idx = self.resources.read();
+        idx.all
+            .iter()
+            .find(|r| r.group == res.group && r.plural == res.plural && r.storage_version)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(res.clone()))
+    }
+
+    /// The watch cache (for the server's watch handler and readiness).
+    pub fn cache(&self) -> &Arc<WatchCache> {
+        &self.cache
+    }
+
+    /// The store's current revision.
+    pub async fn current_revision(&self) -> Result<i64, ApiError> {
+        self.store.current_revision().await.map_err(ApiError::internal)
+    }
+
+    // ---- encoding -------------------------------------------------------------------------
+
+    /// Turns a stored value into the object the client sees in `res`'s version.
+    pub(crate) fn decode(&self, res: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
+        let mut obj: Value = serde_json::from_slice(&kv.value)
+            .map_err(|e| ApiError::internal(format!("decoding stored object {}: {e}", kv.key)))?;
+        meta::set_meta(&mut obj, "resourceVersion", Value::String(kv.mod_revision.to_string()));
+        Ok(self.to_version(res, obj))
+    }
+
+    /// Converts an object to the version of `res` (only the apiVersion differs for every
+    /// multi-version resource rkube serves so far, except autoscaling, see `convert_hpa`).
+    fn to_version(&self, res: &ResourceInfo, mut obj: Value) -> Value {
+        if let Some(o) = obj.as_object_mut() {
+            let mut out = Map::with_capacity(o.len() + 2);
+            out.insert("kind".into(), Value::String(res.kind.clone()));
+            out.insert("apiVersion".into(), Value::String(res.api_version()));
+            for (k, v) in std::mem::take(o) {
+                if k != "kind" && k != "apiVersion" {
+                    out.insert(k, v);
+                }
+            }
+            *o = out;
+        }
+        obj
+    }
+
+    fn encode(&self, res: &ResourceInfo, obj: &Value) -> Result<Vec<u8>, ApiError> {
+        let storage = self.storage_resource(res);
+        let mut stored = self.to_version(&storage, obj.clone());
+        meta::remove_meta(&mut stored, "resourceVersion");
+        serde_json::to_vec(&stored).map_err(|e| ApiError::internal(format!("encoding object: {e}")))
+    }
+
+    // ---- reads ----------------------------------------------------------------------------
+
+    /// GET one object. `resource_version` "0" may be served from the cache; otherwise the read
+    /// is consistent (latest committed state).
+    pub async fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, resource_version: &str) -> Result<Value, ApiError> {
+        let key = keys::object_key(res, ns, name);
+        let kv = if resource_version.is_empty() {
+            self.store.get(&key).await.map_err(|e| storage_err(res, name, e))?
+        } else {
+            let rv = parse_rv(resource_version)?;
+            if rv > 0 {
+                self.cache
+                    .wait_for_revision(rv, CACHE_WAIT)
+                    .await
+                    .map_err(|_| ApiError::timeout(format!("Too large resource version: {rv}")))?;
+            }
+            self.cache.get(&key).0.map(|a| (*a).clone())
+        };
+        match kv {
+            Some(kv) => self.decode(res, &kv),
+            None => Err(ApiError::not_found(&res.group, &res.plural, name)),
+        }
+    }
+
+    /// Raw latest value (no cache), for read-modify-write loops.
+    pub(crate) async fn get_kv(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> Result<Option<KeyValue>, ApiError> {
+        let key = keys::object_key(res, ns, name);
+        self.store.get(&key).await.map_err(|e| storage_err(res, name, e))
+    }
+
+    /// Fails with upstream's 404 for a namespaced write into a namespace that does not exist, and
+    /// the NamespaceLifecycle 403 for one that is terminating.
+    async fn check_namespace(&self, res: &ResourceInfo, ns: Option<&str>, creating: bool) -> Result<(), ApiError> {
+        let Some(ns) = ns.filter(|_| res.namespaced()) else { return Ok(()) };
+        let key = format!("/registry/core/namespaces/{ns}");
+        let kv = self.store.get(&key).await.map_err(ApiError::internal)?;
+        let Some(kv) = kv else {
+            return Err(ApiError::not_found("", "namespaces", ns));
+        };
+        if creating {
+            let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+            if meta::meta_str(&obj, "deletionTimestamp").is_some() {
+                return Err(ApiError::forbidden(
+                    &res.group,
+                    &res.plural,
+                    meta::name(&obj),
+                    &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                )
+                .with_namespace_terminating(ns));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- create ---------------------------------------------------------------------------
+
+    /// POST: creates an object in `ns` (ignored for cluster-scoped resources).
+    pub async fn create(&self, res: &ResourceInfo, ns: Option<&str>, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the request body must be a JSON or YAML object"));
+        }
+        strategy::reconcile_namespace(res, &mut obj, ns)?;
+        let name = strategy::resolve_name(res, &mut obj)?;
+        rkube_validation::apply_defaults(&res.group, &res.version, &res.kind, &mut obj);
+        strategy::prepare_for_create(res, &mut obj);
+        let errs = rkube_validation::validate_create(&res.group, &res.version, &res.kind, &obj);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(&res.group, &res.kind, &name, &errs));
+        }
+        self.check_namespace(res, ns, true).await?;
+        let is_service = res.group.is_empty() && res.plural == "services";
+        let _guard = if is_service { Some(self.service_lock.lock().await) } else { None };
+        if is_service {
+            let used = self.used_service_addresses().await?;
+            crate::allocators::allocate_for_create(&mut obj, &self.config.service_cidr, &used)?;
+        }
+        let obj = self.to_version(res, obj);
+        if dry_run {
+            return Ok(obj);
+        }
+        let key = keys::object_key(res, ns, &name);
+        let bytes = self.encode(res, &obj)?;
+        let kv = self.store.create(&key, bytes).await.map_err(|e| storage_err(res, &name, e))?;
+        let mut out = obj;
+        meta::set_meta(&mut out, "resourceVersion", Value::String(kv.mod_revision.to_string()));
+        Ok(out)
+    }
+
+    async fn used_service_addresses(&self) -> Result<UsedServiceAddresses, ApiError> {
+        let r = self.store.range("/registry/core/services/", None, 0, None).await.map_err(ApiError::internal)?;
+        let mut used = UsedServiceAddresses::default();
+        for kv in r.kvs {
+            if let Ok(v) = serde_json::from_slice::<Value>(&kv.value) {
+                used.add(&v);
+            }
+        }
+        Ok(used)
+    }
+
+    // ---- update ---------------------------------------------------------------------------
+
+    /// PUT: replaces an object (or its status). Returns the stored object and whether it was
+    /// created (only for resources that allow create-on-update).
+    pub async fn update(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<(Value, bool), ApiError> {
+        let body_name = meta::name(&obj).to_string();
+        if body_name.is_empty() {
+            return Err(ApiError::invalid(&res.group, &res.kind, name, &[rkube_apimachinery::FieldError::required("metadata.name", "name or generateName is required")]));
+        }
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let precondition = meta::meta_str(&obj, "resourceVersion").filter(|s| !s.is_empty()).map(parse_rv).transpose()?;
+        let p = policy(&res.group, &res.plural);
+        if precondition.is_none() && !p.allow_unconditional_update {
+            return Err(ApiError::invalid(
+                &res.group,
+                &res.kind,
+                name,
+                &[rkube_apimachinery::FieldError::invalid("metadata.resourceVersion", "", "must be specified for an update")],
+            ));
+        }
+        for _ in 0..UPDATE_RETRIES {
+            let Some(old_kv) = self.get_kv(res, ns, name).await? else {
+                if p.allow_create_on_update && !status_only && precondition.is_none() {
+                    let created = self.create(res, ns, obj, dry_run).await?;
+                    return Ok((created, true));
+                }
+                return Err(ApiError::not_found(&res.group, &res.plural, name));
+            };
+            if let Some(rv) = precondition {
+                if rv != old_kv.mod_revision {
+                    return Err(ApiError::stale_conflict(&res.group, &res.plural, name));
+                }
+            }
+            let old = self.decode(res, &old_kv)?;
+            let mut new = obj.clone();
+            strategy::reconcile_namespace(res, &mut new, ns)?;
+            match self.write_update(res, ns, name, &old, &old_kv, new, status_only, dry_run).await {
+                Err(e) if e.code == 409 && e.reason == "Conflict" && precondition.is_none() => continue,
+                other => return other.map(|v| (v, false)),
+            }
+        }
+        Err(ApiError::stale_conflict(&res.group, &res.plural, name))
+    }
+
+    /// Read-modify-write with a function (PATCH and internal updates): `f` gets the current
+    /// object and returns the desired one. Retries on conflicts with other writers.
+    pub async fn modify<F>(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, status_only: bool, dry_run: bool, f: F) -> Result<Value, ApiError>
+    where
+        F: Fn(&Value) -> Result<Value, ApiError> + Send + Sync,
+    {
+        for _ in 0..UPDATE_RETRIES {
+            let Some(old_kv) = self.get_kv(res, ns, name).await? else {
+                return Err(ApiError::not_found(&res.group, &res.plural, name));
+            };
+            let old = self.decode(res, &old_kv)?;
+            let mut new = f(&old)?;
+            // A patch may carry its own resourceVersion precondition.
+            if let Some(rv) = meta::meta_str(&new, "resourceVersion").filter(|s| !s.is_empty()) {
+                if parse_rv(rv)? != old_kv.mod_revision {
+                    return Err(ApiError::stale_conflict(&res.group, &res.plural, name));
+                }
+            }
+            if meta::name(&new) != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    meta::name(&new)
+                )));
+            }
+            strategy::reconcile_namespace(res, &mut new, ns)?;
+            let explicit_rv = meta::meta_str(&new, "resourceVersion").is_some_and(|s| !s.is_empty());
+            match self.write_update(res, ns, name, &old, &old_kv, new, status_only, dry_run).await {
+                Err(e) if e.code == 409 && e.reason == "Conflict" && !explicit_rv => continue,
+                other => return other,
+            }
+        }
+        Err(ApiError::stale_conflict(&res.group, &res.plural, name))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_update(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        old: &Value,
+        old_kv: &KeyValue,
+        mut new: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        strategy::prepare_for_update(res, &mut new, old, status_only);
+        if !status_only {
+            rkube_validation::apply_defaults(&res.group, &res.version, &res.kind, &mut new);
+        }
+        let errs = rkube_validation::validate_update(&res.group, &res.version, &res.kind, &new, old);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(&res.group, &res.kind, name, &errs));
+        }
+        let is_service = res.group.is_empty() && res.plural == "services";
+        let _guard = if is_service { Some(self.service_lock.lock().await) } else { None };
+        if is_service && !status_only {
+            let used = self.used_service_addresses().await?;
+            crate::allocators::carry_over_allocations(&mut new, old, &self.config.service_cidr, &used)?;
+        }
+        let mut new = self.to_version(res, new);
+        meta::set_meta(&mut new, "resourceVersion", Value::String(old_kv.mod_revision.to_string()));
+        // Upstream skips the write when nothing changed (GuaranteedUpdate compares bytes).
+        if &new == old {
+            return Ok(new);
+        }
+        // The last finalizer of an object being deleted was removed: the object goes away.
+        if meta::meta_str(&new, "deletionTimestamp").is_some() && meta::finalizers(&new).is_empty() && !self.pending_namespace_finalizers(res, &new) {
+            if dry_run {
+                return Ok(new);
+            }
+            let key = keys::object_key(res, ns, name);
+            self.store.delete(&key, Some(old_kv.mod_revision)).await.map_err(|e| storage_err(res, name, e))?;
+            return Ok(new);
+        }
+        if dry_run {
+            return Ok(new);
+        }
+        let key = keys::object_key(res, ns, name);
+        let bytes = self.encode(res, &new)?;
+        let kv = self.store.update(&key, bytes, old_kv.mod_revision).await.map_err(|e| storage_err(res, name, e))?;
+        meta::set_meta(&mut new, "resourceVersion", Value::String(kv.mod_revision.to_string()));
+        Ok(new)
+    }
+
+    /// Namespaces also wait for `spec.finalizers` (cleared through `namespaces/{name}/finalize`).
+    fn pending_namespace_finalizers(&self, res: &ResourceInfo, obj: &Value) -> bool {
+        res.group.is_empty()
+            && res.plural == "namespaces"
+            && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty())
+    }
+
+    // ---- delete ---------------------------------------------------------------------------
+
+    /// DELETE one object, honouring preconditions, finalizers and graceful termination.
+    pub async fn delete(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome, ApiError> {
+        for _ in 0..UPDATE_RETRIES {
+            let Some(kv) = self.get_kv(res, ns, name).await? else {
+                return Err(ApiError::not_found(&res.group, &res.plural, name));
+            };
+            let obj = self.decode(res, &kv)?;
+            if let Some(uid) = &opts.precondition_uid {
+                let actual = meta::meta_str(&obj, "uid").unwrap_or("");
+                if uid != actual {
+                    return Err(ApiError::conflict(
+                        &res.group,
+                        &res.plural,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                    ));
+                }
+            }
+            if let Some(rv) = &opts.precondition_resource_version {
+                if parse_rv(rv)? != kv.mod_revision {
+                    return Err(ApiError::conflict(
+                        &res.group,
+                        &res.plural,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            kv.mod_revision
+                        ),
+                    ));
+                }
+            }
+            let result = match self.deletion_plan(res, &obj, opts) {
+                DeletionPlan::Immediate => {
+                    if opts.dry_run {
+                        return Ok(DeleteOutcome::Deleted(obj));
+                    }
+                    let key = keys::object_key(res, ns, name);
+                    self.store.delete(&key, Some(kv.mod_revision)).await.map(|_| DeleteOutcome::Deleted(obj))
+                }
+                DeletionPlan::Mark(marked) => {
+                    if opts.dry_run || marked == obj {
+                        return Ok(DeleteOutcome::Pending(marked));
+                    }
+                    let key = keys::object_key(res, ns, name);
+                    let bytes = self.encode(res, &marked)?;
+                    self.store.update(&key, bytes, kv.mod_revision).await.map(|nkv| {
+                        let mut m = marked;
+                        meta::set_meta(&mut m, "resourceVersion", Value::String(nkv.mod_revision.to_string()));
+                        DeleteOutcome::Pending(m)
+                    })
+                }
+            };
+            match result {
+                Err(StorageError::Conflict { .. }) => continue,
+                other => return other.map_err(|e| storage_err(res, name, e)),
+            }
+        }
+        Err(ApiError::stale_conflict(&res.group, &res.plural, name))
+    }
+
+    /// Decides between removing the object now and marking it for deletion (upstream
+    /// `rest.BeforeDelete` and the pod/namespace strategies).
+    fn deletion_plan(&self, res: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> DeletionPlan {
+        let already = meta::meta_str(obj, "deletionTimestamp").is_some();
+        let has_finalizers = !meta::finalizers(obj).is_empty();
+        let is_namespace = res.group.is_empty() && res.plural == "namespaces";
+        let is_pod = res.group.is_empty() && res.plural == "pods";
+        // Pods on a node terminate gracefully: the node agent deletes them with grace 0 once
+        // their containers stopped (pkg/registry/core/pod/strategy.go CheckGracefulDelete).
+        let mut grace = 0i64;
+        if is_pod {
+            let phase = obj["status"]["phase"].as_str().unwrap_or("");
+            let on_node = obj["spec"]["nodeName"].as_str().is_some_and(|s| !s.is_empty());
+            let terminal = phase == "Succeeded" || phase == "Failed";
+            if on_node && !terminal {
+                grace = opts
+                    .grace_period_seconds
+                    .or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64())
+                    .unwrap_or(30)
+                    .max(0);
+            }
+        }
+        let namespace_pending = is_namespace && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+        if !has_finalizers && grace == 0 && !namespace_pending {
+            return DeletionPlan::Immediate;
+        }
+        let mut marked = obj.clone();
+        if !already {
+            let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
+            meta::set_meta(&mut marked, "deletionTimestamp", Value::String(when.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            meta::set_meta(&mut marked, "deletionGracePeriodSeconds", Value::from(grace));
+        } else if grace > 0 {
+            // A second delete may only shorten the grace period.
+            let current = meta::metadata(obj).and_then(|m| m.get("deletionGracePeriodSeconds")).and_then(Value::as_i64).unwrap_or(grace);
+            if grace < current {
+                let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                meta::set_meta(&mut marked, "deletionTimestamp", Value::String(when.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                meta::set_meta(&mut marked, "deletionGracePeriodSeconds", Value::from(grace));
+            }
+        }
+        if is_namespace {
+            if let Some(st) = marked.as_object_mut().map(|o| o.entry("status").or_insert_with(|| json!({}))) {
+                if let Some(s) = st.as_object_mut() {
+                    s.insert("phase".into(), Value::String("Terminating".into()));
+                }
+            }
+        }
+        if meta::metadata(&marked).and_then(|m| m.get("generation")).is_some() && !already {
+            // Upstream bumps generation when deletion starts so controllers notice.
+            let g = meta::metadata(&marked).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0) + 1;
+            meta::set_meta(&mut marked, "generation", Value::from(g));
+        }
+        DeletionPlan::Mark(marked)
+    }
+
+    /// Removes every finalizer-free object of `res` in `ns` matching `opts` (DELETE on a
+    /// collection); returns the objects as they were.
+    pub async fn delete_collection(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        list_opts: &crate::ListOptions,
+        del_opts: &DeleteOptions,
+    ) -> Result<Vec<Value>, ApiError> {
+        let listed = self.list(res, ns, list_opts).await?;
+        let mut out = Vec::new();
+        for item in listed["items"].as_array().into_iter().flatten() {
+            let name = meta::name(item).to_string();
+            let item_ns = meta::namespace(item).to_string();
+            let item_ns = if res.namespaced() { Some(item_ns.as_str()) } else { None };
+            match self.delete(res, item_ns, &name, del_opts).await {
+                Ok(DeleteOutcome::Deleted(v)) | Ok(DeleteOutcome::Pending(v)) => out.push(v),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
+
+enum DeletionPlan {
+    Immediate,
+    Mark(Value),
+}
+
+/// Parses a resourceVersion the way upstream does (`storage.APIObjectVersioner.ParseResourceVersion`).
+pub fn parse_rv(rv: &str) -> Result<i64, ApiError> {
+    rv.parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv}")))
+}
+
+trait NamespaceTerminating {
+    fn with_namespace_terminating(self, ns: &str) -> Self;
+}
+
+impl NamespaceTerminating for ApiError {
+    /// Upstream adds a `NamespaceTerminating` cause to this 403 (admission/plugin/namespace/lifecycle).
+    fn with_namespace_terminating(mut self, ns: &str) -> Self {
+        let cause = json!({"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"});
+        if let Some(Value::Object(d)) = self.details.as_mut() {
+            d.insert("causes".into(), Value::Array(vec![cause]));
+        }
+        self
+    }
+}
