@@ -8,11 +8,14 @@
 //! Backends: [`memory::MemoryStore`] (reference, feature `testing`), `rkube-storage-sqlite`
 //! (embedded default), and later etcd. All of them pass [`battery`] (feature `testing`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod battery;
+pub mod fanout;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 
@@ -76,7 +79,8 @@ pub struct RangeResult {
     pub kvs: Vec<KeyValue>,
     /// Whether more keys matched past `limit`.
     pub more: bool,
-    /// How many keys matched in all (after `start_after`, ignoring `limit`)
+    /// How many keys matched in all (after `start_after`, ignoring `limit`), including the ones in
+    /// `kvs`; `remaining - kvs.len()` is a list's `remainingItemCount`.
     pub remaining: i64,
     /// The revision the read was served at.
     pub revision: Revision,
@@ -98,7 +102,7 @@ pub enum StorageError {
         key: String,
     },
     /// Update or delete guarded by a revision that is no longer the key's latest.
-    #[error("key {key} was modified: expected revision {expected}, current {current}")]
+    #[error("key {key} was modified: expected revision {expected}, current {current_revision}", current_revision = .current.mod_revision)]
     Conflict {
         /// The key.
         key: String,
@@ -123,7 +127,8 @@ pub enum StorageError {
         /// The current revision.
         current: Revision,
     },
-    /// A watcher fell too far behind and was dropped; it must re-list.
+    /// A watcher fell too far behind and was dropped; it must re-list. Writers are never blocked
+    /// by a slow watcher: the watcher's buffer overflows and its stream ends with this error.
     #[error("watch fell behind and was closed")]
     WatchLagged,
     /// The backend failed (I/O, database error, closed).
@@ -134,7 +139,8 @@ pub enum StorageError {
 /// A result of the store.
 pub type Result<T> = std::result::Result<T, StorageError>;
 
-/// A stream of events for one watch, in revision order. It ends with an error if the watcher lags.
+/// A stream of events for one watch, in revision order. It ends with an error if the watcher lags,
+/// and ends (without an error) when the store is dropped.
 pub type WatchStream = BoxStream<'static, Result<Event>>;
 
 /// A store with etcd semantics. Every method is atomic; a successful write is durable on return.
@@ -144,8 +150,11 @@ pub trait KvStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
 
     /// Keys with the given prefix, in key order, strictly after `start_after` when given, at most
-    /// `limit` keys (0 = no limit), as of `revision` (None = current). Reading at a compacted
-    /// revision fails with [`StorageError::Compacted`], at a future one with `FutureRevision`.
+    /// `limit` keys (0 = no limit), as of `revision` (None or `Some(r)` with r <= 0 = current).
+    /// Reading below the compacted revision fails with [`StorageError::Compacted`] (reading *at*
+    /// it works, as in etcd: compaction keeps the state as of that revision), reading above the
+    /// current revision fails with `FutureRevision`. Keys compare as bytes, and the prefix is a
+    /// plain byte prefix: callers end directory-like prefixes with `/`.
     async fn range(
         &self,
         prefix: &str,
@@ -164,16 +173,68 @@ pub trait KvStore: Send + Sync + 'static {
     /// Returns the deleted value and the revision of the deletion.
     async fn delete(&self, key: &str, expected_revision: Option<Revision>) -> Result<(KeyValue, Revision)>;
 
-    /// Events for keys under `prefix` with revision > `after_revision`, then live events.
-    /// Fails with `Compacted` if events after `after_revision` are no longer kept.
+    /// Events for keys under `prefix` with revision > `after_revision`, then live events, without
+    /// gaps or duplicates. Fails with `Compacted` if `after_revision` is below the compacted
+    /// revision (the events it would need are gone); `after_revision` equal to the compacted or
+    /// the current revision is fine. `after_revision` above the current revision is allowed and
+    /// simply waits for that revision, as an etcd watch does.
     async fn watch(&self, prefix: &str, after_revision: Revision) -> Result<WatchStream>;
 
     /// The current revision (the last committed write; 0 for an empty new store).
     async fn current_revision(&self) -> Result<Revision>;
 
-    /// The oldest revision still readable: history at or below it is gone.
+    /// The oldest revision still readable: the state *at* it can still be ranged, the changes at
+    /// or below it are gone (0 when never compacted).
     async fn compacted_revision(&self) -> Result<Revision>;
 
-    /// Drops history at or below `revision` (never the latest value of a live key).
+    /// Drops history at or below `revision` (never the latest value of a live key). Compacting
+    /// at or below the already compacted revision does nothing; above the current revision fails
+    /// with `FutureRevision`.
     async fn compact(&self, revision: Revision) -> Result<()>;
+}
+
+/// Lets an `Arc<dyn KvStore>` (or any shared store) be used wherever a store is expected.
+#[async_trait]
+impl<T: KvStore + ?Sized> KvStore for Arc<T> {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        (**self).get(key).await
+    }
+
+    async fn range(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        revision: Option<Revision>,
+    ) -> Result<RangeResult> {
+        (**self).range(prefix, start_after, limit, revision).await
+    }
+
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue> {
+        (**self).create(key, value).await
+    }
+
+    async fn update(&self, key: &str, value: Vec<u8>, expected_revision: Revision) -> Result<KeyValue> {
+        (**self).update(key, value, expected_revision).await
+    }
+
+    async fn delete(&self, key: &str, expected_revision: Option<Revision>) -> Result<(KeyValue, Revision)> {
+        (**self).delete(key, expected_revision).await
+    }
+
+    async fn watch(&self, prefix: &str, after_revision: Revision) -> Result<WatchStream> {
+        (**self).watch(prefix, after_revision).await
+    }
+
+    async fn current_revision(&self) -> Result<Revision> {
+        (**self).current_revision().await
+    }
+
+    async fn compacted_revision(&self) -> Result<Revision> {
+        (**self).compacted_revision().await
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        (**self).compact(revision).await
+    }
 }
