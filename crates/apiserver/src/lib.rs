@@ -1,1 +1,19 @@
-//! rkube crate.
+//! The rkube API server: the only crate that serves HTTP.
+//!
+//! [`router`] builds the axum app (one dispatcher that parses the path like upstream's
+//! RequestInfoFactory, then discovery, health, or the resource handlers); [`server::serve`] runs it
+//! over TLS, attaching the verified client-certificate identity to each request.
+
+pub mod discovery;
+pub mod encode;
+pub mod handler;
+pub mod negotiate;
+pub mod patch;
+pub mod request_info;
+pub mod server;
+pub mod state;
+pub mod table;
+pub mod watch;
+
+pub use handler::router;
+pub use state::{ApiServerConfig, AppState, UserInfo};

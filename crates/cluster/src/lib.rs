@@ -1,1 +1,132 @@
-//! rkube crate.
+//! Composition root: opens the datastore, builds the registry and the API server, creates the
+//! PKI and the admin kubeconfig, and serves until shutdown.
+//!
+//! Start order (as k3s `pkg/server/server.go`): config checked → datastore → registry (watch cache
+//! loaded) → bootstrap objects → TLS listener bound → kubeconfig written → `ready`.
+
+pub mod bootstrap;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rkube_apiserver::{ApiServerConfig, AppState};
+use rkube_registry::allocators::Ipv4Cidr;
+use rkube_registry::{Registry, RegistryConfig};
+use rkube_storage::KvStore;
+
+/// The Kubernetes version rkube serves the API of.
+pub const KUBERNETES_VERSION: &str = "v1.33.5+rkube";
+
+/// Everything `rkube server` needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// State, certificates and kubeconfig live here.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub bind_address: IpAddr,
+    /// HTTPS port (0 = pick a free one).
+    pub secure_port: u16,
+    /// `sqlite` (default: `<data-dir>/state.db`) or `sqlite:///path/to/file.db`.
+    pub datastore: Option<String>,
+    /// Extra SANs for the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// Service ClusterIP range.
+    pub service_cidr: String,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Bad configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The datastore could not be opened.
+    #[error("opening the datastore: {0}")]
+    Datastore(String),
+    /// PKI or kubeconfig failure.
+    #[error("certificates: {0}")]
+    Pki(String),
+    /// Binding or serving failed.
+    #[error("serving: {0}")]
+    Serve(String),
+    /// Start-up objects could not be written.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+fn open_datastore(cfg: &ServerConfig) -> Result<Arc<dyn KvStore>, ClusterError> {
+    let path = match cfg.datastore.as_deref() {
+        None | Some("") | Some("sqlite") => cfg.data_dir.join("state.db"),
+        Some(s) if s.starts_with("sqlite://") => PathBuf::from(s.trim_start_matches("sqlite://")),
+        Some(other) => return Err(ClusterError::Config(format!("unsupported --datastore {other:?}: use sqlite or sqlite:///path"))),
+    };
+    let store = rkube_storage_sqlite::SqliteStore::open(&path).map_err(|e| ClusterError::Datastore(format!("{}: {e}", path.display())))?;
+    Ok(Arc::new(store))
+}
+
+/// Runs the server until `shutdown` resolves. `on_ready` is called with the bound address and
+/// the kubeconfig path once `/readyz` answers ok.
+pub async fn run_server(
+    cfg: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    on_ready: impl FnOnce(SocketAddr, PathBuf),
+) -> Result<(), ClusterError> {
+    let cidr = Ipv4Cidr::parse(&cfg.service_cidr).map_err(ClusterError::Config)?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| ClusterError::Config(format!("creating {}: {e}", cfg.data_dir.display())))?;
+    let store = open_datastore(&cfg)?;
+    let registry = Registry::new(store, RegistryConfig { service_cidr: cidr })
+        .await
+        .map_err(|e| ClusterError::Datastore(e.message))?;
+
+    let mut sans = rkube_pki::PkiSans::default();
+    for s in &cfg.tls_sans {
+        match s.parse::<IpAddr>() {
+            Ok(ip) => sans.ips.push(ip),
+            Err(_) => sans.dns_names.push(s.clone()),
+        }
+    }
+    if !cfg.bind_address.is_unspecified() {
+        sans.ips.push(cfg.bind_address);
+    }
+    sans.ips.push(IpAddr::V4(cidr.first()));
+    let pki = rkube_pki::load_or_create(&cfg.data_dir, &sans).map_err(|e| ClusterError::Pki(e.to_string()))?;
+    let tls = rkube_pki::server_tls_config(&pki).map_err(|e| ClusterError::Pki(e.to_string()))?;
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind_address, cfg.secure_port))
+        .await
+        .map_err(|e| ClusterError::Serve(format!("binding {}:{}: {e}", cfg.bind_address, cfg.secure_port)))?;
+    let addr = listener.local_addr().map_err(|e| ClusterError::Serve(e.to_string()))?;
+    tracing::info!(address = %addr, "listening (HTTPS)");
+
+    bootstrap::ensure_bootstrap_objects(&registry, &cidr.first().to_string(), addr.port())
+        .await
+        .map_err(|e| ClusterError::Bootstrap(e.message))?;
+
+    let proto = rkube_protobuf::ProtoCodec::new().map_err(|e| ClusterError::Config(format!("protobuf descriptors: {e}")))?;
+    let advertise_host = if cfg.bind_address.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { cfg.bind_address };
+    let advertise = SocketAddr::new(advertise_host, addr.port());
+    let state = Arc::new(AppState {
+        registry: registry.clone(),
+        proto: Arc::new(proto),
+        config: ApiServerConfig {
+            advertise_address: advertise.to_string(),
+            git_version: KUBERNETES_VERSION.to_string(),
+            max_body_bytes: 3 * 1024 * 1024,
+        },
+        ready: Default::default(),
+    });
+    let app = rkube_apiserver::router(state.clone());
+
+    let kubeconfig = cfg.data_dir.join("admin.kubeconfig");
+    let url = format!("https://{advertise}");
+    rkube_pki::write_kubeconfig(&kubeconfig, &url, &pki).map_err(|e| ClusterError::Pki(e.to_string()))?;
+
+    let namespace_task = tokio::spawn(rkube_registry::namespaces::run_namespace_finalizer(registry.clone()));
+    state.ready.store(true, Ordering::Release);
+    on_ready(advertise, kubeconfig);
+    rkube_apiserver::server::serve(listener, tls, app, shutdown).await;
+    namespace_task.abort();
+    Ok(())
+}

@@ -1,1 +1,93 @@
-fn main() {}
+//! `rkube`: a Kubernetes-compatible cluster in one binary.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rkube", version, about = "A Kubernetes-compatible cluster in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (API server on the embedded datastore).
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Directory for the datastore, certificates and the admin kubeconfig.
+    #[arg(long, default_value = "/var/lib/rkube", env = "RKUBE_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// HTTPS port of the API server (0 picks a free port).
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    /// Datastore: `sqlite` (the file state.db in the data dir) or `sqlite:///path/to/file.db`.
+    #[arg(long)]
+    datastore: Option<String>,
+    /// Extra names or IPs for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+    /// Range Service ClusterIPs are allocated from.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RKUBE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Server(a) => {
+            let cfg = rkube_cluster::ServerConfig {
+                data_dir: a.data_dir,
+                bind_address: a.bind_address,
+                secure_port: a.secure_port,
+                datastore: a.datastore,
+                tls_sans: a.tls_san,
+                service_cidr: a.service_cidr,
+            };
+            rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
+                // Test harnesses and users read these lines: keep their shape stable.
+                println!("rkube: API server listening on https://{addr}");
+                println!("rkube: kubeconfig written to {}", kubeconfig.display());
+                println!("rkube: use it with: export KUBECONFIG={}", kubeconfig.display());
+                println!("rkube: ready");
+            }))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use rkube_protobuf::ProtoCodec;
+use rkube_registry::Registry;
+
+/// Server-wide settings.
+#[derive(Debug, Clone)]
+pub struct ApiServerConfig {
+    /// `host:port` clients reach the server at (APIVersions.serverAddressByClientCIDRs).
+    pub advertise_address: String,
+    /// `gitVersion` reported by `/version`.
+    pub git_version: String,
+    /// Largest accepted request body (upstream: 3 MiB).
+    pub max_body_bytes: usize,
+}
+
+/// Shared handler state.
+pub struct AppState {
+    /// The object store.
+    pub registry: Arc<Registry>,
+    /// Protobuf ⇄ JSON conversion.
+    pub proto: Arc<ProtoCodec>,
+    /// Settings.
+    pub config: ApiServerConfig,
+    /// Set once start-up finished (bootstrap objects exist): `/readyz` answers ok.
+    pub ready: AtomicBool,
+}
+
+/// The authenticated user of a request, inserted by the connection layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// User name (certificate CN).
+    pub name: String,
+    /// Groups (certificate O values), plus `system:authenticated`.
+    pub groups: Vec<String>,
+}

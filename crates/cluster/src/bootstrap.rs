@@ -1,0 +1,45 @@
+//! Objects every cluster has (apiserver `pkg/controlplane/controller/...`): the system namespaces
+//! and the `kubernetes` Service in `default`.
+
+use std::sync::Arc;
+
+use rkube_apimachinery::ApiError;
+use rkube_registry::Registry;
+use serde_json::{Value, json};
+
+/// Namespaces created at start.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+async fn ensure(registry: &Registry, group: &str, version: &str, plural: &str, ns: Option<&str>, obj: Value) -> Result<(), ApiError> {
+    let res = registry
+        .lookup(group, version, plural)
+        .ok_or_else(|| ApiError::internal(format!("resource {plural} is not served")))?;
+    match registry.create(&res, ns, obj, false).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates what is missing; existing objects are left as they are.
+pub async fn ensure_bootstrap_objects(registry: &Arc<Registry>, kubernetes_service_ip: &str, secure_port: u16) -> Result<(), ApiError> {
+    for ns in SYSTEM_NAMESPACES {
+        ensure(registry, "", "v1", "namespaces", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+    }
+    let svc = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": kubernetes_service_ip,
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": secure_port}],
+            "sessionAffinity": "None",
+        },
+    });
+    ensure(registry, "", "v1", "services", Some("default"), svc).await
+}
