@@ -10,6 +10,7 @@
 //! in a 400 `BadRequest` Status, as kube-apiserver does.
 
 mod fields;
+mod label_parser;
 mod labels;
 mod validation;
 
