@@ -20,10 +20,11 @@ use parking_lot::{Mutex, RwLock};
 use rkube_storage::{Event, KeyValue, KvStore, Revision, StorageError, WatchStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use crate::error::CacheError;
 use crate::event::{CacheEvent, EventKind};
-use crate::watcher::{CacheWatcher, Registry, WatcherEnd, bucket_of, indexed_bucket};
+use crate::watcher::{CacheWatcher, Registry, Start, WatcherEnd, bucket_of, indexed_bucket};
 
 /// Most store events applied under one lock acquisition.
 const MAX_BATCH: usize = 256;
@@ -107,7 +108,12 @@ struct State {
 
 impl State {
     fn from_list(objects: BTreeMap<String, Arc<KeyValue>>, revision: Revision) -> Self {
-        Self { objects, buckets: HashMap::new(), base_floor: revision, revision }
+        Self {
+            objects,
+            buckets: HashMap::new(),
+            base_floor: revision,
+            revision,
+        }
     }
 
     /// Applies one store event and records it in its bucket's window.
@@ -119,11 +125,18 @@ impl State {
             Event::Put { kv, .. } => {
                 let kv = Arc::new(kv);
                 let prev = self.objects.insert(kv.key.clone(), Arc::clone(&kv));
-                let kind = if prev.is_some() { EventKind::Modified } else { EventKind::Added };
+                let kind = if prev.is_some() {
+                    EventKind::Modified
+                } else {
+                    EventKind::Added
+                };
                 CacheEvent::new(kind, kv, prev, revision)
             }
             Event::Delete { prev, .. } => {
-                let last = self.objects.remove(&prev.key).unwrap_or_else(|| Arc::new(prev));
+                let last = self
+                    .objects
+                    .remove(&prev.key)
+                    .unwrap_or_else(|| Arc::new(prev));
                 CacheEvent::new(EventKind::Deleted, Arc::clone(&last), Some(last), revision)
             }
         };
@@ -132,7 +145,10 @@ impl State {
         let bucket = self
             .buckets
             .entry(bucket_of(event.key()).into())
-            .or_insert_with(|| Bucket { events: VecDeque::new(), floor: base_floor });
+            .or_insert_with(|| Bucket {
+                events: VecDeque::new(),
+                floor: base_floor,
+            });
         bucket.events.push_back(Arc::clone(&event));
         while bucket.events.len() > window {
             if let Some(evicted) = bucket.events.pop_front() {
@@ -158,7 +174,11 @@ impl State {
     }
 
     /// The events under `prefix` after `after`, or Expired if the window no longer reaches back.
-    fn events_since(&self, prefix: &str, after: Revision) -> Result<VecDeque<Arc<CacheEvent>>, CacheError> {
+    fn events_since(
+        &self,
+        prefix: &str,
+        after: Revision,
+    ) -> Result<VecDeque<Arc<CacheEvent>>, CacheError> {
         let mut floor = self.base_floor;
         let mut chosen: Vec<&Bucket> = Vec::new();
         match indexed_bucket(prefix) {
@@ -166,7 +186,9 @@ impl State {
             None => chosen.extend(
                 self.buckets
                     .iter()
-                    .filter(|(bucket, _)| bucket.starts_with(prefix) || prefix.starts_with(&***bucket))
+                    .filter(|(bucket, _)| {
+                        bucket.starts_with(prefix) || prefix.starts_with(&***bucket)
+                    })
                     .map(|(_, b)| b),
             ),
         }
@@ -175,12 +197,21 @@ impl State {
         }
         // Upstream `getAllEventsSinceLocked`: "too old resource version: %d (%d)".
         if after < floor {
-            return Err(CacheError::Expired { requested: after, oldest: floor });
+            return Err(CacheError::Expired {
+                requested: after,
+                oldest: floor,
+            });
         }
         let mut events: Vec<Arc<CacheEvent>> = Vec::new();
         for bucket in chosen {
             let start = bucket.events.partition_point(|e| e.revision <= after);
-            events.extend(bucket.events.range(start..).filter(|e| e.key().starts_with(prefix)).cloned());
+            events.extend(
+                bucket
+                    .events
+                    .range(start..)
+                    .filter(|e| e.key().starts_with(prefix))
+                    .cloned(),
+            );
         }
         if events.len() > 1 {
             events.sort_by_key(|e| e.revision);
@@ -227,7 +258,10 @@ impl Shared {
         let mut at: Option<Revision> = None;
         let mut start_after: Option<String> = None;
         loop {
-            let result = self.store.range(&self.config.prefix, start_after.as_deref(), page, at).await?;
+            let result = self
+                .store
+                .range(&self.config.prefix, start_after.as_deref(), page, at)
+                .await?;
             let revision = *at.get_or_insert(result.revision);
             for kv in result.kvs {
                 start_after = Some(kv.key.clone());
@@ -273,7 +307,11 @@ impl Shared {
         {
             let mut state = self.state.write();
             if revision < state.revision {
-                tracing::warn!(old = state.revision, new = revision, "store revision went backwards");
+                tracing::warn!(
+                    old = state.revision,
+                    new = revision,
+                    "store revision went backwards"
+                );
             }
             *state = fresh;
             self.registry.lock().end_all(true);
@@ -293,34 +331,47 @@ impl Shared {
                 Ok(stream) => return stream,
                 Err(StorageError::Compacted { .. }) => match self.list_store().await {
                     Ok(fresh) => {
-                        tracing::info!(revision = fresh.revision, "watch cache re-listed the store");
+                        tracing::info!(
+                            revision = fresh.revision,
+                            "watch cache re-listed the store"
+                        );
                         let revision = fresh.revision;
                         match self.store.watch(&self.config.prefix, revision).await {
                             Ok(stream) => {
                                 self.replace(fresh);
                                 return stream;
                             }
-                            Err(error) => tracing::warn!(%error, "watch cache could not watch after re-list"),
+                            Err(error) => {
+                                tracing::warn!(%error, "watch cache could not watch after re-list")
+                            }
                         }
                     }
                     Err(error) => tracing::warn!(%error, "watch cache could not re-list the store"),
                 },
-                Err(error) => tracing::warn!(%error, "watch cache could not resume its store watch"),
+                Err(error) => {
+                    tracing::warn!(%error, "watch cache could not resume its store watch")
+                }
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(RETRY_MAX);
         }
     }
 
-    /// Registers a watcher under `prefix` that first yields `replay`. Call with the state lock
-    /// held (read is enough), so no event lands between the replay and the registration.
-    fn register(self: &Arc<Self>, prefix: &str, replay: VecDeque<Arc<CacheEvent>>) -> CacheWatcher {
+    /// Registers a watcher under `prefix`. Call with the state lock held (read is enough), so no
+    /// event lands between the replay and the registration. The flag is false if the cache is shut
+    /// down: then the sender is already dropped and the watcher ends after its replay.
+    fn register(self: &Arc<Self>, prefix: &str, start: Start) -> (CacheWatcher, bool) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.config.watcher_buffer.max(1));
         let end = Arc::new(WatcherEnd::default());
-        // If the cache is shut down the sender is dropped and the watcher ends after the replay.
-        self.registry.lock().insert(id, prefix, tx, Arc::clone(&end));
-        CacheWatcher::new(id, prefix, replay, rx, end, Arc::clone(self))
+        let registered = self
+            .registry
+            .lock()
+            .insert(id, prefix, tx, Arc::clone(&end));
+        (
+            CacheWatcher::new(id, prefix, start, rx, end, Arc::clone(self)),
+            registered,
+        )
     }
 }
 
@@ -373,12 +424,25 @@ impl WatchCache {
     /// Lists the store at its current revision (in pages), watches it from that revision, and
     /// returns once the initial state is loaded. Keeps at most `window` events per bucket. Spawns
     /// the ingest task on the current tokio runtime.
-    pub async fn start(store: Arc<dyn KvStore>, window: usize) -> Result<Arc<WatchCache>, CacheError> {
-        Self::start_with(store, WatchCacheConfig { window, ..WatchCacheConfig::default() }).await
+    pub async fn start(
+        store: Arc<dyn KvStore>,
+        window: usize,
+    ) -> Result<Arc<WatchCache>, CacheError> {
+        Self::start_with(
+            store,
+            WatchCacheConfig {
+                window,
+                ..WatchCacheConfig::default()
+            },
+        )
+        .await
     }
 
     /// [`WatchCache::start`] with every setting.
-    pub async fn start_with(store: Arc<dyn KvStore>, config: WatchCacheConfig) -> Result<Arc<WatchCache>, CacheError> {
+    pub async fn start_with(
+        store: Arc<dyn KvStore>,
+        config: WatchCacheConfig,
+    ) -> Result<Arc<WatchCache>, CacheError> {
         let (revision_tx, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             config,
@@ -415,7 +479,11 @@ impl WatchCache {
     /// Waits until [`WatchCache::revision`] is at least `revision`, at most `timeout`
     /// (→ [`CacheError::Timeout`]). For consistent reads: ask the store for its current revision,
     /// then wait for the cache to reach it (upstream `waitUntilFreshAndBlock`).
-    pub async fn wait_for_revision(&self, revision: Revision, timeout: Duration) -> Result<(), CacheError> {
+    pub async fn wait_for_revision(
+        &self,
+        revision: Revision,
+        timeout: Duration,
+    ) -> Result<(), CacheError> {
         if self.revision() >= revision {
             return Ok(());
         }
@@ -423,7 +491,10 @@ impl WatchCache {
         match tokio::time::timeout(timeout, rx.wait_for(|current| *current >= revision)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(CacheError::Closed),
-            Err(_) => Err(CacheError::Timeout { requested: revision, current: self.revision() }),
+            Err(_) => Err(CacheError::Timeout {
+                requested: revision,
+                current: self.revision(),
+            }),
         }
     }
 
@@ -437,9 +508,17 @@ impl WatchCache {
     pub fn list_page(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> ListPage {
         let state = self.shared.state.read();
         let mut range = state.range(prefix, start_after);
-        let items: Vec<_> = if limit == 0 { range.by_ref().cloned().collect() } else { range.by_ref().take(limit).cloned().collect() };
+        let items: Vec<_> = if limit == 0 {
+            range.by_ref().cloned().collect()
+        } else {
+            range.by_ref().take(limit).cloned().collect()
+        };
         let more = range.next().is_some();
-        ListPage { items, revision: state.revision, more }
+        ListPage {
+            items,
+            revision: state.revision,
+            more,
+        }
     }
 
     /// The current value of `key`, and the revision it reflects.
@@ -449,27 +528,37 @@ impl WatchCache {
     }
 
     /// Watches keys under `prefix` with revision `> after`: the bucket's window first, then live
-    /// events. Fails with [`CacheError::Expired`] if the window no longer reaches back to `after`;
-    /// if `after` is ahead of the cache, waits up to the configured bound for it, then fails with
-    /// [`CacheError::TooLarge`] (upstream `cacher.Watch` → `waitUntilFreshAndBlock`).
+    /// events. Fails with [`CacheError::Expired`] if the window no longer reaches back to `after`
+    /// (upstream `getAllEventsSinceLocked`), with [`CacheError::Closed`] after shutdown.
+    ///
+    /// If `after` is ahead of the cache (a client that just wrote through this server and watches
+    /// from the write's revision), the watcher waits for the cache: events up to `after` are
+    /// skipped, and if the cache has not reached `after` within the configured bound (3 s) the
+    /// watcher's `next` returns [`CacheError::TooLarge`] (upstream `cacher.Watch` blocks in
+    /// `waitUntilFreshAndBlock` instead; to fail before answering, as upstream does, call
+    /// [`WatchCache::wait_for_revision`] first).
     ///
     /// `prefix` matches keys by string prefix: pass a bucket or a namespace prefix ending in `/`.
-    pub async fn watch(&self, prefix: &str, after: Revision) -> Result<CacheWatcher, CacheError> {
-        if after > self.revision() {
-            self.wait_for_revision(after, self.shared.config.too_large_wait)
-                .await
-                .map_err(|error| match error {
-                    CacheError::Timeout { requested, current } => CacheError::TooLarge { requested, current },
-                    other => other,
-                })?;
-        }
+    pub fn watch(&self, prefix: &str, after: Revision) -> Result<CacheWatcher, CacheError> {
         let state = self.shared.state.read();
-        if after > state.revision {
-            // Only after a store regression on re-list.
-            return Err(CacheError::TooLarge { requested: after, current: state.revision });
+        let start = if after > state.revision {
+            let deadline = Instant::now() + self.shared.config.too_large_wait;
+            Start {
+                replay: VecDeque::new(),
+                after,
+                deadline: Some(deadline),
+            }
+        } else {
+            Start {
+                replay: state.events_since(prefix, after)?,
+                after,
+                deadline: None,
+            }
+        };
+        match self.shared.register(prefix, start) {
+            (watcher, true) => Ok(watcher),
+            (_, false) => Err(CacheError::Closed),
         }
-        let replay = state.events_since(prefix, after)?;
-        Ok(self.shared.register(prefix, replay))
     }
 
     /// Atomically: the current objects under `prefix`, the revision R they reflect, and a watcher
@@ -478,7 +567,13 @@ impl WatchCache {
     pub fn snapshot_and_watch(&self, prefix: &str) -> (Vec<Arc<KeyValue>>, Revision, CacheWatcher) {
         let state = self.shared.state.read();
         let items = state.range(prefix, None).cloned().collect();
-        let watcher = self.shared.register(prefix, VecDeque::new());
+        let start = Start {
+            replay: VecDeque::new(),
+            after: state.revision,
+            deadline: None,
+        };
+        // After shutdown the watcher simply ends.
+        let (watcher, _) = self.shared.register(prefix, start);
         (items, state.revision, watcher)
     }
 

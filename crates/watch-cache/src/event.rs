@@ -40,8 +40,19 @@ pub struct CacheEvent {
 
 impl CacheEvent {
     /// A new event with no cached encodings.
-    pub fn new(kind: EventKind, kv: Arc<KeyValue>, prev: Option<Arc<KeyValue>>, revision: Revision) -> Self {
-        Self { kind, kv, prev, revision, encodings: parking_lot::Mutex::new(Vec::new()) }
+    pub fn new(
+        kind: EventKind,
+        kv: Arc<KeyValue>,
+        prev: Option<Arc<KeyValue>>,
+        revision: Revision,
+    ) -> Self {
+        Self {
+            kind,
+            kv,
+            prev,
+            revision,
+            encodings: parking_lot::Mutex::new(Vec::new()),
+        }
     }
 
     /// The key that changed.

@@ -15,6 +15,7 @@ use futures::stream::BoxStream;
 use rkube_storage::Revision;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
 
 use crate::cache::Shared;
 use crate::error::CacheError;
@@ -48,7 +49,9 @@ impl WatcherEnd {
     fn set(&self, why: u8) {
         // Only the first reason sticks; SeqCst so `progress` sees it once it sees the revision
         // published after it.
-        let _ = self.0.compare_exchange(OPEN, why, Ordering::SeqCst, Ordering::SeqCst);
+        let _ = self
+            .0
+            .compare_exchange(OPEN, why, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     fn get(&self) -> u8 {
@@ -90,10 +93,17 @@ impl Registry {
         if self.closed {
             return false;
         }
-        let slot = Slot { prefix: prefix.into(), tx, end };
+        let slot = Slot {
+            prefix: prefix.into(),
+            tx,
+            end,
+        };
         match indexed_bucket(prefix) {
             Some(bucket) => {
-                self.buckets.entry(bucket.into()).or_default().insert(id, slot);
+                self.buckets
+                    .entry(bucket.into())
+                    .or_default()
+                    .insert(id, slot);
             }
             None => {
                 self.wide.insert(id, slot);
@@ -107,7 +117,9 @@ impl Registry {
     pub(crate) fn remove(&mut self, id: u64, prefix: &str) {
         let removed = match indexed_bucket(prefix) {
             Some(bucket) => {
-                let Some(slots) = self.buckets.get_mut(bucket) else { return };
+                let Some(slots) = self.buckets.get_mut(bucket) else {
+                    return;
+                };
                 let removed = slots.remove(&id).is_some();
                 if slots.is_empty() {
                     self.buckets.remove(bucket);
@@ -151,7 +163,11 @@ impl Registry {
 
     /// Ends every watcher: with [`CacheError::Reset`] when `reset`, else quietly (shutdown).
     pub(crate) fn end_all(&mut self, reset: bool) {
-        let slots = self.buckets.drain().flat_map(|(_, slots)| slots).chain(self.wide.drain());
+        let slots = self
+            .buckets
+            .drain()
+            .flat_map(|(_, slots)| slots)
+            .chain(self.wide.drain());
         for (_, slot) in slots {
             if reset {
                 slot.end.set(RESET);
@@ -196,19 +212,42 @@ pub struct CacheWatcher {
     rx: mpsc::Receiver<Arc<CacheEvent>>,
     end: Arc<WatcherEnd>,
     cache: Arc<Shared>,
+    /// Events at or below this revision are not returned: the watch starts after it.
+    after: Revision,
+    /// Set while a watch that started ahead of the cache waits for the cache to reach `after`;
+    /// past it the watcher ends with [`CacheError::TooLarge`].
+    deadline: Option<Instant>,
     finished: bool,
+}
+
+/// How a new watcher starts.
+#[derive(Debug)]
+pub(crate) struct Start {
+    pub(crate) replay: VecDeque<Arc<CacheEvent>>,
+    pub(crate) after: Revision,
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl CacheWatcher {
     pub(crate) fn new(
         id: u64,
         prefix: &str,
-        replay: VecDeque<Arc<CacheEvent>>,
+        start: Start,
         rx: mpsc::Receiver<Arc<CacheEvent>>,
         end: Arc<WatcherEnd>,
         cache: Arc<Shared>,
     ) -> Self {
-        Self { id, prefix: prefix.into(), replay, rx, end, cache, finished: false }
+        Self {
+            id,
+            prefix: prefix.into(),
+            replay: start.replay,
+            rx,
+            end,
+            cache,
+            after: start.after,
+            deadline: start.deadline,
+            finished: false,
+        }
     }
 
     /// The key prefix this watcher matches.
@@ -218,7 +257,8 @@ impl CacheWatcher {
 
     /// The next event. `None` when the cache shut down; `Some(Err(Lagged))` (once, after the
     /// events buffered before the overflow) if this watcher fell behind, `Some(Err(Reset))` if the
-    /// cache re-listed the store; `None` after either.
+    /// cache re-listed the store, `Some(Err(TooLarge))` if the watch started ahead of the cache
+    /// and the cache did not get there in time; `None` after any of them.
     pub async fn next(&mut self) -> Option<Result<Arc<CacheEvent>, CacheError>> {
         if self.finished {
             return None;
@@ -226,14 +266,40 @@ impl CacheWatcher {
         if let Some(event) = self.replay.pop_front() {
             return Some(Ok(event));
         }
-        match self.rx.recv().await {
-            Some(event) => Some(Ok(event)),
-            None => {
-                self.finished = true;
-                match self.end.get() {
-                    LAGGED => Some(Err(CacheError::Lagged)),
-                    RESET => Some(Err(CacheError::Reset)),
-                    _ => None,
+        loop {
+            let received = match self.deadline {
+                Some(deadline) if self.cache.published_revision() < self.after => {
+                    match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                        Ok(received) => received,
+                        Err(_) => {
+                            let current = self.cache.published_revision();
+                            if current >= self.after {
+                                continue;
+                            }
+                            self.finished = true;
+                            return Some(Err(CacheError::TooLarge {
+                                requested: self.after,
+                                current,
+                            }));
+                        }
+                    }
+                }
+                _ => {
+                    self.deadline = None;
+                    self.rx.recv().await
+                }
+            };
+            match received {
+                // Only a watch that started ahead of the cache gets these.
+                Some(event) if event.revision <= self.after => continue,
+                Some(event) => return Some(Ok(event)),
+                None => {
+                    self.finished = true;
+                    return match self.end.get() {
+                        LAGGED => Some(Err(CacheError::Lagged)),
+                        RESET => Some(Err(CacheError::Reset)),
+                        _ => None,
+                    };
                 }
             }
         }
@@ -250,7 +316,11 @@ impl CacheWatcher {
             return None;
         }
         let revision = self.cache.published_revision();
-        if self.end.get() != OPEN || !self.replay.is_empty() || !self.rx.is_empty() {
+        if revision < self.after
+            || self.end.get() != OPEN
+            || !self.replay.is_empty()
+            || !self.rx.is_empty()
+        {
             return None;
         }
         Some(revision)
