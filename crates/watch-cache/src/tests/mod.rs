@@ -1,41 +1,39 @@
-//! Tests against the in-memory reference store, plus a wrapper that breaks store watches on demand.
+//! Tests against the in-memory reference store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use rkube_storage::memory::MemoryStore;
-use rkube_storage::{
-    KeyValue, KvStore, RangeResult, Result as StoreResult, Revision, StorageError, WatchStream,
-};
-use tokio::sync::oneshot;
+use rkube_storage::{KeyValue, KvStore, Revision};
 
 use crate::{CacheError, CacheEvent, CacheWatcher, EventKind, WatchCache, WatchCacheConfig};
 
-const PODS: &str = "/registry/core/pods/";
-const CONFIGMAPS: &str = "/registry/core/configmaps/";
+mod numbers;
+mod recovery;
 
-fn pod(ns: &str, name: &str) -> String {
+pub(super) const PODS: &str = "/registry/core/pods/";
+pub(super) const CONFIGMAPS: &str = "/registry/core/configmaps/";
+
+pub(super) fn pod(ns: &str, name: &str) -> String {
     format!("{PODS}{ns}/{name}")
 }
 
-fn config(window: usize) -> WatchCacheConfig {
+pub(super) fn config(window: usize) -> WatchCacheConfig {
     WatchCacheConfig {
         window,
         ..WatchCacheConfig::default()
     }
 }
 
-async fn start(store: &Arc<MemoryStore>, config: WatchCacheConfig) -> Arc<WatchCache> {
+pub(super) async fn start(store: &Arc<MemoryStore>, config: WatchCacheConfig) -> Arc<WatchCache> {
     WatchCache::start_with(store.clone(), config).await.unwrap()
 }
 
-async fn next(watcher: &mut CacheWatcher) -> Arc<CacheEvent> {
+pub(super) async fn next(watcher: &mut CacheWatcher) -> Arc<CacheEvent> {
     tokio::time::timeout(Duration::from_secs(5), watcher.next())
         .await
         .expect("no event within 5s")
@@ -43,13 +41,13 @@ async fn next(watcher: &mut CacheWatcher) -> Arc<CacheEvent> {
         .expect("watcher failed")
 }
 
-async fn assert_quiet(watcher: &mut CacheWatcher) {
+pub(super) async fn assert_quiet(watcher: &mut CacheWatcher) {
     if let Ok(item) = tokio::time::timeout(Duration::from_millis(50), watcher.next()).await {
         panic!("unexpected watch item: {item:?}");
     }
 }
 
-fn keys(items: &[Arc<KeyValue>]) -> Vec<&str> {
+pub(super) fn keys(items: &[Arc<KeyValue>]) -> Vec<&str> {
     items.iter().map(|kv| kv.key.as_str()).collect()
 }
 
@@ -632,153 +630,4 @@ fn events_are_encoded_once_per_format() {
     assert_eq!(event.encoded_with("json", encode).unwrap(), "encoded");
     assert_eq!(event.encoded_with("protobuf", encode).unwrap(), "encoded");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-}
-
-/// A store whose watch streams can be broken, and whose new watches can be refused, on demand.
-struct Flaky {
-    inner: Arc<MemoryStore>,
-    refuse_watch: AtomicBool,
-    watches: AtomicUsize,
-    kills: parking_lot::Mutex<Vec<oneshot::Sender<()>>>,
-}
-
-impl Flaky {
-    fn new(inner: Arc<MemoryStore>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            refuse_watch: AtomicBool::new(false),
-            watches: AtomicUsize::new(0),
-            kills: Default::default(),
-        })
-    }
-
-    /// Ends every open watch stream with `WatchLagged`.
-    fn break_watches(&self) {
-        for kill in self.kills.lock().drain(..) {
-            let _ = kill.send(());
-        }
-    }
-}
-
-#[async_trait]
-impl KvStore for Flaky {
-    async fn get(&self, key: &str) -> StoreResult<Option<KeyValue>> {
-        self.inner.get(key).await
-    }
-    async fn range(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-        revision: Option<Revision>,
-    ) -> StoreResult<RangeResult> {
-        self.inner.range(prefix, start_after, limit, revision).await
-    }
-    async fn create(&self, key: &str, value: Vec<u8>) -> StoreResult<KeyValue> {
-        self.inner.create(key, value).await
-    }
-    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> StoreResult<KeyValue> {
-        self.inner.update(key, value, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &str,
-        expected: Option<Revision>,
-    ) -> StoreResult<(KeyValue, Revision)> {
-        self.inner.delete(key, expected).await
-    }
-    async fn watch(&self, prefix: &str, after: Revision) -> StoreResult<WatchStream> {
-        if self.refuse_watch.load(Ordering::SeqCst) {
-            return Err(StorageError::Backend("watch refused by test".into()));
-        }
-        let stream = self.inner.watch(prefix, after).await?;
-        self.watches.fetch_add(1, Ordering::SeqCst);
-        let (kill, killed) = oneshot::channel();
-        self.kills.lock().push(kill);
-        let lagged = futures::stream::once(async { Err(StorageError::WatchLagged) });
-        Ok(stream.take_until(killed).chain(lagged).boxed())
-    }
-    async fn current_revision(&self) -> StoreResult<Revision> {
-        self.inner.current_revision().await
-    }
-    async fn compacted_revision(&self) -> StoreResult<Revision> {
-        self.inner.compacted_revision().await
-    }
-    async fn compact(&self, revision: Revision) -> StoreResult<()> {
-        self.inner.compact(revision).await
-    }
-}
-
-#[tokio::test]
-async fn a_broken_store_watch_is_resumed_without_disturbing_watchers() {
-    let memory = Arc::new(MemoryStore::new());
-    let store = Flaky::new(memory.clone());
-    let cache = WatchCache::start_with(store.clone(), config(10))
-        .await
-        .unwrap();
-    let mut watcher = cache.watch(PODS, 0).unwrap();
-    memory.create(&pod("default", "a"), vec![]).await.unwrap();
-    assert_eq!(next(&mut watcher).await.revision, 1);
-
-    store.refuse_watch.store(true, Ordering::SeqCst);
-    store.break_watches();
-    memory.create(&pod("default", "b"), vec![]).await.unwrap();
-    memory.create(&pod("default", "c"), vec![]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(120)).await; // a couple of refused retries
-    store.refuse_watch.store(false, Ordering::SeqCst);
-
-    assert_eq!(next(&mut watcher).await.revision, 2);
-    assert_eq!(next(&mut watcher).await.revision, 3);
-    assert_eq!(store.watches.load(Ordering::SeqCst), 2);
-    assert_eq!(cache.stats().relists, 0);
-}
-
-#[tokio::test]
-async fn a_compacted_store_watch_relists_and_resets_watchers() {
-    let memory = Arc::new(MemoryStore::new());
-    let store = Flaky::new(memory.clone());
-    memory
-        .create(&pod("default", "gone"), vec![])
-        .await
-        .unwrap();
-    let cache = WatchCache::start_with(store.clone(), config(10))
-        .await
-        .unwrap();
-    let mut watcher = cache.watch(PODS, 1).unwrap();
-
-    store.refuse_watch.store(true, Ordering::SeqCst);
-    store.break_watches();
-    memory.delete(&pod("default", "gone"), None).await.unwrap(); // 2
-    memory
-        .create(&pod("default", "new"), b"n".to_vec())
-        .await
-        .unwrap(); // 3
-    memory.compact(3).await.unwrap();
-    store.refuse_watch.store(false, Ordering::SeqCst);
-
-    let ended = tokio::time::timeout(Duration::from_secs(5), watcher.next())
-        .await
-        .unwrap();
-    assert_eq!(ended.unwrap().unwrap_err(), CacheError::Reset);
-    assert!(watcher.next().await.is_none());
-    cache
-        .wait_for_revision(3, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(keys(&cache.list(PODS).0), [pod("default", "new")]);
-    assert_eq!(cache.stats().relists, 1);
-    assert_eq!(
-        cache.watch(PODS, 1).unwrap_err(),
-        CacheError::Expired {
-            requested: 1,
-            oldest: 3
-        }
-    );
-
-    let mut fresh = cache.watch(PODS, 3).unwrap();
-    memory
-        .create(&pod("default", "later"), vec![])
-        .await
-        .unwrap();
-    assert_eq!(next(&mut fresh).await.revision, 4);
 }
