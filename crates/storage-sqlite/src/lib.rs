@@ -132,6 +132,15 @@ impl SqliteStore {
         })
     }
 
+    /// Stops the writer after the writes already queued and waits for it without blocking the
+    /// async runtime (dropping the store does the same wait on the current thread).
+    pub async fn close(mut self) {
+        self.commands = None;
+        if let Some(handle) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
     /// Sends a command to the writer and waits for its answer.
     async fn send<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
         let (reply, answer) = oneshot::channel();
@@ -242,5 +251,31 @@ impl KvStore for SqliteStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         self.send(|reply| Command::Compact { revision, reply }).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_connection_is_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("state.db")).unwrap();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |row| row.get(0)).unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2));
+    }
+
+    #[tokio::test]
+    async fn close_then_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.create("/a", vec![1]).await.unwrap();
+        store.close().await;
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.get("/a").await.unwrap().unwrap().value, vec![1]);
     }
 }

@@ -27,7 +27,7 @@ use crate::Error;
 ///   [`RANGE_LATEST`]) without touching the table.
 /// - `meta` holds `compact_rev` (reads below it fail) and `compact_done` (how far history rows
 ///   have actually been deleted), so an interrupted compaction resumes after a restart.
-pub(crate) const SCHEMA: &str = "
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     name            TEXT    NOT NULL,
@@ -45,27 +45,34 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 ";
 
-/// The latest row per name in a key range at a revision, live rows only. The inner query is a
-/// scan of the covering index `kv_name_id` over the prefix (SQLite's "bare column" rule makes
-/// `deleted` come from the row holding `MAX(id)`); the outer one reads the values of the page only.
-/// `{bounds}` is filled with [`Bounds::sql`]; `?1` is the revision, `?2` the limit (-1 = none).
-pub(crate) const RANGE_LATEST: &str = "
+/// The latest row per name in a key range at a revision, live rows only, one page. The inner
+/// queries only read the covering index `kv_name_id` over the prefix (SQLite's "bare column" rule
+/// makes `deleted` come from the row holding `MAX(id)`, and the GROUP BY walks the index in name
+/// order, so the page needs no sort); only the page's rows are then read from the table for their
+/// values. `{bounds}` is filled with the name conditions; `?1` is the revision, `?2` the limit
+/// (-1 = none).
+pub const RANGE_LATEST: &str = "
 SELECT k.name, k.create_revision, k.id, k.value
-FROM (SELECT MAX(id) AS id, deleted FROM kv WHERE {bounds} AND id <= ?1 GROUP BY name) AS latest
-JOIN kv AS k ON k.id = latest.id
-WHERE latest.deleted = 0
-ORDER BY k.name
-LIMIT ?2";
+FROM (
+    SELECT id, name FROM (
+        SELECT MAX(id) AS id, deleted, name FROM kv WHERE {bounds} AND id <= ?1 GROUP BY name
+    )
+    WHERE deleted = 0
+    ORDER BY name
+    LIMIT ?2
+) AS page
+JOIN kv AS k ON k.id = page.id
+ORDER BY page.name";
 
 /// How many keys [`RANGE_LATEST`] would return without a limit; index-only.
-pub(crate) const RANGE_COUNT: &str = "
+pub const RANGE_COUNT: &str = "
 SELECT COUNT(*)
 FROM (SELECT MAX(id) AS id, deleted FROM kv WHERE {bounds} AND id <= ?1 GROUP BY name)
 WHERE deleted = 0";
 
 /// History rows after a revision, oldest first, with the previous row's value for updates and
 /// deletes. `?1` < id <= `?2`, at most `?3` rows.
-pub(crate) const HISTORY: &str = "
+pub const HISTORY: &str = "
 SELECT k.id, k.name, k.created, k.deleted, k.create_revision, k.prev_revision, k.value, p.value
 FROM kv AS k LEFT JOIN kv AS p ON p.id = k.prev_revision AND k.created = 0
 WHERE k.id > ?1 AND k.id <= ?2 AND {bounds}
@@ -75,7 +82,7 @@ LIMIT ?3";
 /// Deletes, for revisions in (`?1`, `?2`], every row superseded by a row in that window and every
 /// tombstone in it. Cribbed from kine's `compactSQL` (which cribbed from
 /// `k8s.io/apiserver/pkg/storage/etcd3/compact.go`'s idea of keeping each key's latest revision).
-pub(crate) const COMPACT_BATCH: &str = "
+pub const COMPACT_BATCH: &str = "
 DELETE FROM kv WHERE id IN (
     SELECT prev_revision FROM kv WHERE id > ?1 AND id <= ?2 AND prev_revision != 0
     UNION
@@ -83,7 +90,7 @@ DELETE FROM kv WHERE id IN (
 )";
 
 /// Appends one row.
-pub(crate) const INSERT: &str = "
+pub const INSERT: &str = "
 INSERT INTO kv (id, name, created, deleted, create_revision, prev_revision, value)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
@@ -201,7 +208,7 @@ impl Bounds {
         Bounds { lower, lower_inclusive, upper: prefix_end(prefix.as_bytes()) }
     }
 
-    /// The conditions, with `name` qualified by `table` when given, using parameters `?first`
+    /// The conditions on `column`, using parameters `?first`
     /// and (if there is an upper bound) `?first+1`.
     pub(crate) fn sql(&self, column: &str, first: usize) -> String {
         let op = if self.lower_inclusive { ">=" } else { ">" };

@@ -94,7 +94,7 @@ impl Writer {
         Ok(Writer { conn, revision, shared, fanout, compaction })
     }
 
-    /// Serves commands until every sender is gone, then finishes pending compaction work.
+    /// Serves commands until every sender is gone. Unfinished compaction resumes on the next open.
     pub(crate) fn run(mut self, commands: Receiver<Command>) {
         let mut lookahead: Option<Command> = None;
         loop {
