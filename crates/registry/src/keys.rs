@@ -12,6 +12,9 @@ fn group_segment(group: &str) -> &str {
 
 /// Prefix of every object of the resource (all namespaces).
 pub fn resource_prefix(group: &str, plural: &str) -> String {
+    // events.k8s.io Events share storage with core Events, as upstream stores both under
+    // /registry/events.
+    let group = if group == "events.k8s.io" && plural == "events" { "" } else { group };
     format!("/registry/{}/{}/", group_segment(group), plural)
 }
 

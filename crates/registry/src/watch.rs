@@ -82,6 +82,13 @@ impl Registry {
             watcher
         } else {
             let after = parse_rv(rv)?;
+            // A revision the cache has not reached yet: wait briefly, then fail before the stream
+            // starts, as upstream's cacher does (`Too large resource version`, 504).
+            if after > self.cache.revision() {
+                if let Err(e) = self.cache.wait_for_revision(after, std::time::Duration::from_secs(3)).await {
+                    return Err(ApiError::timeout(e.to_string()));
+                }
+            }
             match self.cache.watch(&prefix, after) {
                 Ok(w) => w,
                 Err(CacheError::Expired { requested, oldest }) => {
