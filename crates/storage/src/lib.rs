@@ -7,6 +7,7 @@
 //!
 //! Backends: [`memory::MemoryStore`] (reference, feature `testing`), `rkube-storage-sqlite`
 //! (embedded default), and later etcd. All of them pass [`battery`] (feature `testing`).
+//! Backends that publish their own commits share [`fanout`] for watches.
 
 use std::sync::Arc;
 
