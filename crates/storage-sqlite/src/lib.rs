@@ -1,11 +1,11 @@
 //! Embedded SQLite backend for [`rkube_storage::KvStore`]: kine's design (one append-only log
 //! table whose row id is the revision, see [`schema`]) in a single process.
 //!
-//! - **Writes** go to one writer thread owning the only write connection ([`writer`]); it commits
+//! - **Writes** go to one writer thread owning the only write connection (module `writer`); it commits
 //!   with `journal_mode=WAL` and `synchronous=FULL`, so an acknowledged write survives `kill -9`
 //!   and power loss, then publishes the event to the in-process watch fan-out. No polling and no
 //!   gap "fill" rows: we are the only writer of the file, unlike kine.
-//! - **Reads** use a small pool of read-only connections on `spawn_blocking` ([`reader`]); WAL
+//! - **Reads** use a small pool of read-only connections on `spawn_blocking` (module `reader`); WAL
 //!   readers never wait for the writer.
 //! - **Watches** subscribe to the fan-out, then replay history from the table in pages.
 //! - **Compaction** deletes superseded rows and tombstones in batches of 1,000 revisions on the
