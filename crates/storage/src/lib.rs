@@ -5,8 +5,8 @@
 //! writer read, so concurrent writers conflict instead of overwriting each other. A watch replays
 //! every change after a given revision (unless compacted) and then streams live changes.
 //!
-//! Backends: [`memory::MemoryStore`] (reference, feature `testing`), `rkube-storage-sqlite`
-//! (embedded default), and later etcd. All of them pass [`battery`] (feature `testing`).
+//! Backends: `memory::MemoryStore` (reference, feature `testing`), `rkube-storage-sqlite`
+//! (embedded default), and later etcd. All of them pass the `battery` module (feature `testing`).
 //! Backends that publish their own commits share [`fanout`] for watches.
 
 use std::sync::Arc;
