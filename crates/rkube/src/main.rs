@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(name = "rkube", version, about = "A Kubernetes-compatible cluster in one binary")]
 struct Cli {
@@ -16,6 +18,9 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server on the embedded datastore).
     Server(ServerArgs),
+    /// Measure the API server end to end (creates, gets, large lists, watch latency) on a
+    /// temporary data directory and print a table.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,6 +93,7 @@ fn main() -> anyhow::Result<()> {
                 println!("rkube: ready");
             }))?;
         }
+        Command::Bench(a) => rt.block_on(bench::run(a))?,
     }
     Ok(())
 }
