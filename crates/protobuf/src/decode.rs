@@ -266,6 +266,10 @@ fn unpack(plan: &MessagePlan, ty: ValueType, packed: &[u8], items: &mut Vec<Valu
 }
 
 fn float(plan: &MessagePlan, f: f64) -> Result<Value, ProtoError> {
+    // Go's encoding/json prints integral floats without a fraction (`10`, not `10.0`).
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        return Ok(Value::from(f as i64));
+    }
     Number::from_f64(f)
         .map(Value::Number)
         .ok_or_else(|| ProtoError::malformed(&plan.full_name, format!("{f} cannot be represented in JSON")))
