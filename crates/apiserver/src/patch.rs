@@ -163,15 +163,15 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) -> Result<(), ApiError
                 }
             }
             _ => {
-                let mut fresh = Value::Null;
-                if v.is_object() {
-                    fresh = Value::Object(Map::new());
+                let fresh = if v.is_object() {
+                    let mut fresh = Value::Object(Map::new());
                     strategic_merge(&mut fresh, v)?;
+                    fresh
                 } else if let Value::Array(items) = v {
-                    fresh = Value::Array(strip_directives(items));
+                    Value::Array(strip_directives(items))
                 } else {
-                    fresh = v.clone();
-                }
+                    v.clone()
+                };
                 t.insert(k.clone(), fresh);
             }
         }

@@ -41,5 +41,20 @@ pub async fn ensure_bootstrap_objects(registry: &Arc<Registry>, kubernetes_servi
             "sessionAffinity": "None",
         },
     });
-    ensure(registry, "", "v1", "services", Some("default"), svc).await
+    ensure(registry, "", "v1", "services", Some("default"), svc).await?;
+    for obj in crate::bootstrap_data::flowcontrol_objects() {
+        let plural = if obj["kind"] == "FlowSchema" { "flowschemas" } else { "prioritylevelconfigurations" };
+        ensure(registry, "flowcontrol.apiserver.k8s.io", "v1", plural, None, obj).await?;
+    }
+    // One local APIService per served group-version, as the aggregator's autoregistration does.
+    let mut seen = std::collections::BTreeSet::new();
+    for r in registry.resources() {
+        if seen.insert((r.group.clone(), r.version.clone())) {
+            let api = crate::bootstrap_data::apiservice_for(&r.group, &r.version);
+            if !api.is_null() {
+                ensure(registry, "apiregistration.k8s.io", "v1", "apiservices", None, api).await?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! loaded) → bootstrap objects → TLS listener bound → kubeconfig written → `ready`.
 
 pub mod bootstrap;
+pub mod bootstrap_data;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -126,7 +127,7 @@ pub async fn run_server(
     let namespace_task = tokio::spawn(rkube_registry::namespaces::run_namespace_finalizer(registry.clone()));
     state.ready.store(true, Ordering::Release);
     on_ready(advertise, kubeconfig);
-    rkube_apiserver::server::serve(listener, tls, app, shutdown).await;
+    rkube_apiserver::server::serve(listener, Arc::new(tls), app, shutdown).await;
     namespace_task.abort();
     Ok(())
 }

@@ -28,11 +28,8 @@ impl Registry {
     pub fn check_field_selector(&self, res: &ResourceInfo, opts: &ListOptions) -> Result<(), ApiError> {
         if let Some(fs) = &opts.field_selector {
             for r in fs.requirements() {
-                if strategy::field_label_path(res, &r.field).is_none() {
-                    return Err(ApiError::bad_request(format!(
-                        "field label not supported: {}",
-                        r.field
-                    )));
+                if !crate::policy::supports_field_label(&res.group, &res.plural, &r.field) {
+                    return Err(ApiError::bad_request(crate::policy::unsupported_field_label_message(&res.group, &res.plural, &r.field)));
                 }
             }
         }

@@ -5,7 +5,7 @@
 use rkube_apimachinery::{ApiError, FieldError, ResourceInfo, meta};
 use serde_json::{Map, Value};
 
-use crate::policy::policy;
+use crate::policy::{GenerationRule, policy};
 
 /// Resets what a client may not set on create: identity, timestamps, generation, status.
 pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
@@ -17,10 +17,9 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
         m.shift_remove("deletionTimestamp");
         m.shift_remove("deletionGracePeriodSeconds");
         m.shift_remove("selfLink");
+        // Untracked kinds keep whatever generation the client sent, as upstream's BeforeCreate.
         if p.tracks_generation {
             m.insert("generation".into(), Value::from(1));
-        } else {
-            m.shift_remove("generation");
         }
     }
     if let (Some(status), Some(o)) = (p.status_on_create, obj.as_object_mut()) {
@@ -101,23 +100,7 @@ pub fn pod_qos_class(pod: &Value) -> &'static str {
 pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, status_only: bool) {
     let p = policy(&res.group, &res.plural);
     if status_only {
-        // Status strategies take only the status from the request (and, like upstream's
-        // ResetFieldsStrategy for status, keep spec and metadata from the stored object).
-        let status = new.get("status").cloned();
-        let mut merged = old.clone();
-        if let Some(o) = merged.as_object_mut() {
-            match status {
-                Some(s) => o.insert("status".into(), s),
-                None => o.shift_remove("status"),
-            };
-        }
-        // The resourceVersion precondition of the request still applies.
-        if let Some(rv) = meta::meta_str(new, "resourceVersion").map(str::to_string) {
-            meta::set_meta(&mut merged, "resourceVersion", Value::String(rv));
-        } else {
-            meta::remove_meta(&mut merged, "resourceVersion");
-        }
-        *new = merged;
+        *new = status_update(res, new, old);
         return;
     }
     // Immutable system metadata (apiserver `rest.BeforeUpdate` / `FillObjectMetaSystemFields`).
@@ -139,10 +122,56 @@ pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, stat
             };
         }
     }
-    if p.tracks_generation && spec_changed(new, old) {
+    let bump = match crate::policy::generation_rule(&res.group, &res.plural) {
+        GenerationRule::Untracked | GenerationRule::CreateOnly => false,
+        GenerationRule::SpecChange => spec_changed(new, old),
+        GenerationRule::SpecOrAnnotations => spec_changed(new, old) || meta_field(new, "annotations") != meta_field(old, "annotations"),
+        GenerationRule::SpecOrLabels => spec_changed(new, old) || meta_field(new, "labels") != meta_field(old, "labels"),
+    };
+    if bump {
         let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         meta::set_meta(new, "generation", Value::from(g));
     }
+}
+
+fn meta_field<'a>(obj: &'a Value, k: &str) -> Option<&'a Value> {
+    meta::metadata(obj).and_then(|m| m.get(k))
+}
+
+/// What a PUT to `/status` stores: the request's object with what the resource's status strategy
+/// protects copied from the stored object (see [`crate::policy::status_update_rule`]).
+fn status_update(res: &ResourceInfo, new: &Value, old: &Value) -> Value {
+    let rule = crate::policy::status_update_rule(&res.group, &res.plural);
+    let keep_top: &[&str] = rule.map_or(&["spec"], |r| r.keep_from_stored);
+    let keep_meta: &[&str] = rule.map_or(&[], |r| r.keep_metadata);
+    let mut out = new.clone();
+    let Some(o) = out.as_object_mut() else { return old.clone() };
+    for k in keep_top {
+        match old.get(*k) {
+            Some(v) => o.insert((*k).to_string(), v.clone()),
+            None => o.shift_remove(*k),
+        };
+    }
+    let request_rv = meta::meta_str(new, "resourceVersion").map(str::to_string);
+    let old_meta = meta::metadata(old).cloned().unwrap_or_default();
+    if keep_meta == ["*"] {
+        o.insert("metadata".into(), Value::Object(old_meta.clone()));
+    }
+    if let Some(m) = meta::metadata_mut(&mut out) {
+        let protected = ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace", "name"];
+        for k in protected.iter().chain(keep_meta.iter()).filter(|k| **k != "*") {
+            match old_meta.get(*k) {
+                Some(v) => m.insert((*k).to_string(), v.clone()),
+                None => m.shift_remove(*k),
+            };
+        }
+        // The request's resourceVersion precondition still applies.
+        match request_rv {
+            Some(rv) => m.insert("resourceVersion".into(), Value::String(rv)),
+            None => m.shift_remove("resourceVersion"),
+        };
+    }
+    out
 }
 
 /// Whether anything outside metadata and status differs.
@@ -157,28 +186,9 @@ fn spec_changed(new: &Value, old: &Value) -> bool {
     strip(new) != strip(old)
 }
 
-/// Field labels the resource supports in field selectors, with the JSON path each reads.
-pub fn field_label_path(res: &ResourceInfo, label: &str) -> Option<String> {
-    match label {
-        "metadata.name" | "metadata.namespace" => Some(label.to_string()),
-        _ => policy(&res.group, &res.plural)
-            .field_labels
-            .iter()
-            .find(|(l, _)| *l == label)
-            .map(|(_, path)| (*path).to_string()),
-    }
-}
-
 /// Reads a field label's value from an object as upstream's `GetAttrs` renders it.
 pub fn field_label_value(res: &ResourceInfo, obj: &Value, label: &str) -> Option<String> {
-    let path = field_label_path(res, label)?;
-    match meta::field_string(obj, &path) {
-        Some(v) => Some(v),
-        // Upstream renders absent scalars as their zero value: "" for strings, "false" for
-        // booleans such as spec.hostNetwork and spec.unschedulable.
-        None if matches!(label, "spec.hostNetwork" | "spec.unschedulable") => Some("false".into()),
-        None => Some(String::new()),
-    }
+    crate::policy::field_label_value(&res.group, &res.plural, obj, label)
 }
 
 /// The namespace/name consistency rules every request obeys (apiserver `rest.BeforeCreate`,
