@@ -111,11 +111,10 @@ fn int_or_percent_value(v: Option<&Value>) -> i64 {
 
 /// `IsNotMoreThan100Percent`.
 fn not_over_100(errs: &mut Errs, v: Option<&Value>, path: &str) {
-    if let Some(Value::String(s)) = v {
-        if names::is_valid_percent(s).is_empty() && int_or_percent_value(v) > 100 {
+    if let Some(Value::String(s)) = v
+        && names::is_valid_percent(s).is_empty() && int_or_percent_value(v) > 100 {
             errs.push(FieldError::invalid(path, s.as_str(), "must not be greater than 100%"));
         }
-    }
 }
 
 /// The selector rules shared by Deployment and ReplicaSet (`ValidateDeploymentSpec` /
@@ -291,11 +290,10 @@ fn validate_daemonset(errs: &mut Errs, spec: &Value) {
             "`selector` does not match template `labels`",
         ));
     }
-    if let Some(s) = sel {
-        if obj(s, "matchLabels").is_none_or(|m| m.is_empty()) && arr(s, "matchExpressions").is_empty() {
+    if let Some(s) = sel
+        && obj(s, "matchLabels").is_none_or(|m| m.is_empty()) && arr(s, "matchExpressions").is_empty() {
             errs.push(FieldError::invalid("spec.selector", s.clone(), "empty selector is invalid for daemonset"));
         }
-    }
     pod::validate_pod_template_spec(errs, template, "spec.template");
     let tspec = template.get("spec").unwrap_or(&empty);
     let restart = st(tspec, "restartPolicy");

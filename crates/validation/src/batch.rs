@@ -46,13 +46,11 @@ fn copy_template_labels(job: &mut Value) {
         .and_then(|m| m.get("labels"))
         .filter(|l| l.is_object())
         .cloned();
-    if let Some(labels) = labels {
-        if let Some(meta) = ensure_obj(job, "metadata") {
-            if meta.get("labels").and_then(Value::as_object).is_none_or(|m| m.is_empty()) {
+    if let Some(labels) = labels
+        && let Some(meta) = ensure_obj(job, "metadata")
+            && meta.get("labels").and_then(Value::as_object).is_none_or(|m| m.is_empty()) {
                 meta.insert("labels".into(), labels);
             }
-        }
-    }
 }
 
 /// `SetObjectDefaults_Job` / `SetObjectDefaults_CronJob`.
@@ -276,11 +274,10 @@ fn validate_cron_job_spec(errs: &mut Errs, spec: &Value, old: Option<&Value>) {
     if let Some(v) = opt_int(spec, "startingDeadlineSeconds") {
         nonnegative(errs, v, "spec.startingDeadlineSeconds");
     }
-    if let Some(tz) = opt_st(spec, "timeZone") {
-        if old.is_none_or(|o| opt_st(o, "timeZone") != Some(tz)) {
+    if let Some(tz) = opt_st(spec, "timeZone")
+        && old.is_none_or(|o| opt_st(o, "timeZone") != Some(tz)) {
             validate_time_zone(errs, tz);
         }
-    }
     match st(spec, "concurrencyPolicy") {
         "Allow" | "Forbid" | "Replace" => {}
         "" => errs.push(FieldError::required("spec.concurrencyPolicy", "")),
@@ -334,8 +331,8 @@ pub(crate) fn validate(kind: &str, o: &Value, errs: &mut Errs) {
         "Job" => {
             validate_generated_selector(errs, o);
             validate_job_spec(errs, spec);
-            if opt_st(spec, "completionMode") == Some("Indexed") {
-                if let Some(c) = opt_int(spec, "completions").filter(|c| *c > 0) {
+            if opt_st(spec, "completionMode") == Some("Indexed")
+                && let Some(c) = opt_int(spec, "completions").filter(|c| *c > 0) {
                     let host = format!("{name}-{}", c - 1);
                     if !names::is_dns1123_label(&host).is_empty() {
                         errs.push(FieldError::invalid(
@@ -345,7 +342,6 @@ pub(crate) fn validate(kind: &str, o: &Value, errs: &mut Errs) {
                         ));
                     }
                 }
-            }
         }
         "CronJob" => {
             validate_cron_job_spec(errs, spec, None);

@@ -122,8 +122,8 @@ pub(crate) fn validate(kind: &str, o: &Value, errs: &mut Errs) {
             for (i, r) in arr(o, "rules").iter().enumerate() {
                 validate_rule(errs, r, kind == "Role", &index("rules", i));
             }
-            if kind == "ClusterRole" {
-                if let Some(agg) = o.get("aggregationRule").filter(|a| a.is_object()) {
+            if kind == "ClusterRole"
+                && let Some(agg) = o.get("aggregationRule").filter(|a| a.is_object()) {
                     let selectors = arr(agg, "clusterRoleSelectors");
                     if selectors.is_empty() {
                         errs.push(FieldError::required(
@@ -135,7 +135,6 @@ pub(crate) fn validate(kind: &str, o: &Value, errs: &mut Errs) {
                         meta::validate_label_selector(errs, Some(s), &index("aggregationRule.clusterRoleSelectors", i));
                     }
                 }
-            }
         }
         "RoleBinding" => validate_binding(errs, o, true),
         "ClusterRoleBinding" => validate_binding(errs, o, false),

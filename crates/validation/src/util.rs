@@ -84,29 +84,26 @@ pub(crate) fn ensure_obj<'a>(v: &'a mut Value, k: &str) -> Option<&'a mut Map<St
 
 /// Sets `v[k] = val` when `v[k]` is absent, null, or `""` (Go's "if x == \"\"" defaulting).
 pub(crate) fn default_str(v: &mut Value, k: &str, val: &str) {
-    if is_empty_str(v, k) {
-        if let Some(m) = v.as_object_mut() {
+    if is_empty_str(v, k)
+        && let Some(m) = v.as_object_mut() {
             m.insert(k.to_string(), Value::String(val.to_string()));
         }
-    }
 }
 
 /// Sets `v[k] = val` when `v[k]` is absent or null (Go's "if x == nil" defaulting).
 pub(crate) fn default_val(v: &mut Value, k: &str, val: Value) {
-    if is_unset(v, k) {
-        if let Some(m) = v.as_object_mut() {
+    if is_unset(v, k)
+        && let Some(m) = v.as_object_mut() {
             m.insert(k.to_string(), val);
         }
-    }
 }
 
 /// Sets an integer field when it is absent, null or 0 (Go's "if x == 0" defaulting).
 pub(crate) fn default_nonzero(v: &mut Value, k: &str, val: i64) {
-    if opt_int(v, k).unwrap_or(0) == 0 {
-        if let Some(m) = v.as_object_mut() {
+    if opt_int(v, k).unwrap_or(0) == 0
+        && let Some(m) = v.as_object_mut() {
             m.insert(k.to_string(), Value::from(val));
         }
-    }
 }
 
 /// Mutable iteration over the objects of the array at `v[k]`.

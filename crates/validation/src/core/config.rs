@@ -117,17 +117,15 @@ pub(crate) fn validate_secret(errs: &mut Errs, secret: &Value) {
                 ));
             }
         }
-        "kubernetes.io/basic-auth" => {
-            if !has("username") && !has("password") {
+        "kubernetes.io/basic-auth"
+            if !has("username") && !has("password") => {
                 errs.push(FieldError::required("data[username]", ""));
                 errs.push(FieldError::required("data[password]", ""));
             }
-        }
-        "kubernetes.io/ssh-auth" => {
-            if secret_value(secret, "ssh-privatekey").is_none_or(|v| v.is_empty()) {
+        "kubernetes.io/ssh-auth"
+            if secret_value(secret, "ssh-privatekey").is_none_or(|v| v.is_empty()) => {
                 errs.push(FieldError::required("data[ssh-privatekey]", ""));
             }
-        }
         "kubernetes.io/tls" => {
             if !has("tls.crt") {
                 errs.push(FieldError::required("data[tls.crt]", ""));
@@ -215,9 +213,8 @@ pub(crate) fn validate_pvc(errs: &mut Errs, pvc: &Value) {
             None => errs.push(FieldError::invalid("spec.resources[storage]", q.clone(), crate::core::quantity::FORMAT_ERROR)),
         },
     }
-    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str) {
-        if !matches!(mode, "Block" | "Filesystem") {
+    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str)
+        && !matches!(mode, "Block" | "Filesystem") {
             errs.push(FieldError::not_supported("spec.volumeMode", mode, &["Block", "Filesystem"]));
         }
-    }
 }

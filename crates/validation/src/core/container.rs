@@ -345,11 +345,10 @@ fn validate_handler(errs: &mut Errs, h: &Value, grace: Option<i64>, path: &str, 
         }
         n += 1;
         match *kind {
-            "exec" => {
-                if arr(action, "command").is_empty() {
+            "exec"
+                if arr(action, "command").is_empty() => {
                     errs.push(FieldError::required(child(&p, "command"), ""));
                 }
-            }
             "httpGet" => {
                 if st(action, "path").is_empty() {
                     errs.push(FieldError::required(child(&p, "path"), ""));
@@ -370,15 +369,14 @@ fn validate_handler(errs: &mut Errs, h: &Value, grace: Option<i64>, path: &str, 
             "grpc" => port_num_or_name(errs, action.get("port"), &child(&p, "port")),
             "sleep" => {
                 let secs = opt_int(action, "seconds").unwrap_or(0);
-                if let Some(g) = grace {
-                    if secs < 0 || secs > g {
+                if let Some(g) = grace
+                    && (secs < 0 || secs > g) {
                         errs.push(FieldError::invalid(
                             p,
                             secs,
                             format!("must be non-negative and less than terminationGracePeriodSeconds ({g})"),
                         ));
                     }
-                }
             }
             _ => {}
         }
@@ -477,11 +475,10 @@ pub(crate) fn validate_common(errs: &mut Errs, c: &Value, volumes: &BTreeMap<Str
 fn validate_security_context(errs: &mut Errs, sc: Option<&Value>, path: &str) {
     let Some(sc) = sc else { return };
     for f in ["runAsUser", "runAsGroup"] {
-        if let Some(v) = opt_int(sc, f) {
-            if !(0..=i64::from(u32::MAX)).contains(&v) {
+        if let Some(v) = opt_int(sc, f)
+            && !(0..=i64::from(u32::MAX)).contains(&v) {
                 errs.push(FieldError::invalid(child(path, f), v, names::inclusive_range_error(0, i64::from(u32::MAX))));
             }
-        }
     }
     if sc.get("privileged").and_then(Value::as_bool) == Some(true)
         && sc.get("allowPrivilegeEscalation").and_then(Value::as_bool) == Some(false)

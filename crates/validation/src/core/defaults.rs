@@ -119,13 +119,11 @@ fn default_host_network_ports(spec: &mut Value) {
     for list in ["containers", "initContainers"] {
         each_mut(spec, list, |c| {
             each_mut(c, "ports", |p| {
-                if opt_int(p, "hostPort").unwrap_or(0) == 0 {
-                    if let Some(cp) = opt_int(p, "containerPort") {
-                        if let Some(m) = p.as_object_mut() {
+                if opt_int(p, "hostPort").unwrap_or(0) == 0
+                    && let Some(cp) = opt_int(p, "containerPort")
+                        && let Some(m) = p.as_object_mut() {
                             m.insert("hostPort".into(), json!(cp));
                         }
-                    }
-                }
             });
         });
     }
@@ -193,14 +191,13 @@ pub(crate) fn default_service(svc: &mut Value) {
                     .and_then(|c| c.get("clientIP"))
                     .and_then(|c| c.get("timeoutSeconds"))
                     .is_some_and(|t| !t.is_null());
-                if !has_timeout {
-                    if let Some(m) = spec.as_object_mut() {
+                if !has_timeout
+                    && let Some(m) = spec.as_object_mut() {
                         m.insert(
                             "sessionAffinityConfig".into(),
                             json!({"clientIP": {"timeoutSeconds": DEFAULT_CLIENT_IP_AFFINITY_SECONDS}}),
                         );
                     }
-                }
             }
             _ => {}
         }
@@ -244,11 +241,10 @@ pub(crate) fn default_service(svc: &mut Value) {
             default_val(spec, "ipFamilyPolicy", json!(policy));
             default_val(spec, "ipFamilies", json!(["IPv4"]));
             let cluster_ip = st(spec, "clusterIP").to_string();
-            if !cluster_ip.is_empty() && crate::util::arr(spec, "clusterIPs").is_empty() {
-                if let Some(m) = spec.as_object_mut() {
+            if !cluster_ip.is_empty() && crate::util::arr(spec, "clusterIPs").is_empty()
+                && let Some(m) = spec.as_object_mut() {
                     m.insert("clusterIPs".into(), json!([cluster_ip]));
                 }
-            }
         }
     });
 }
@@ -256,8 +252,8 @@ pub(crate) fn default_service(svc: &mut Value) {
 /// `SetDefaults_Namespace` (the `kubernetes.io/metadata.name` label) and `SetDefaults_NamespaceStatus`.
 pub(crate) fn default_namespace(ns: &mut Value) {
     let name = obj(ns, "metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
-    if !name.is_empty() {
-        if let Some(meta) = ensure_obj(ns, "metadata") {
+    if !name.is_empty()
+        && let Some(meta) = ensure_obj(ns, "metadata") {
             let labels = meta.entry("labels").or_insert_with(|| json!({}));
             if labels.is_null() {
                 *labels = json!({});
@@ -266,7 +262,6 @@ pub(crate) fn default_namespace(ns: &mut Value) {
                 l.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
         }
-    }
     if ensure_obj(ns, "status").is_some() {
         with_obj(ns, "status", |s| default_str(s, "phase", "Active"));
     }
@@ -281,16 +276,14 @@ fn default_replication_controller(rc: &mut Value) {
         .filter(|l| l.is_object())
         .cloned();
     if let Some(labels) = labels {
-        if let Some(spec) = ensure_obj(rc, "spec") {
-            if spec.get("selector").and_then(Value::as_object).is_none_or(|m| m.is_empty()) {
+        if let Some(spec) = ensure_obj(rc, "spec")
+            && spec.get("selector").and_then(Value::as_object).is_none_or(|m| m.is_empty()) {
                 spec.insert("selector".into(), labels.clone());
             }
-        }
-        if let Some(meta) = ensure_obj(rc, "metadata") {
-            if meta.get("labels").and_then(Value::as_object).is_none_or(|m| m.is_empty()) {
+        if let Some(meta) = ensure_obj(rc, "metadata")
+            && meta.get("labels").and_then(Value::as_object).is_none_or(|m| m.is_empty()) {
                 meta.insert("labels".into(), labels);
             }
-        }
     }
     with_obj(rc, "spec", |spec| {
         default_val(spec, "replicas", json!(1));
@@ -301,21 +294,19 @@ fn default_replication_controller(rc: &mut Value) {
 /// `SetDefaults_PersistentVolumeClaimSpec` / `SetDefaults_PersistentVolumeClaim`.
 pub(crate) fn default_pvc(pvc: &mut Value) {
     with_obj(pvc, "spec", |s| default_val(s, "volumeMode", json!("Filesystem")));
-    if let Some(status) = ensure_obj(pvc, "status") {
-        if status.get("phase").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if let Some(status) = ensure_obj(pvc, "status")
+        && status.get("phase").and_then(Value::as_str).unwrap_or("").is_empty() {
             status.insert("phase".into(), json!("Pending"));
         }
-    }
 }
 
 /// Applies the core/v1 defaults for `kind`. Unknown kinds are left alone.
 pub(crate) fn apply(kind: &str, o: &mut Value) {
     match kind {
-        "Pod" => {
-            if ensure_obj(o, "spec").is_some() {
+        "Pod"
+            if ensure_obj(o, "spec").is_some() => {
                 with_obj(o, "spec", |s| default_pod_spec(s, true));
             }
-        }
         "PodTemplate" => with_obj(o, "template", default_pod_template),
         "ReplicationController" => default_replication_controller(o),
         "Service" => default_service(o),
@@ -327,19 +318,17 @@ pub(crate) fn apply(kind: &str, o: &mut Value) {
                 default_str(s, "persistentVolumeReclaimPolicy", "Retain");
                 default_val(s, "volumeMode", json!("Filesystem"));
             });
-            if let Some(status) = ensure_obj(o, "status") {
-                if status.get("phase").and_then(Value::as_str).unwrap_or("").is_empty() {
+            if let Some(status) = ensure_obj(o, "status")
+                && status.get("phase").and_then(Value::as_str).unwrap_or("").is_empty() {
                     status.insert("phase".into(), json!("Pending"));
                 }
-            }
         }
         "Endpoints" => each_mut(o, "subsets", |s| each_mut(s, "ports", |p| default_str(p, "protocol", "TCP"))),
         "Node" => with_obj(o, "status", |s| {
-            if is_unset(s, "allocatable") {
-                if let Some(cap) = s.get("capacity").cloned() {
+            if is_unset(s, "allocatable")
+                && let Some(cap) = s.get("capacity").cloned() {
                     default_val(s, "allocatable", cap);
                 }
-            }
         }),
         _ => {}
     }

@@ -20,15 +20,14 @@ const VOLUME_SOURCES: &[&str] = &[
 ];
 
 fn default_mode(errs: &mut Errs, v: &Value, path: &str) {
-    if let Some(mode) = opt_int(v, "defaultMode") {
-        if !(0..=0o777).contains(&mode) {
+    if let Some(mode) = opt_int(v, "defaultMode")
+        && !(0..=0o777).contains(&mode) {
             errs.push(FieldError::invalid(
                 child(path, "defaultMode"),
                 mode,
                 "must be a number between 0 and 0777 (octal), both inclusive",
             ));
         }
-    }
 }
 
 fn key_to_path_items(errs: &mut Errs, v: &Value, path: &str) {
@@ -71,11 +70,10 @@ fn validate_source(errs: &mut Errs, kind: &str, src: &Value, path: &str) {
             default_mode(errs, src, path);
             key_to_path_items(errs, src, path);
         }
-        "persistentVolumeClaim" => {
-            if st(src, "claimName").is_empty() {
+        "persistentVolumeClaim"
+            if st(src, "claimName").is_empty() => {
                 errs.push(FieldError::required(child(path, "claimName"), ""));
             }
-        }
         "nfs" => {
             if st(src, "server").is_empty() {
                 errs.push(FieldError::required(child(path, "server"), ""));
@@ -88,11 +86,10 @@ fn validate_source(errs: &mut Errs, kind: &str, src: &Value, path: &str) {
             }
         }
         "downwardAPI" | "projected" => default_mode(errs, src, path),
-        "image" => {
-            if st(src, "reference").is_empty() {
+        "image"
+            if st(src, "reference").is_empty() => {
                 errs.push(FieldError::required(child(path, "reference"), ""));
             }
-        }
         _ => {}
     }
 }
@@ -319,15 +316,14 @@ pub(crate) fn validate_pod_spec(errs: &mut Errs, spec: &Value, path: &str) {
     if !node.is_empty() {
         name_field(errs, node, &child(path, "nodeName"));
     }
-    if let Some(ads) = opt_int(spec, "activeDeadlineSeconds") {
-        if !(1..=i64::from(i32::MAX)).contains(&ads) {
+    if let Some(ads) = opt_int(spec, "activeDeadlineSeconds")
+        && !(1..=i64::from(i32::MAX)).contains(&ads) {
             errs.push(FieldError::invalid(
                 child(path, "activeDeadlineSeconds"),
                 ads,
                 names::inclusive_range_error(1, i64::from(i32::MAX)),
             ));
         }
-    }
     for f in ["hostname", "subdomain"] {
         let v = st(spec, f);
         if !v.is_empty() {
@@ -544,11 +540,10 @@ pub(crate) fn validate_pod_update(errs: &mut Errs, new: &Value, old: &Value) {
             };
         }
         let old_grace = opt_int(os, "terminationGracePeriodSeconds");
-        if old_grace.is_some_and(|g| g < 0) && opt_int(&Value::Object(m.clone()), "terminationGracePeriodSeconds") == Some(1) {
-            if let Some(g) = os.get("terminationGracePeriodSeconds") {
+        if old_grace.is_some_and(|g| g < 0) && opt_int(&Value::Object(m.clone()), "terminationGracePeriodSeconds") == Some(1)
+            && let Some(g) = os.get("terminationGracePeriodSeconds") {
                 m.insert("terminationGracePeriodSeconds".into(), g.clone());
             }
-        }
         if !arr(os, "schedulingGates").is_empty() {
             // Gated pods may add node selectors and node affinity.
             for f in ["nodeSelector", "affinity"] {

@@ -202,11 +202,10 @@ fn traffic_policies(errs: &mut Errs, spec: &Value, ty: &str) {
         }
         _ => {}
     }
-    if let Some(td) = opt_st(spec, "trafficDistribution") {
-        if td != "PreferClose" {
+    if let Some(td) = opt_st(spec, "trafficDistribution")
+        && td != "PreferClose" {
             errs.push(FieldError::not_supported("spec.trafficDistribution", td, &["PreferClose"]));
         }
-    }
 }
 
 /// `ValidateServiceClusterIPsRelatedFields`.
@@ -232,15 +231,14 @@ fn validate_cluster_ips(errs: &mut Errs, spec: &Value) {
             errs.push(FieldError::duplicate(index("spec.ipFamilies", i), fam));
         }
     }
-    if let Some(p) = opt_st(spec, "ipFamilyPolicy") {
-        if !matches!(p, "SingleStack" | "PreferDualStack" | "RequireDualStack") {
+    if let Some(p) = opt_st(spec, "ipFamilyPolicy")
+        && !matches!(p, "SingleStack" | "PreferDualStack" | "RequireDualStack") {
             errs.push(FieldError::not_supported(
                 "spec.ipFamilyPolicy",
                 p,
                 &["PreferDualStack", "RequireDualStack", "SingleStack"],
             ));
         }
-    }
     let mut invalid = false;
     for (i, ip) in ips.iter().enumerate() {
         if i == 0 && ip == "None" {
@@ -291,7 +289,7 @@ pub(crate) fn validate_service_update(errs: &mut Errs, new: &Value, old: &Value)
     let ns = new.get("spec").filter(|s| s.is_object()).unwrap_or(&empty);
     let os = old.get("spec").filter(|s| s.is_object()).unwrap_or(&empty);
     let external_name = st(ns, "type") == "ExternalName" || st(os, "type") == "ExternalName";
-    if !external_name && !(is_headless(ns) && is_headless(os)) {
+    if !(external_name || (is_headless(ns) && is_headless(os))) {
         let (n, o) = (cluster_ips(ns), cluster_ips(os));
         let nv = json!(n);
         if n.len() == o.len() {
