@@ -234,6 +234,13 @@ fn service_cluster_ip_may_not_change() {
     new["spec"]["clusterIPs"] = json!(["None"]);
     let e = msgs(&validate_update("", "v1", "Service", &new, &old));
     assert_eq!(e, vec!["spec.clusterIPs[0]: Invalid value: [\"None\"]: may not change once set"]);
+    // A replace that omits the allocated address keeps it (patchAllocatedValues).
+    let mut replaced = old.clone();
+    if let Some(spec) = replaced["spec"].as_object_mut() {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    assert!(validate_update("", "v1", "Service", &replaced, &old).is_empty());
 }
 
 #[test]

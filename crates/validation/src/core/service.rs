@@ -282,9 +282,41 @@ fn validate_cluster_ips(errs: &mut Errs, spec: &Value) {
     }
 }
 
+/// The service registry's `patchAllocatedValues` (`pkg/registry/core/service/storage/storage.go`),
+/// which runs before update validation upstream: a client may omit the allocated cluster IPs and
+/// health check node port, which are then carried over from the stored object.
+fn carry_allocated_values(new: &Value, old: &Value) -> Value {
+    let mut out = new.clone();
+    let empty = json!({});
+    let os = old.get("spec").filter(|s| s.is_object()).unwrap_or(&empty);
+    let needs_ip = |s: &Value| st(s, "type") != "ExternalName";
+    let Some(ns) = out.get_mut("spec").filter(|s| s.is_object()) else { return out };
+    if needs_ip(ns) && needs_ip(os) {
+        let old_ip = st(os, "clusterIP").to_string();
+        let old_ips = os.get("clusterIPs").cloned();
+        if let Some(m) = ns.as_object_mut() {
+            if m.get("clusterIP").and_then(Value::as_str).unwrap_or("").is_empty() && !old_ip.is_empty() {
+                m.insert("clusterIP".into(), json!(old_ip));
+            }
+            if m.get("clusterIPs").and_then(Value::as_array).is_none_or(|a| a.is_empty())
+                && let Some(ips) = old_ips.filter(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+                    m.insert("clusterIPs".into(), ips);
+                }
+        }
+    }
+    let needs_hc = |s: &Value| st(s, "type") == "LoadBalancer" && st(s, "externalTrafficPolicy") == "Local";
+    if needs_hc(ns) && needs_hc(os) && opt_int(ns, "healthCheckNodePort").unwrap_or(0) == 0
+        && let (Some(m), Some(hc)) = (ns.as_object_mut(), os.get("healthCheckNodePort")) {
+            m.insert("healthCheckNodePort".into(), hc.clone());
+        }
+    out
+}
+
 /// `ValidateServiceUpdate` (without metadata): cluster IPs and families may not change once set
 /// (except from/to ExternalName), the health check node port is immutable, then `ValidateService`.
 pub(crate) fn validate_service_update(errs: &mut Errs, new: &Value, old: &Value) {
+    let carried = carry_allocated_values(new, old);
+    let new = &carried;
     let empty = json!({});
     let ns = new.get("spec").filter(|s| s.is_object()).unwrap_or(&empty);
     let os = old.get("spec").filter(|s| s.is_object()).unwrap_or(&empty);
