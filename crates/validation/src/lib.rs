@@ -37,6 +37,14 @@ pub fn name_rule(group: &str, kind: &str) -> NameRule {
     }
 }
 
+/// True for the groups served by kube-apiserver itself, whose kinds use core's
+/// `ValidateObjectMeta` (with the Kubernetes finalizer-name rule); CRDs, APIServices and custom
+/// resources use apimachinery's generic metadata validation.
+fn is_builtin_group(group: &str) -> bool {
+    matches!(group, "" | "apps" | "batch" | "policy" | "autoscaling")
+        || (group.ends_with(".k8s.io") && !matches!(group, "apiextensions.k8s.io" | "apiregistration.k8s.io"))
+}
+
 /// True when `kind` has spec/data rules here beyond the metadata checks.
 pub fn has_spec_rules(group: &str, kind: &str) -> bool {
     matches!(
@@ -83,7 +91,7 @@ fn default_network_policy(np: &mut Value) {
 /// Validates an object being created: metadata (name rules, labels, annotations, owner
 /// references, finalizers) and the kind's spec. Namespace presence/absence is the server's check.
 pub fn validate_create(group: &str, _version: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
-    let mut errs = validate_object_meta(obj, name_rule(group, kind));
+    let mut errs = meta::validate_object_meta_with(obj, name_rule(group, kind), is_builtin_group(group));
     match group {
         "" => core::validate(kind, obj, &mut errs),
         "apps" => apps::validate(kind, obj, &mut errs),
@@ -121,7 +129,7 @@ fn canonical_values(mut errs: Vec<FieldError>) -> Vec<FieldError> {
 /// DaemonSet selectors, StatefulSet spec, Service cluster IPs, Job selector/template, Pod spec,
 /// ConfigMap/Secret data when `immutable: true`, RoleBinding roleRef).
 pub fn validate_update(group: &str, _version: &str, kind: &str, new: &Value, old: &Value) -> Vec<FieldError> {
-    let mut errs = validate_object_meta_update(new, old);
+    let mut errs = meta::validate_object_meta_update_with(new, old, is_builtin_group(group));
     match group {
         "" => core::validate_update(kind, new, old, &mut errs),
         "apps" => apps::validate_update(kind, new, old, &mut errs),

@@ -83,8 +83,8 @@ fn validate_owner_references(errs: &mut Errs, refs: &[Value], path: &str) {
     }
 }
 
-/// `ValidateFinalizers` plus core's `validateKubeFinalizerName`.
-fn validate_finalizers(errs: &mut Errs, finalizers: &[Value], path: &str) {
+/// `ValidateFinalizers`, plus core's `validateKubeFinalizerName` for built-in kinds.
+fn validate_finalizers(errs: &mut Errs, finalizers: &[Value], path: &str, kube_names: bool) {
     let names: Vec<&str> = finalizers.iter().filter_map(Value::as_str).collect();
     for f in &names {
         for msg in names::is_qualified_name(f) {
@@ -98,7 +98,7 @@ fn validate_finalizers(errs: &mut Errs, finalizers: &[Value], path: &str) {
             "finalizer orphan and foregroundDeletion cannot be both set",
         ));
     }
-    for (i, f) in names.iter().enumerate() {
+    for (i, f) in names.iter().enumerate().filter(|_| kube_names) {
         if !f.contains('/') && !matches!(*f, "kubernetes" | "orphan" | "foregroundDeletion") {
             errs.push(FieldError::invalid(
                 index(path, i),
@@ -111,14 +111,14 @@ fn validate_finalizers(errs: &mut Errs, finalizers: &[Value], path: &str) {
 
 /// The checks shared by create and update (`validateObjectMetaAccessorWithOptsCommon`), without
 /// the namespace rule, which is the server's (it knows the scope).
-fn validate_common(errs: &mut Errs, meta: &Value) {
+fn validate_common(errs: &mut Errs, meta: &Value, kube_names: bool) {
     if let Some(g) = opt_int(meta, "generation") {
         crate::util::nonnegative(errs, g, "metadata.generation");
     }
     validate_labels(errs, &string_map(meta, "labels"), "metadata.labels");
     validate_annotations(errs, &string_map(meta, "annotations"), "metadata.annotations");
     validate_owner_references(errs, arr(meta, "ownerReferences"), "metadata.ownerReferences");
-    validate_finalizers(errs, arr(meta, "finalizers"), "metadata.finalizers");
+    validate_finalizers(errs, arr(meta, "finalizers"), "metadata.finalizers", kube_names);
 }
 
 /// `ValidateObjectMeta` on create: `metadata.name` is required unless `generateName` is set (the
@@ -126,6 +126,13 @@ fn validate_common(errs: &mut Errs, meta: &Value) {
 /// a generateName is reported too), both are checked with the kind's name rule, then labels,
 /// annotations, owner references and finalizers.
 pub fn validate_object_meta(obj_value: &Value, rule: NameRule) -> Vec<FieldError> {
+    validate_object_meta_with(obj_value, rule, true)
+}
+
+/// [`validate_object_meta`] with the choice of core's finalizer-name rule: built-in kinds use
+/// core's `ValidateObjectMeta` (finalizers must be standard or domain-qualified), custom
+/// resources and CRDs apimachinery's generic one (`kube_names` false).
+pub fn validate_object_meta_with(obj_value: &Value, rule: NameRule, kube_names: bool) -> Vec<FieldError> {
     let mut errs = Errs::new();
     let empty = Value::Object(Default::default());
     let meta = obj_value.get("metadata").filter(|m| m.is_object()).unwrap_or(&empty);
@@ -143,12 +150,18 @@ pub fn validate_object_meta(obj_value: &Value, rule: NameRule) -> Vec<FieldError
             errs.push(FieldError::invalid("metadata.name", name, msg));
         }
     }
-    validate_common(&mut errs, meta);
+    validate_common(&mut errs, meta, kube_names);
     errs
 }
 
 /// `ValidateObjectMetaUpdate`: identity fields are immutable, the generation may not go down, and no finalizer may be added once deletion started.
 pub fn validate_object_meta_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    validate_object_meta_update_with(new, old, true)
+}
+
+/// [`validate_object_meta_update`] with the choice of finalizer-name rule (see
+/// [`validate_object_meta_with`]).
+pub fn validate_object_meta_update_with(new: &Value, old: &Value, kube_names: bool) -> Vec<FieldError> {
     let mut errs = Errs::new();
     let empty = Value::Object(Default::default());
     let nm = new.get("metadata").filter(|m| m.is_object()).unwrap_or(&empty);
@@ -180,7 +193,7 @@ pub fn validate_object_meta_update(new: &Value, old: &Value) -> Vec<FieldError> 
     for f in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
         crate::util::immutable(&mut errs, nm.get(f), om.get(f), &format!("metadata.{f}"));
     }
-    validate_common(&mut errs, nm);
+    validate_common(&mut errs, nm, kube_names);
     errs
 }
 

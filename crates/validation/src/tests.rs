@@ -299,4 +299,8 @@ fn unknown_kinds_get_metadata_checks() {
         vec!["metadata.name: Required value: name or generateName is required"]
     );
     assert!(validate_create("example.com", "v1", "Widget", &json!({"metadata": {"name": "w"}})).is_empty());
+    // Custom resources use the generic finalizer rule; built-in kinds the Kubernetes one.
+    let with_fin = json!({"metadata": {"name": "w", "finalizers": ["cleanup"]}});
+    assert!(validate_create("example.com", "v1", "Widget", &with_fin).is_empty());
+    assert_eq!(validate_create("", "v1", "ConfigMap", &with_fin).len(), 1);
 }
