@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod encode;
 pub mod handler;
 pub mod negotiate;
+pub mod openapi;
 pub mod patch;
 pub mod request_info;
 pub mod server;

@@ -25,6 +25,8 @@ pub struct AppState {
     pub proto: Arc<ProtoCodec>,
     /// Settings.
     pub config: ApiServerConfig,
+    /// OpenAPI v3 documents, built at start.
+    pub openapi_v3: crate::openapi::OpenApiV3,
     /// Set once start-up finished (bootstrap objects exist): `/readyz` answers ok.
     pub ready: AtomicBool,
 }

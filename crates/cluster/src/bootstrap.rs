@@ -14,6 +14,11 @@ async fn ensure(registry: &Registry, group: &str, version: &str, plural: &str, n
     let res = registry
         .lookup(group, version, plural)
         .ok_or_else(|| ApiError::internal(format!("resource {plural} is not served")))?;
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    // Look first: creating an existing object would also re-run allocation checks (Services).
+    if registry.get(&res, ns, &name, "").await.is_ok() {
+        return Ok(());
+    }
     match registry.create(&res, ns, obj, false).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 => Ok(()),

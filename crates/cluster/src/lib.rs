@@ -116,6 +116,7 @@ pub async fn run_server(
             git_version: KUBERNETES_VERSION.to_string(),
             max_body_bytes: 3 * 1024 * 1024,
         },
+        openapi_v3: rkube_apiserver::openapi::OpenApiV3::build(&registry.resources(), KUBERNETES_VERSION),
         ready: Default::default(),
     });
     let app = rkube_apiserver::router(state.clone());

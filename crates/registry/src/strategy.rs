@@ -53,6 +53,11 @@ fn kind_specific_create(res: &ResourceInfo, obj: &mut Value) {
                 }
             }
         }
+        ("batch", "jobs") => {
+            // The Job strategy labels the template with the job's uid and selects on it
+            // (pkg/registry/batch/job/strategy.go generateSelector); needs the uid set above.
+            rkube_validation::generate_job_selector(obj);
+        }
         ("", "pods") => {
             let qos = pod_qos_class(obj);
             if let Some(st) = obj.get_mut("status").and_then(Value::as_object_mut) {
