@@ -84,3 +84,6 @@ impl ProtoCodec {
         envelope::decode_watch_event(&self.schema, frame)
     }
 }
+
+#[cfg(test)]
+mod full_sample_tests;
