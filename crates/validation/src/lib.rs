@@ -33,6 +33,7 @@ pub fn name_rule(group: &str, kind: &str) -> NameRule {
         "" => core::name_rule(kind),
         "apps" => apps::name_rule(kind),
         "rbac.authorization.k8s.io" => NameRule::PathSegment,
+        "apiregistration.k8s.io" if kind == "APIService" => NameRule::ApiServiceName,
         _ => NameRule::DnsSubdomain,
     }
 }

@@ -298,6 +298,9 @@ pub enum NameRule {
     Dns1035Label,
     /// `path.ValidatePathSegmentName`: RBAC roles and bindings.
     PathSegment,
+    /// `<version>.<group>` with an empty group for core (`v1.`): APIServices
+    /// (kube-aggregator `pkg/apis/apiregistration/validation/validation.go`).
+    ApiServiceName,
 }
 
 /// `maskTrailingDash`: a generateName prefix may end in `-` (upstream keeps its quirk of
@@ -332,6 +335,16 @@ impl NameRule {
             NameRule::DnsLabel => is_dns1123_label(&masked),
             NameRule::Dns1035Label => is_dns1035_label(&masked),
             NameRule::PathSegment => path_segment_name(name, prefix),
+            NameRule::ApiServiceName => match name.split_once('.') {
+                Some((version, group)) => {
+                    let mut errs = is_dns1035_label(version);
+                    if !group.is_empty() {
+                        errs.extend(is_dns1123_subdomain(group));
+                    }
+                    errs
+                }
+                None => vec![format!("{name:?} must be <version>.<group>")],
+            },
         }
     }
 }
