@@ -25,10 +25,19 @@ pub(crate) fn decode_fields(
 ) -> Result<(), ProtoError> {
     let plan = schema.message(msg)?;
     let mut reader = Reader::new(buf);
-    while let Some((number, value)) = reader.next_field().map_err(|e| ProtoError::malformed(&plan.full_name, e))? {
-        let Some(field) = plan.field_by_number(number) else { continue };
+    while let Some((number, value)) = reader
+        .next_field()
+        .map_err(|e| ProtoError::malformed(&plan.full_name, e))?
+    {
+        let Some(field) = plan.field_by_number(number) else {
+            continue;
+        };
         decode_field(schema, plan, field, value, out).map_err(|e| {
-            if field.inline { e } else { e.within(&field.json_name) }
+            if field.inline {
+                e
+            } else {
+                e.within(&field.json_name)
+            }
         })?;
     }
     Ok(())
@@ -61,7 +70,9 @@ fn decode_field(
         Card::Repeated => {
             let mut items = Vec::new();
             match (field.ty, value) {
-                (ValueType::Message(m), v) => items.push(decode_value(schema, m, expect_bytes(plan, v)?)?),
+                (ValueType::Message(m), v) => {
+                    items.push(decode_value(schema, m, expect_bytes(plan, v)?)?)
+                }
                 (ValueType::String | ValueType::Bytes, v) => items.push(scalar(plan, field.ty, v)?),
                 (ty, WireValue::Bytes(packed)) => unpack(plan, ty, packed, &mut items)?,
                 (ty, v) => items.push(scalar(plan, ty, v)?),
@@ -99,7 +110,10 @@ fn map_entry(
     let mut key = String::new();
     let mut value = None;
     let mut reader = Reader::new(buf);
-    while let Some((number, v)) = reader.next_field().map_err(|e| ProtoError::malformed(&plan.full_name, e))? {
+    while let Some((number, v)) = reader
+        .next_field()
+        .map_err(|e| ProtoError::malformed(&plan.full_name, e))?
+    {
         match number {
             1 => key = String::from_utf8_lossy(expect_bytes(plan, v)?).into_owned(),
             2 => {
@@ -125,11 +139,20 @@ pub(crate) fn decode_value(schema: &Schema, msg: usize, buf: &[u8]) -> Result<Va
     let mut fields: Vec<(u32, WireValue<'_>)> = Vec::new();
     if plan.special != Special::None {
         let mut reader = Reader::new(buf);
-        while let Some(f) = reader.next_field().map_err(|e| ProtoError::malformed(&plan.full_name, e))? {
+        while let Some(f) = reader
+            .next_field()
+            .map_err(|e| ProtoError::malformed(&plan.full_name, e))?
+        {
             fields.push(f);
         }
     }
-    let last = |n: u32| fields.iter().rev().find(|(num, _)| *num == n).map(|(_, v)| *v);
+    let last = |n: u32| {
+        fields
+            .iter()
+            .rev()
+            .find(|(num, _)| *num == n)
+            .map(|(_, v)| *v)
+    };
     let int = |n: u32| -> Result<i64, ProtoError> {
         match last(n) {
             None => Ok(0),
@@ -137,8 +160,13 @@ pub(crate) fn decode_value(schema: &Schema, msg: usize, buf: &[u8]) -> Result<Va
             Some(other) => Err(wrong_wire(plan, "varint", other)),
         }
     };
-    let bytes = |n: u32| -> Result<Option<&[u8]>, ProtoError> { last(n).map(|v| expect_bytes(plan, v)).transpose() };
-    let child = |n: u32| plan.message_of(n).ok_or_else(|| ProtoError::Schema(format!("{}: field {n}", plan.full_name)));
+    let bytes = |n: u32| -> Result<Option<&[u8]>, ProtoError> {
+        last(n).map(|v| expect_bytes(plan, v)).transpose()
+    };
+    let child = |n: u32| {
+        plan.message_of(n)
+            .ok_or_else(|| ProtoError::Schema(format!("{}: field {n}", plan.full_name)))
+    };
     Ok(match plan.special {
         Special::None => {
             let mut out = Map::new();
@@ -148,7 +176,8 @@ pub(crate) fn decode_value(schema: &Schema, msg: usize, buf: &[u8]) -> Result<Va
         Special::Time | Special::MicroTime if fields.is_empty() => Value::Null,
         Special::Time => {
             // meta/v1 time_proto.go drops nanos when unmarshalling
-            let s = timefmt::format_time(int(1)?).ok_or_else(|| ProtoError::malformed(&plan.full_name, "time out of range"))?;
+            let s = timefmt::format_time(int(1)?)
+                .ok_or_else(|| ProtoError::malformed(&plan.full_name, "time out of range"))?;
             Value::String(s)
         }
         Special::MicroTime => {
@@ -175,7 +204,10 @@ pub(crate) fn decode_value(schema: &Schema, msg: usize, buf: &[u8]) -> Result<Va
         Special::Slice => {
             let mut out = Map::new();
             decode_fields(schema, msg, buf, &mut out)?;
-            out.into_iter().next().map(|(_, v)| v).unwrap_or_else(|| Value::Array(Vec::new()))
+            out.into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| Value::Array(Vec::new()))
         }
         Special::SchemaOrArray => {
             let schemas: Vec<&[u8]> = fields
@@ -185,7 +217,12 @@ pub(crate) fn decode_value(schema: &Schema, msg: usize, buf: &[u8]) -> Result<Va
                 .collect::<Result<_, _>>()?;
             if !schemas.is_empty() {
                 let m = child(2)?;
-                Value::Array(schemas.into_iter().map(|b| decode_value(schema, m, b)).collect::<Result<_, _>>()?)
+                Value::Array(
+                    schemas
+                        .into_iter()
+                        .map(|b| decode_value(schema, m, b))
+                        .collect::<Result<_, _>>()?,
+                )
             } else if let Some(b) = bytes(1)? {
                 decode_value(schema, child(1)?, b)?
             } else {
@@ -218,8 +255,12 @@ fn embedded(schema: &Schema, plan: &MessagePlan, raw: &[u8]) -> Result<Value, Pr
     if raw.starts_with(&crate::MAGIC) {
         return crate::envelope::decode(schema, raw);
     }
-    serde_json::from_slice(raw)
-        .map_err(|e| ProtoError::malformed(&plan.full_name, format!("embedded object is neither protobuf nor JSON: {e}")))
+    serde_json::from_slice(raw).map_err(|e| {
+        ProtoError::malformed(
+            &plan.full_name,
+            format!("embedded object is neither protobuf nor JSON: {e}"),
+        )
+    })
 }
 
 fn expect_bytes<'a>(plan: &MessagePlan, v: WireValue<'a>) -> Result<&'a [u8], ProtoError> {
@@ -230,7 +271,10 @@ fn expect_bytes<'a>(plan: &MessagePlan, v: WireValue<'a>) -> Result<&'a [u8], Pr
 }
 
 fn wrong_wire(plan: &MessagePlan, expected: &str, got: WireValue<'_>) -> ProtoError {
-    ProtoError::malformed(&plan.full_name, format!("expected {expected} wire type, got {}", got.type_name()))
+    ProtoError::malformed(
+        &plan.full_name,
+        format!("expected {expected} wire type, got {}", got.type_name()),
+    )
 }
 
 fn scalar(plan: &MessagePlan, ty: ValueType, v: WireValue<'_>) -> Result<Value, ProtoError> {
@@ -240,8 +284,12 @@ fn scalar(plan: &MessagePlan, ty: ValueType, v: WireValue<'_>) -> Result<Value, 
         (ValueType::Bool, WireValue::Varint(x)) => Value::Bool(x != 0),
         (ValueType::Double, WireValue::Fixed64(x)) => float(plan, f64::from_bits(x))?,
         (ValueType::Float, WireValue::Fixed32(x)) => float(plan, f64::from(f32::from_bits(x)))?,
-        (ValueType::String, WireValue::Bytes(b)) => Value::String(String::from_utf8_lossy(b).into_owned()),
-        (ValueType::Bytes, WireValue::Bytes(b)) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        (ValueType::String, WireValue::Bytes(b)) => {
+            Value::String(String::from_utf8_lossy(b).into_owned())
+        }
+        (ValueType::Bytes, WireValue::Bytes(b)) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
         (ty, v) => {
             return Err(ProtoError::malformed(
                 &plan.full_name,
@@ -251,13 +299,22 @@ fn scalar(plan: &MessagePlan, ty: ValueType, v: WireValue<'_>) -> Result<Value, 
     })
 }
 
-fn unpack(plan: &MessagePlan, ty: ValueType, packed: &[u8], items: &mut Vec<Value>) -> Result<(), ProtoError> {
+fn unpack(
+    plan: &MessagePlan,
+    ty: ValueType,
+    packed: &[u8],
+    items: &mut Vec<Value>,
+) -> Result<(), ProtoError> {
     let mut r = Reader::new(packed);
     let err = |e: String| ProtoError::malformed(&plan.full_name, e);
     while !r.is_empty() {
         let v = match ty {
-            ValueType::Double => WireValue::Fixed64(u64::from_le_bytes(r.take_array::<8>().map_err(err)?)),
-            ValueType::Float => WireValue::Fixed32(u32::from_le_bytes(r.take_array::<4>().map_err(err)?)),
+            ValueType::Double => {
+                WireValue::Fixed64(u64::from_le_bytes(r.take_array::<8>().map_err(err)?))
+            }
+            ValueType::Float => {
+                WireValue::Fixed32(u32::from_le_bytes(r.take_array::<4>().map_err(err)?))
+            }
             _ => WireValue::Varint(r.varint().map_err(err)?),
         };
         items.push(scalar(plan, ty, v)?);
@@ -270,9 +327,12 @@ fn float(plan: &MessagePlan, f: f64) -> Result<Value, ProtoError> {
     if f.fract() == 0.0 && f.abs() < 1e15 {
         return Ok(Value::from(f as i64));
     }
-    Number::from_f64(f)
-        .map(Value::Number)
-        .ok_or_else(|| ProtoError::malformed(&plan.full_name, format!("{f} cannot be represented in JSON")))
+    Number::from_f64(f).map(Value::Number).ok_or_else(|| {
+        ProtoError::malformed(
+            &plan.full_name,
+            format!("{f} cannot be represented in JSON"),
+        )
+    })
 }
 
 fn is_zero(v: &Value) -> bool {

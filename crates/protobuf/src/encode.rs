@@ -51,10 +51,14 @@ pub(crate) fn encode_fields<'v>(
     order.sort_by_key(|(n, _)| *n);
     for (_, item) in order {
         match item {
-            Item::Direct(f, v) => encode_field(schema, f, v, buf).map_err(|e| e.within(&f.json_name))?,
+            Item::Direct(f, v) => {
+                encode_field(schema, f, v, buf).map_err(|e| e.within(&f.json_name))?
+            }
             Item::Inline(f, members) => {
                 // Go embeds inline structs by value, so they are always on the wire.
-                let ValueType::Message(child) = f.ty else { continue };
+                let ValueType::Message(child) = f.ty else {
+                    continue;
+                };
                 let mut sub = Vec::new();
                 encode_fields(schema, child, &members, &mut sub)?;
                 put_bytes_field(buf, f.number, &sub);
@@ -69,12 +73,20 @@ enum Item<'p, 'v> {
     Inline(&'p FieldPlan, Vec<(&'v str, &'v Value)>),
 }
 
-fn encode_field(schema: &Schema, f: &FieldPlan, v: &Value, buf: &mut Vec<u8>) -> Result<(), ProtoError> {
+fn encode_field(
+    schema: &Schema,
+    f: &FieldPlan,
+    v: &Value,
+    buf: &mut Vec<u8>,
+) -> Result<(), ProtoError> {
     match f.card {
         Card::Single => {
             if v.is_null() {
                 if let ValueType::Message(m) = f.ty
-                    && matches!(schema.message(m)?.special, Special::Time | Special::MicroTime)
+                    && matches!(
+                        schema.message(m)?.special,
+                        Special::Time | Special::MicroTime
+                    )
                 {
                     put_bytes_field(buf, f.number, &[]);
                 }
@@ -86,7 +98,12 @@ fn encode_field(schema: &Schema, f: &FieldPlan, v: &Value, buf: &mut Vec<u8>) ->
             let items = match v {
                 Value::Null => return Ok(()),
                 Value::Array(items) => items,
-                other => return Err(ProtoError::invalid(format!("expected an array, got {}", json_type(other)))),
+                other => {
+                    return Err(ProtoError::invalid(format!(
+                        "expected an array, got {}",
+                        json_type(other)
+                    )));
+                }
             };
             for (i, item) in items.iter().enumerate() {
                 put_value(schema, f.number, f.ty, item, buf).map_err(|e| e.within_index(i))?;
@@ -97,7 +114,12 @@ fn encode_field(schema: &Schema, f: &FieldPlan, v: &Value, buf: &mut Vec<u8>) ->
             let entries = match v {
                 Value::Null => return Ok(()),
                 Value::Object(entries) => entries,
-                other => return Err(ProtoError::invalid(format!("expected an object, got {}", json_type(other)))),
+                other => {
+                    return Err(ProtoError::invalid(format!(
+                        "expected an object, got {}",
+                        json_type(other)
+                    )));
+                }
             };
             let mut entry = Vec::new();
             for (key, value) in entries {
@@ -113,7 +135,13 @@ fn encode_field(schema: &Schema, f: &FieldPlan, v: &Value, buf: &mut Vec<u8>) ->
 
 /// Writes one value of type `ty` as field `number`; `null` writes the zero value (a `null`
 /// list element or map value decodes to Go's zero value).
-fn put_value(schema: &Schema, number: u32, ty: ValueType, v: &Value, buf: &mut Vec<u8>) -> Result<(), ProtoError> {
+fn put_value(
+    schema: &Schema,
+    number: u32,
+    ty: ValueType,
+    v: &Value,
+    buf: &mut Vec<u8>,
+) -> Result<(), ProtoError> {
     match ty {
         ValueType::Message(m) => {
             let bytes = encode_value(schema, m, v)?;
@@ -121,7 +149,8 @@ fn put_value(schema: &Schema, number: u32, ty: ValueType, v: &Value, buf: &mut V
         }
         ValueType::Int32 => {
             let n = int(v)?;
-            let n = i32::try_from(n).map_err(|_| ProtoError::invalid(format!("{n} does not fit in int32")))?;
+            let n = i32::try_from(n)
+                .map_err(|_| ProtoError::invalid(format!("{n} does not fit in int32")))?;
             put_varint_field(buf, number, i64::from(n) as u64);
         }
         ValueType::Int64 => put_varint_field(buf, number, int(v)? as u64),
@@ -149,11 +178,15 @@ pub(crate) fn encode_value(schema: &Schema, msg: usize, v: &Value) -> Result<Vec
     if v.is_null() {
         return Ok(buf);
     }
-    let child = |n: u32| plan.message_of(n).ok_or_else(|| ProtoError::Schema(format!("{}: field {n}", plan.full_name)));
+    let child = |n: u32| {
+        plan.message_of(n)
+            .ok_or_else(|| ProtoError::Schema(format!("{}: field {n}", plan.full_name)))
+    };
     match plan.special {
         Special::None => match v {
             Value::Object(map) => {
-                let entries: Vec<(&str, &Value)> = map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                let entries: Vec<(&str, &Value)> =
+                    map.iter().map(|(k, v)| (k.as_str(), v)).collect();
                 encode_fields(schema, msg, &entries, &mut buf)?;
             }
             other => return Err(mismatch("an object", other)),
@@ -173,7 +206,8 @@ pub(crate) fn encode_value(schema: &Schema, msg: usize, v: &Value) -> Result<Vec
                 Value::String(s) => (1u64, 0i32, s.as_str()),
                 Value::Number(_) => {
                     let n = int(v)?;
-                    let n = i32::try_from(n).map_err(|_| ProtoError::invalid(format!("{n} does not fit in int32")))?;
+                    let n = i32::try_from(n)
+                        .map_err(|_| ProtoError::invalid(format!("{n} does not fit in int32")))?;
                     (0, n, "")
                 }
                 other => return Err(mismatch("an integer or a string", other)),
@@ -192,7 +226,10 @@ pub(crate) fn encode_value(schema: &Schema, msg: usize, v: &Value) -> Result<Vec
             put_bytes_field(&mut buf, 1, &raw);
         }
         Special::Slice => {
-            let f = plan.fields.first().ok_or_else(|| ProtoError::Schema(format!("{}: no items", plan.full_name)))?;
+            let f = plan
+                .fields
+                .first()
+                .ok_or_else(|| ProtoError::Schema(format!("{}: no items", plan.full_name)))?;
             encode_field(schema, f, v, &mut buf)?;
         }
         Special::SchemaOrArray => match v {
@@ -215,7 +252,11 @@ pub(crate) fn encode_value(schema: &Schema, msg: usize, v: &Value) -> Result<Vec
         Special::SchemaOrStringArray => match v {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    put_bytes_field(&mut buf, 2, string(item).map_err(|e| e.within_index(i))?.as_bytes());
+                    put_bytes_field(
+                        &mut buf,
+                        2,
+                        string(item).map_err(|e| e.within_index(i))?.as_bytes(),
+                    );
                 }
             }
             other => put_bytes_field(&mut buf, 1, &encode_value(schema, child(1)?, other)?),
@@ -229,7 +270,11 @@ fn int(v: &Value) -> Result<i64, ProtoError> {
         Value::Null => Ok(0),
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
+            })
             .ok_or_else(|| ProtoError::invalid(format!("{n} is not a 64-bit integer"))),
         other => Err(mismatch("an integer", other)),
     }
@@ -238,7 +283,9 @@ fn int(v: &Value) -> Result<i64, ProtoError> {
 fn float(v: &Value) -> Result<f64, ProtoError> {
     match v {
         Value::Null => Ok(0.0),
-        Value::Number(n) => n.as_f64().ok_or_else(|| ProtoError::invalid(format!("{n} is not a number"))),
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| ProtoError::invalid(format!("{n} is not a number"))),
         other => Err(mismatch("a number", other)),
     }
 }

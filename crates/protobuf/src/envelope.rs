@@ -34,7 +34,9 @@ pub(crate) fn decode(schema: &Schema, body: &[u8]) -> Result<Value, ProtoError> 
                 let mut tm = Reader::new(type_meta);
                 while let Some((n, v)) = tm.next_field().map_err(bad)? {
                     match (n, v) {
-                        (1, WireValue::Bytes(b)) => api_version = String::from_utf8_lossy(b).into_owned(),
+                        (1, WireValue::Bytes(b)) => {
+                            api_version = String::from_utf8_lossy(b).into_owned()
+                        }
                         (2, WireValue::Bytes(b)) => kind = String::from_utf8_lossy(b).into_owned(),
                         _ => {}
                     }
@@ -46,14 +48,23 @@ pub(crate) fn decode(schema: &Schema, body: &[u8]) -> Result<Value, ProtoError> 
         }
     }
     if kind.is_empty() {
-        return Err(ProtoError::MissingTypeField { field: "Kind", context: "the protobuf envelope's typeMeta" });
+        return Err(ProtoError::MissingTypeField {
+            field: "Kind",
+            context: "the protobuf envelope's typeMeta",
+        });
     }
     if api_version.is_empty() {
-        return Err(ProtoError::MissingTypeField { field: "apiVersion", context: "the protobuf envelope's typeMeta" });
+        return Err(ProtoError::MissingTypeField {
+            field: "apiVersion",
+            context: "the protobuf envelope's typeMeta",
+        });
     }
     let msg = schema
         .lookup(&api_version, &kind)
-        .ok_or_else(|| ProtoError::UnsupportedKind { api_version: api_version.clone(), kind: kind.clone() })?;
+        .ok_or_else(|| ProtoError::UnsupportedKind {
+            api_version: api_version.clone(),
+            kind: kind.clone(),
+        })?;
     let mut out = Map::new();
     out.insert("kind".into(), Value::String(kind));
     out.insert("apiVersion".into(), Value::String(api_version));
@@ -66,13 +77,25 @@ pub(crate) fn encode(schema: &Schema, obj: &Value) -> Result<Vec<u8>, ProtoError
     let Value::Object(map) = obj else {
         return Err(ProtoError::invalid("expected a JSON object"));
     };
-    let text = |key: &str| map.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let kind = text("kind").ok_or(ProtoError::MissingTypeField { field: "Kind", context: "the object" })?;
-    let api_version =
-        text("apiVersion").ok_or(ProtoError::MissingTypeField { field: "apiVersion", context: "the object" })?;
+    let text = |key: &str| {
+        map.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let kind = text("kind").ok_or(ProtoError::MissingTypeField {
+        field: "Kind",
+        context: "the object",
+    })?;
+    let api_version = text("apiVersion").ok_or(ProtoError::MissingTypeField {
+        field: "apiVersion",
+        context: "the object",
+    })?;
     let msg = schema
         .lookup(api_version, kind)
-        .ok_or_else(|| ProtoError::UnsupportedKind { api_version: api_version.to_owned(), kind: kind.to_owned() })?;
+        .ok_or_else(|| ProtoError::UnsupportedKind {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+        })?;
     let entries: Vec<(&str, &Value)> = map
         .iter()
         .filter(|(k, _)| k.as_str() != "kind" && k.as_str() != "apiVersion")
@@ -94,15 +117,23 @@ pub(crate) fn encode(schema: &Schema, obj: &Value) -> Result<Vec<u8>, ProtoError
 }
 
 /// One length-prefixed WatchEvent frame.
-pub(crate) fn encode_watch_event(schema: &Schema, event_type: &str, obj: &Value) -> Result<Vec<u8>, ProtoError> {
+pub(crate) fn encode_watch_event(
+    schema: &Schema,
+    event_type: &str,
+    obj: &Value,
+) -> Result<Vec<u8>, ProtoError> {
     let object = encode(schema, obj)?;
     let mut raw_extension = Vec::with_capacity(object.len() + 6);
     put_bytes_field(&mut raw_extension, 1, &object);
     let mut event = Vec::with_capacity(raw_extension.len() + event_type.len() + 8);
     put_bytes_field(&mut event, 1, event_type.as_bytes());
     put_bytes_field(&mut event, 2, &raw_extension);
-    let len = u32::try_from(event.len())
-        .map_err(|_| ProtoError::Frame(format!("event of {} bytes exceeds the 4-byte length prefix", event.len())))?;
+    let len = u32::try_from(event.len()).map_err(|_| {
+        ProtoError::Frame(format!(
+            "event of {} bytes exceeds the 4-byte length prefix",
+            event.len()
+        ))
+    })?;
     let mut frame = Vec::with_capacity(event.len() + 4);
     frame.extend_from_slice(&len.to_be_bytes());
     frame.extend_from_slice(&event);
@@ -110,13 +141,19 @@ pub(crate) fn encode_watch_event(schema: &Schema, event_type: &str, obj: &Value)
 }
 
 /// Parses one frame produced by [`encode_watch_event`] (or upstream).
-pub(crate) fn decode_watch_event(schema: &Schema, frame: &[u8]) -> Result<(String, Value), ProtoError> {
+pub(crate) fn decode_watch_event(
+    schema: &Schema,
+    frame: &[u8],
+) -> Result<(String, Value), ProtoError> {
     let (len, event) = frame
         .split_first_chunk::<4>()
         .ok_or_else(|| ProtoError::Frame("shorter than the 4-byte length prefix".into()))?;
     let len = u32::from_be_bytes(*len) as usize;
     if len != event.len() {
-        return Err(ProtoError::Frame(format!("length prefix says {len} bytes, frame has {}", event.len())));
+        return Err(ProtoError::Frame(format!(
+            "length prefix says {len} bytes, frame has {}",
+            event.len()
+        )));
     }
     let bad = |e: String| ProtoError::malformed(WATCH_EVENT, e);
     let mut event_type = String::new();

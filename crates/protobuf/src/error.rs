@@ -5,7 +5,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ProtoError {
     /// The body does not start with the `k8s\0` magic of apimachinery's protobuf serializer.
-    #[error("provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]")]
+    #[error(
+        "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
+    )]
     MissingMagic,
     /// The body is just the magic prefix.
     #[error("empty body")]
@@ -55,13 +57,19 @@ pub enum ProtoError {
 }
 
 fn at(path: &str) -> String {
-    if path.is_empty() { String::new() } else { format!(" at {path}") }
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" at {path}")
+    }
 }
 
 impl ProtoError {
     /// Prefixes the JSON path with a field name while the error bubbles up.
     pub(crate) fn within(mut self, field: &str) -> Self {
-        if let ProtoError::Malformed { path, .. } | ProtoError::InvalidValue { path, .. } = &mut self {
+        if let ProtoError::Malformed { path, .. } | ProtoError::InvalidValue { path, .. } =
+            &mut self
+        {
             *path = join(field, path);
         }
         self
@@ -83,11 +91,19 @@ impl ProtoError {
     }
 
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
-        ProtoError::InvalidValue { kind: String::new(), path: String::new(), reason: reason.into() }
+        ProtoError::InvalidValue {
+            kind: String::new(),
+            path: String::new(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn malformed(message: &str, reason: impl Into<String>) -> Self {
-        ProtoError::Malformed { message: message.to_owned(), path: String::new(), reason: reason.into() }
+        ProtoError::Malformed {
+            message: message.to_owned(),
+            path: String::new(),
+            reason: reason.into(),
+        }
     }
 }
 

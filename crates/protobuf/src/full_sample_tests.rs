@@ -18,7 +18,9 @@ fn sample(schema: &Schema, msg: usize, path: &mut Vec<usize>) -> Value {
         Special::Quantity => return json!("100m"),
         Special::RawJson => return json!({"a": 1}),
         Special::Slice => return json!(["x"]),
-        Special::SchemaOrArray | Special::SchemaOrBool | Special::SchemaOrStringArray => return json!(true),
+        Special::SchemaOrArray | Special::SchemaOrBool | Special::SchemaOrStringArray => {
+            return json!(true);
+        }
         Special::None => {}
     }
     let mut out = Map::new();
@@ -76,7 +78,10 @@ fn diff(want: &Value, got: &Value, path: String, out: &mut Vec<String>) {
     }
 }
 
-fn check<T: k8s_openapi::serde::de::DeserializeOwned + k8s_openapi::serde::Serialize>(api_version: &str, kind: &str) {
+fn check<T: k8s_openapi::serde::de::DeserializeOwned + k8s_openapi::serde::Serialize>(
+    api_version: &str,
+    kind: &str,
+) {
     let codec = ProtoCodec::new().expect("schema");
     let msg = codec.schema.lookup(api_version, kind).expect("kind");
     let mut obj = Map::new();
@@ -86,7 +91,9 @@ fn check<T: k8s_openapi::serde::de::DeserializeOwned + k8s_openapi::serde::Seria
         obj.extend(fields);
     }
     let obj = Value::Object(obj);
-    let back = codec.decode(&codec.encode(&obj).expect("encode")).expect("decode");
+    let back = codec
+        .decode(&codec.encode(&obj).expect("encode"))
+        .expect("decode");
     let mut lost = Vec::new();
     diff(&obj, &back, String::new(), &mut lost);
     assert!(lost.is_empty(), "{kind} protobuf round trip lost {lost:#?}");
@@ -99,14 +106,25 @@ fn check<T: k8s_openapi::serde::de::DeserializeOwned + k8s_openapi::serde::Seria
         let last = p.rsplit('.').next().unwrap_or_default();
         !NEWER_KEYS.contains(&last) && !NEWER_PATHS.contains(&p.as_str())
     });
-    assert!(unknown.is_empty(), "{kind}: JSON keys k8s-openapi (1.33) does not know: {unknown:#?}");
+    assert!(
+        unknown.is_empty(),
+        "{kind}: JSON keys k8s-openapi (1.33) does not know: {unknown:#?}"
+    );
 }
 
 /// Fields added after Kubernetes 1.33 (the descriptor is generated from 1.35 protos), which
 /// k8s-openapi's v1_33 types do not have: keys that are new wherever they appear, and paths
 /// where an older key name is new (pod-level `status.resources`).
-const NEWER_KEYS: &[&str] =
-    &["declaredFeatures", "serviceAccountTokenInSecrets", "podCertificate", "fileKeyRef", "restartPolicyRules", "hostnameOverride", "workloadRef", "extendedResourceClaimStatus"];
+const NEWER_KEYS: &[&str] = &[
+    "declaredFeatures",
+    "serviceAccountTokenInSecrets",
+    "podCertificate",
+    "fileKeyRef",
+    "restartPolicyRules",
+    "hostnameOverride",
+    "workloadRef",
+    "extendedResourceClaimStatus",
+];
 const NEWER_PATHS: &[&str] = &[".status.allocatedResources", ".status.resources"];
 
 #[test]
@@ -141,8 +159,14 @@ fn every_field_of_other_kinds() {
     check::<a::apps::v1::DaemonSet>("apps/v1", "DaemonSet");
     check::<a::apps::v1::ReplicaSet>("apps/v1", "ReplicaSet");
     check::<a::batch::v1::CronJob>("batch/v1", "CronJob");
-    check::<a::autoscaling::v2::HorizontalPodAutoscaler>("autoscaling/v2", "HorizontalPodAutoscaler");
-    check::<a::autoscaling::v1::HorizontalPodAutoscaler>("autoscaling/v1", "HorizontalPodAutoscaler");
+    check::<a::autoscaling::v2::HorizontalPodAutoscaler>(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+    );
+    check::<a::autoscaling::v1::HorizontalPodAutoscaler>(
+        "autoscaling/v1",
+        "HorizontalPodAutoscaler",
+    );
     check::<a::autoscaling::v1::Scale>("autoscaling/v1", "Scale");
     check::<a::networking::v1::Ingress>("networking.k8s.io/v1", "Ingress");
     check::<a::networking::v1::NetworkPolicy>("networking.k8s.io/v1", "NetworkPolicy");
@@ -164,13 +188,25 @@ fn every_field_of_other_kinds() {
         "admissionregistration.k8s.io/v1",
         "ValidatingAdmissionPolicy",
     );
-    check::<a::certificates::v1::CertificateSigningRequest>("certificates.k8s.io/v1", "CertificateSigningRequest");
+    check::<a::certificates::v1::CertificateSigningRequest>(
+        "certificates.k8s.io/v1",
+        "CertificateSigningRequest",
+    );
     check::<a::authentication::v1::TokenRequest>("authentication.k8s.io/v1", "TokenRequest");
     check::<a::authentication::v1::TokenReview>("authentication.k8s.io/v1", "TokenReview");
-    check::<a::authorization::v1::SubjectAccessReview>("authorization.k8s.io/v1", "SubjectAccessReview");
-    check::<a::authorization::v1::SelfSubjectRulesReview>("authorization.k8s.io/v1", "SelfSubjectRulesReview");
+    check::<a::authorization::v1::SubjectAccessReview>(
+        "authorization.k8s.io/v1",
+        "SubjectAccessReview",
+    );
+    check::<a::authorization::v1::SelfSubjectRulesReview>(
+        "authorization.k8s.io/v1",
+        "SelfSubjectRulesReview",
+    );
     check::<a::flowcontrol::v1::FlowSchema>("flowcontrol.apiserver.k8s.io/v1", "FlowSchema");
-    check::<a::flowcontrol::v1::PriorityLevelConfiguration>("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration");
+    check::<a::flowcontrol::v1::PriorityLevelConfiguration>(
+        "flowcontrol.apiserver.k8s.io/v1",
+        "PriorityLevelConfiguration",
+    );
     check::<a::scheduling::v1::PriorityClass>("scheduling.k8s.io/v1", "PriorityClass");
     check::<a::node::v1::RuntimeClass>("node.k8s.io/v1", "RuntimeClass");
     check::<agg::APIService>("apiregistration.k8s.io/v1", "APIService");

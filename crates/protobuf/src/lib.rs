@@ -49,7 +49,9 @@ pub struct ProtoCodec {
 impl ProtoCodec {
     /// Loads the embedded schema. Fails only if the committed descriptor or hints are broken.
     pub fn new() -> Result<Self, ProtoError> {
-        Ok(ProtoCodec { schema: schema::Schema::load()? })
+        Ok(ProtoCodec {
+            schema: schema::Schema::load()?,
+        })
     }
 
     /// Decodes a protobuf body (`k8s\0` + `runtime.Unknown`) into the object's JSON, with

@@ -102,7 +102,10 @@ pub(crate) struct MessagePlan {
 
 impl MessagePlan {
     pub(crate) fn field_by_number(&self, number: u32) -> Option<&FieldPlan> {
-        let i = self.by_number.binary_search_by_key(&number, |(n, _)| *n).ok()?;
+        let i = self
+            .by_number
+            .binary_search_by_key(&number, |(n, _)| *n)
+            .ok()?;
         self.by_number.get(i).and_then(|(_, f)| self.fields.get(*f))
     }
 
@@ -133,7 +136,9 @@ impl Schema {
     }
 
     pub(crate) fn message(&self, index: usize) -> Result<&MessagePlan, ProtoError> {
-        self.messages.get(index).ok_or_else(|| ProtoError::Schema(format!("no message #{index}")))
+        self.messages
+            .get(index)
+            .ok_or_else(|| ProtoError::Schema(format!("no message #{index}")))
     }
 
     /// Loads the committed descriptor set and hints.
@@ -141,9 +146,13 @@ impl Schema {
         let pool = DescriptorPool::decode(DESCRIPTOR)
             .map_err(|e| ProtoError::Schema(format!("descriptor set: {e}")))?;
         let hints = Hints::parse(HINTS)?;
-        let descs: Vec<MessageDescriptor> = pool.all_messages().filter(|m| !m.is_map_entry()).collect();
-        let index: HashMap<String, usize> =
-            descs.iter().enumerate().map(|(i, m)| (m.full_name().to_owned(), i)).collect();
+        let descs: Vec<MessageDescriptor> =
+            pool.all_messages().filter(|m| !m.is_map_entry()).collect();
+        let index: HashMap<String, usize> = descs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.full_name().to_owned(), i))
+            .collect();
         let mut messages = Vec::with_capacity(descs.len());
         for m in &descs {
             messages.push(plan(m, &index, &hints)?);
@@ -158,7 +167,10 @@ impl Schema {
             m.by_json = targets;
         }
         let find = |name: &str| {
-            index.get(name).copied().ok_or_else(|| ProtoError::Schema(format!("hints name unknown message {name}")))
+            index
+                .get(name)
+                .copied()
+                .ok_or_else(|| ProtoError::Schema(format!("hints name unknown message {name}")))
         };
         let mut kinds = HashMap::new();
         for (api_version, kind, msg) in &hints.kinds {
@@ -168,7 +180,11 @@ impl Schema {
         for (kind, msg) in &hints.meta_kinds {
             meta_kinds.insert(kind.clone(), find(msg)?);
         }
-        Ok(Schema { messages, kinds, meta_kinds })
+        Ok(Schema {
+            messages,
+            kinds,
+            meta_kinds,
+        })
     }
 }
 
@@ -197,14 +213,16 @@ impl Hints {
                     owned(2).ok_or_else(bad)?,
                     owned(3).ok_or_else(bad)?,
                 )),
-                (Some("meta-kind"), 3) => {
-                    h.meta_kinds.push((owned(1).ok_or_else(bad)?, owned(2).ok_or_else(bad)?))
-                }
+                (Some("meta-kind"), 3) => h
+                    .meta_kinds
+                    .push((owned(1).ok_or_else(bad)?, owned(2).ok_or_else(bad)?)),
                 (Some("inline"), 3) => {
-                    h.inline.insert((owned(1).ok_or_else(bad)?, owned(2).ok_or_else(bad)?));
+                    h.inline
+                        .insert((owned(1).ok_or_else(bad)?, owned(2).ok_or_else(bad)?));
                 }
                 (Some("keep-zero"), 3) => {
-                    h.keep_zero.insert((owned(1).ok_or_else(bad)?, owned(2).ok_or_else(bad)?));
+                    h.keep_zero
+                        .insert((owned(1).ok_or_else(bad)?, owned(2).ok_or_else(bad)?));
                 }
                 (Some("slice"), 2) => {
                     h.slices.insert(owned(1).ok_or_else(bad)?);
@@ -232,8 +250,9 @@ fn special_of(full_name: &str, hints: &Hints) -> Special {
             _ => Special::None,
         };
     }
-    if let Some(name) =
-        full_name.strip_prefix(APIEXT_V1).or_else(|| full_name.strip_prefix(APIEXT_V1BETA1))
+    if let Some(name) = full_name
+        .strip_prefix(APIEXT_V1)
+        .or_else(|| full_name.strip_prefix(APIEXT_V1BETA1))
     {
         return match name {
             "JSON" => Special::RawJson,
@@ -261,12 +280,21 @@ fn plan(
     for f in m.fields() {
         let (card, ty) = if f.is_map() {
             let Kind::Message(entry) = f.kind() else {
-                return Err(ProtoError::Schema(format!("{}: map without entry", f.full_name())));
+                return Err(ProtoError::Schema(format!(
+                    "{}: map without entry",
+                    f.full_name()
+                )));
             };
             if entry.map_entry_key_field().kind() != Kind::String {
-                return Err(ProtoError::Schema(format!("{}: map key is not a string", f.full_name())));
+                return Err(ProtoError::Schema(format!(
+                    "{}: map key is not a string",
+                    f.full_name()
+                )));
             }
-            (Card::Map, value_type(&entry.map_entry_value_field(), index)?)
+            (
+                Card::Map,
+                value_type(&entry.map_entry_value_field(), index)?,
+            )
         } else if f.cardinality() == Cardinality::Repeated {
             (Card::Repeated, value_type(&f, index)?)
         } else {
@@ -282,7 +310,11 @@ fn plan(
             inline: hints.inline.contains(&key),
         });
     }
-    let mut by_number: Vec<(u32, usize)> = fields.iter().enumerate().map(|(i, f)| (f.number, i)).collect();
+    let mut by_number: Vec<(u32, usize)> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.number, i))
+        .collect();
     by_number.sort_unstable();
     Ok(MessagePlan {
         special: special_of(&full_name, hints),
@@ -293,7 +325,10 @@ fn plan(
     })
 }
 
-fn value_type(f: &FieldDescriptor, index: &HashMap<String, usize>) -> Result<ValueType, ProtoError> {
+fn value_type(
+    f: &FieldDescriptor,
+    index: &HashMap<String, usize>,
+) -> Result<ValueType, ProtoError> {
     Ok(match f.kind() {
         Kind::Int32 => ValueType::Int32,
         Kind::Int64 => ValueType::Int64,
@@ -302,14 +337,16 @@ fn value_type(f: &FieldDescriptor, index: &HashMap<String, usize>) -> Result<Val
         Kind::Float => ValueType::Float,
         Kind::String => ValueType::String,
         Kind::Bytes => ValueType::Bytes,
-        Kind::Message(m) => ValueType::Message(
-            index
-                .get(m.full_name())
-                .copied()
-                .ok_or_else(|| ProtoError::Schema(format!("{}: unknown type {}", f.full_name(), m.full_name())))?,
-        ),
+        Kind::Message(m) => {
+            ValueType::Message(index.get(m.full_name()).copied().ok_or_else(|| {
+                ProtoError::Schema(format!("{}: unknown type {}", f.full_name(), m.full_name()))
+            })?)
+        }
         other => {
-            return Err(ProtoError::Schema(format!("{}: unsupported kind {other:?}", f.full_name())));
+            return Err(ProtoError::Schema(format!(
+                "{}: unsupported kind {other:?}",
+                f.full_name()
+            )));
         }
     })
 }
@@ -320,15 +357,23 @@ fn json_targets(
     index: usize,
     depth: usize,
 ) -> Result<HashMap<String, JsonTarget>, ProtoError> {
-    let m = messages.get(index).ok_or_else(|| ProtoError::Schema(format!("no message #{index}")))?;
+    let m = messages
+        .get(index)
+        .ok_or_else(|| ProtoError::Schema(format!("no message #{index}")))?;
     if depth > 8 {
-        return Err(ProtoError::Schema(format!("{}: inline members nest too deep", m.full_name)));
+        return Err(ProtoError::Schema(format!(
+            "{}: inline members nest too deep",
+            m.full_name
+        )));
     }
     let mut out = HashMap::new();
     for (i, f) in m.fields.iter().enumerate() {
         if f.inline {
             let ValueType::Message(child) = f.ty else {
-                return Err(ProtoError::Schema(format!("{}: inline scalar", m.full_name)));
+                return Err(ProtoError::Schema(format!(
+                    "{}: inline scalar",
+                    m.full_name
+                )));
             };
             for key in json_targets(messages, child, depth + 1)?.into_keys() {
                 out.entry(key).or_insert(JsonTarget::Inline(i));
@@ -348,7 +393,10 @@ fn check_special(messages: &[MessagePlan], _i: usize, m: &MessagePlan) -> Result
     use ValueType as V;
     let expect: &[(u32, Card, Option<ValueType>)] = match m.special {
         Special::None => return Ok(()),
-        Special::Time | Special::MicroTime => &[(1, Card::Single, Some(V::Int64)), (2, Card::Single, Some(V::Int32))],
+        Special::Time | Special::MicroTime => &[
+            (1, Card::Single, Some(V::Int64)),
+            (2, Card::Single, Some(V::Int32)),
+        ],
         Special::Duration => &[(1, Card::Single, Some(V::Int64))],
         Special::IntOrString => &[
             (1, Card::Single, Some(V::Int64)),
@@ -360,11 +408,15 @@ fn check_special(messages: &[MessagePlan], _i: usize, m: &MessagePlan) -> Result
         Special::Slice => &[(1, Card::Repeated, None)],
         Special::SchemaOrArray => &[(1, Card::Single, None), (2, Card::Repeated, None)],
         Special::SchemaOrBool => &[(1, Card::Single, Some(V::Bool)), (2, Card::Single, None)],
-        Special::SchemaOrStringArray => &[(1, Card::Single, None), (2, Card::Repeated, Some(V::String))],
+        Special::SchemaOrStringArray => &[
+            (1, Card::Single, None),
+            (2, Card::Repeated, Some(V::String)),
+        ],
     };
     let ok = m.fields.len() == expect.len()
         && expect.iter().all(|(n, card, ty)| {
-            m.field_by_number(*n).is_some_and(|f| f.card == *card && ty.is_none_or(|t| t == f.ty))
+            m.field_by_number(*n)
+                .is_some_and(|f| f.card == *card && ty.is_none_or(|t| t == f.ty))
         });
     let schema_ok = match m.special {
         Special::SchemaOrArray | Special::SchemaOrStringArray => m.message_of(1).is_some(),
@@ -374,6 +426,9 @@ fn check_special(messages: &[MessagePlan], _i: usize, m: &MessagePlan) -> Result
     if ok && schema_ok && !messages.is_empty() {
         Ok(())
     } else {
-        Err(ProtoError::Schema(format!("{} does not have the expected fields for {:?}", m.full_name, m.special)))
+        Err(ProtoError::Schema(format!(
+            "{} does not have the expected fields for {:?}",
+            m.full_name, m.special
+        )))
     }
 }

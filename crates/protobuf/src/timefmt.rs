@@ -19,7 +19,8 @@ pub(crate) fn format_micro_time(seconds: i64, nanos: i32) -> Option<String> {
 
 /// Parses any RFC 3339 timestamp into `(unix seconds, nanoseconds)`.
 pub(crate) fn parse_time(s: &str) -> Result<(i64, i32), String> {
-    let t = DateTime::parse_from_rfc3339(s).map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))?;
+    let t = DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))?;
     let nanos = i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0);
     Ok((t.timestamp(), nanos))
 }
@@ -93,12 +94,16 @@ pub(crate) fn parse_duration(input: &str) -> Result<i64, String> {
     }
     let mut total: i128 = 0;
     while !s.is_empty() {
-        let num_len = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let num_len = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
         let (num, rest) = s.split_at(num_len);
         if num.is_empty() || num == "." || num.matches('.').count() > 1 {
             return Err(bad("invalid"));
         }
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let (unit, rest) = rest.split_at(unit_len);
         let scale: i128 = match unit {
             "ns" => 1,
@@ -111,11 +116,17 @@ pub(crate) fn parse_duration(input: &str) -> Result<i64, String> {
             _ => return Err(format!("time: unknown unit {unit:?} in duration {input:?}")),
         };
         let (whole, fraction) = num.split_once('.').unwrap_or((num, ""));
-        let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad("invalid"))? };
+        let whole: i128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad("invalid"))?
+        };
         total += whole * scale;
         if !fraction.is_empty() {
             let digits = fraction.len().min(18) as u32;
-            let f: i128 = fraction[..digits as usize].parse().map_err(|_| bad("invalid"))?;
+            let f: i128 = fraction[..digits as usize]
+                .parse()
+                .map_err(|_| bad("invalid"))?;
             total += f * scale / 10i128.pow(digits);
         }
         if total > i128::from(i64::MAX) {
@@ -157,9 +168,18 @@ mod tests {
     #[test]
     fn times() {
         assert_eq!(format_time(1_704_164_645).unwrap(), "2024-01-02T03:04:05Z");
-        assert_eq!(format_micro_time(1_704_164_645, 123_456_789).unwrap(), "2024-01-02T03:04:05.123456Z");
-        assert_eq!(parse_time("2024-01-02T03:04:05Z").unwrap(), (1_704_164_645, 0));
-        assert_eq!(parse_time("2024-01-02T04:04:05.5+01:00").unwrap(), (1_704_164_645, 500_000_000));
+        assert_eq!(
+            format_micro_time(1_704_164_645, 123_456_789).unwrap(),
+            "2024-01-02T03:04:05.123456Z"
+        );
+        assert_eq!(
+            parse_time("2024-01-02T03:04:05Z").unwrap(),
+            (1_704_164_645, 0)
+        );
+        assert_eq!(
+            parse_time("2024-01-02T04:04:05.5+01:00").unwrap(),
+            (1_704_164_645, 500_000_000)
+        );
         assert!(parse_time("yesterday").is_err());
     }
 }

@@ -38,7 +38,8 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let key = self.varint()?;
-        let number = u32::try_from(key >> 3).map_err(|_| format!("field number {} too large", key >> 3))?;
+        let number =
+            u32::try_from(key >> 3).map_err(|_| format!("field number {} too large", key >> 3))?;
         if number == 0 {
             return Err("field number 0".into());
         }
@@ -46,7 +47,8 @@ impl<'a> Reader<'a> {
             0 => WireValue::Varint(self.varint()?),
             1 => WireValue::Fixed64(u64::from_le_bytes(self.take_array::<8>()?)),
             2 => {
-                let len = usize::try_from(self.varint()?).map_err(|_| "length overflows".to_owned())?;
+                let len =
+                    usize::try_from(self.varint()?).map_err(|_| "length overflows".to_owned())?;
                 if len > self.buf.len() {
                     return Err(format!(
                         "field {number}: length {len} exceeds the {} remaining bytes",

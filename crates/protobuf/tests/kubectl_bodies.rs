@@ -4,6 +4,8 @@
 //! kubectl's own JSON: that checks field names, omitted zero values and kept pointer zeros
 //! against Go's encoders.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
+
 use std::path::Path;
 
 use rkube_protobuf::ProtoCodec;
@@ -17,22 +19,37 @@ fn testdata() -> std::path::PathBuf {
 fn decoded_bodies_equal_kubectls_own_json() {
     let codec = ProtoCodec::new().expect("schema");
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(testdata()).expect("testdata").flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(testdata())
+        .expect("testdata")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
-    for pb in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "pb")) {
+    for pb in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pb"))
+    {
         let body = std::fs::read(pb).expect("read");
-        let mut got = codec.decode(&body).unwrap_or_else(|e| panic!("{}: {e}", pb.display()));
+        let mut got = codec
+            .decode(&body)
+            .unwrap_or_else(|e| panic!("{}: {e}", pb.display()));
         // Round trip: our encoding of the decoded object decodes to the same JSON.
-        let again = codec.decode(&codec.encode(&got).expect("encode")).expect("decode");
+        let again = codec
+            .decode(&codec.encode(&got).expect("encode"))
+            .expect("decode");
         assert_eq!(again, got, "{}", pb.display());
         let json = pb.with_extension("json");
         if !json.exists() {
             continue;
         }
-        let want: Value = serde_json::from_slice(&std::fs::read(&json).expect("read")).expect("json");
+        let want: Value =
+            serde_json::from_slice(&std::fs::read(&json).expect("read")).expect("json");
         // The printed object carries the namespace from the command line; the request body
         // leaves it to the URL.
-        if let (Some(ns), Some(m)) = (want["metadata"].get("namespace"), got["metadata"].as_object_mut()) {
+        if let (Some(ns), Some(m)) = (
+            want["metadata"].get("namespace"),
+            got["metadata"].as_object_mut(),
+        ) {
             m.entry("namespace").or_insert(ns.clone());
         }
         assert_eq!(got, want, "{}:\n got {got:#}\nwant {want:#}", pb.display());
@@ -54,9 +71,15 @@ fn auth_and_token_bodies() {
     assert_eq!(ssar["spec"]["resourceAttributes"]["resource"], "pods");
     assert_eq!(ssar["spec"]["resourceAttributes"]["namespace"], "default");
     let ssrr = read("auth-can-i-list.pb");
-    assert_eq!((ssrr["kind"].as_str(), ssrr["spec"]["namespace"].as_str()), (Some("SelfSubjectRulesReview"), Some("default")));
+    assert_eq!(
+        (ssrr["kind"].as_str(), ssrr["spec"]["namespace"].as_str()),
+        (Some("SelfSubjectRulesReview"), Some("default"))
+    );
     let ssr = read("auth-whoami.pb");
-    assert_eq!((ssr["kind"].as_str(), ssr["apiVersion"].as_str()), (Some("SelfSubjectReview"), Some("authentication.k8s.io/v1")));
+    assert_eq!(
+        (ssr["kind"].as_str(), ssr["apiVersion"].as_str()),
+        (Some("SelfSubjectReview"), Some("authentication.k8s.io/v1"))
+    );
     let tr = read("create-token.pb");
     assert_eq!(tr["kind"], "TokenRequest");
     assert_eq!(tr["spec"]["audiences"], serde_json::json!(["api"]));

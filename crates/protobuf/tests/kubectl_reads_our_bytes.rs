@@ -3,6 +3,8 @@
 //! and kubectl's printed JSON must equal that object. Skipped when no kubectl 1.33 binary is
 //! found (`KUBECTL` overrides the search).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -15,9 +17,13 @@ fn kubectl() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KUBECTL") {
         return Some(PathBuf::from(p));
     }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
     dirs.push("/usr/lib/google-cloud-sdk/bin".into());
-    dirs.into_iter().map(|d| d.join("kubectl.1.33")).find(|p| p.is_file())
+    dirs.into_iter()
+        .map(|d| d.join("kubectl.1.33"))
+        .find(|p| p.is_file())
 }
 
 /// Serves every POST with `reply` encoded as protobuf, until the listener is dropped.
@@ -45,22 +51,36 @@ fn serve(codec: Arc<ProtoCodec>, reply: Value) -> String {
             let mut body = vec![0u8; len];
             let _ = reader.read_exact(&mut body);
             let (status, content_type, payload) = if request_line.starts_with("POST") {
-                ("201 Created", CONTENT_TYPE, codec.encode(&reply).expect("encode reply"))
+                (
+                    "201 Created",
+                    CONTENT_TYPE,
+                    codec.encode(&reply).expect("encode reply"),
+                )
             } else {
-                ("404 Not Found", "application/json", br#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}"#.to_vec())
+                (
+                    "404 Not Found",
+                    "application/json",
+                    br#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}"#
+                        .to_vec(),
+                )
             };
             let head = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 payload.len()
             );
-            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&payload));
+            let _ = stream
+                .write_all(head.as_bytes())
+                .and_then(|()| stream.write_all(&payload));
         }
     });
     format!("http://{addr}")
 }
 
 fn run(kubectl: &PathBuf, server: &str, args: &[&str]) -> Value {
-    let cache = std::env::temp_dir().join(format!("rkube-protobuf-kubectl-cache-{}", std::process::id()));
+    let cache = std::env::temp_dir().join(format!(
+        "rkube-protobuf-kubectl-cache-{}",
+        std::process::id()
+    ));
     let out = std::process::Command::new(kubectl)
         .arg(format!("--server={server}"))
         .arg(format!("--cache-dir={}", cache.display()))
@@ -69,7 +89,11 @@ fn run(kubectl: &PathBuf, server: &str, args: &[&str]) -> Value {
         .env("KUBECONFIG", "/dev/null")
         .output()
         .expect("run kubectl");
-    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("kubectl printed JSON")
 }
 
@@ -120,7 +144,19 @@ fn kubectl_prints_what_we_encoded() {
             "lastTransitionTime": "2024-01-02T03:04:05Z", "reason": "NewReplicaSetAvailable", "message": "ok"}]}
     });
     let server = serve(codec.clone(), deployment.clone());
-    let printed = run(&kubectl, &server, &["create", "deployment", "web", "--image=nginx", "-o", "json", "--show-managed-fields"]);
+    let printed = run(
+        &kubectl,
+        &server,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+    );
     assert_eq!(printed, deployment, "\n{printed:#}");
 
     let review = json!({
@@ -130,7 +166,10 @@ fn kubectl_prints_what_we_encoded() {
                                 "groups": ["system:masters", "system:authenticated"], "extra": {"scope": ["a", "b"]}}}
     });
     let server = serve(codec.clone(), review.clone());
-    assert_eq!(run(&kubectl, &server, &["auth", "whoami", "-o", "json"]), review);
+    assert_eq!(
+        run(&kubectl, &server, &["auth", "whoami", "-o", "json"]),
+        review
+    );
 
     let secret = json!({
         "kind": "Secret", "apiVersion": "v1",
@@ -138,5 +177,20 @@ fn kubectl_prints_what_we_encoded() {
         "data": {"bin": "AAEC/w==", "empty": ""}, "type": "Opaque"
     });
     let server = serve(codec, secret.clone());
-    assert_eq!(run(&kubectl, &server, &["create", "secret", "generic", "s", "--from-literal=x=y", "-o", "json"]), secret);
+    assert_eq!(
+        run(
+            &kubectl,
+            &server,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "s",
+                "--from-literal=x=y",
+                "-o",
+                "json"
+            ]
+        ),
+        secret
+    );
 }

@@ -1,6 +1,8 @@
 //! JSON → protobuf → JSON for realistic objects of many kinds. Every value below survives the
 //! trip unchanged (no empty lists or zero-valued optional scalars, which protobuf cannot carry).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
+
 use rkube_protobuf::{MAGIC, ProtoCodec, ProtoError};
 use serde_json::{Value, json};
 
@@ -13,7 +15,9 @@ fn roundtrip(obj: Value) {
     let codec = codec();
     let bytes = codec.encode(&obj).unwrap_or_else(|e| panic!("encode: {e}"));
     assert!(bytes.starts_with(&MAGIC));
-    let back = codec.decode(&bytes).unwrap_or_else(|e| panic!("decode: {e}"));
+    let back = codec
+        .decode(&bytes)
+        .unwrap_or_else(|e| panic!("decode: {e}"));
     assert_eq!(back, obj, "\nwant {obj:#}\ngot  {back:#}");
 }
 
@@ -262,12 +266,18 @@ fn auth_reviews_and_subresources() {
         "kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1", "metadata": {"creationTimestamp": null},
         "status": {"userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"], "extra": {"k": ["v"]}}}
     }));
-    roundtrip(json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web"},
-                     "spec": {"replicas": 3}, "status": {"replicas": 0, "selector": "app=web"}}));
-    roundtrip(json!({"kind": "Eviction", "apiVersion": "policy/v1", "metadata": {"name": "p", "namespace": "default"},
-                     "deleteOptions": {"gracePeriodSeconds": 30}}));
-    roundtrip(json!({"kind": "Binding", "apiVersion": "v1", "metadata": {"name": "p"},
-                     "target": {"kind": "Node", "name": "node-1"}}));
+    roundtrip(
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web"},
+                     "spec": {"replicas": 3}, "status": {"replicas": 0, "selector": "app=web"}}),
+    );
+    roundtrip(
+        json!({"kind": "Eviction", "apiVersion": "policy/v1", "metadata": {"name": "p", "namespace": "default"},
+                     "deleteOptions": {"gracePeriodSeconds": 30}}),
+    );
+    roundtrip(
+        json!({"kind": "Binding", "apiVersion": "v1", "metadata": {"name": "p"},
+                     "target": {"kind": "Node", "name": "node-1"}}),
+    );
 }
 
 #[test]
@@ -332,19 +342,31 @@ fn volume_and_probe_inline_members() {
     // Volume embeds VolumeSource, Probe embeds ProbeHandler, ConfigMapVolumeSource embeds
     // LocalObjectReference: their fields sit in the parent JSON object.
     let codec = codec();
-    let pod = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"}, "spec": pod_spec()});
+    let pod =
+        json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"}, "spec": pod_spec()});
     let bytes = codec.encode(&pod).expect("encode");
     let back = codec.decode(&bytes).expect("decode");
-    assert_eq!(back["spec"]["volumes"][0]["configMap"]["name"], "app-config");
-    assert_eq!(back["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"], 8080);
-    assert_eq!(back["spec"]["containers"][0]["readinessProbe"]["tcpSocket"]["port"], "http");
+    assert_eq!(
+        back["spec"]["volumes"][0]["configMap"]["name"],
+        "app-config"
+    );
+    assert_eq!(
+        back["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"],
+        8080
+    );
+    assert_eq!(
+        back["spec"]["containers"][0]["readinessProbe"]["tcpSocket"]["port"],
+        "http"
+    );
 }
 
 #[test]
 fn absent_and_zero_optionals() {
     let codec = codec();
     let absent = json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "d"}, "spec": {"template": {}}});
-    let back = codec.decode(&codec.encode(&absent).expect("encode")).expect("decode");
+    let back = codec
+        .decode(&codec.encode(&absent).expect("encode"))
+        .expect("decode");
     assert_eq!(back, absent);
     assert!(back["spec"].get("replicas").is_none());
     let zero = json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "d"}, "spec": {"replicas": 0}});
@@ -353,8 +375,13 @@ fn absent_and_zero_optionals() {
     // A non-pointer Go field at zero is omitted by Go's JSON (omitempty) and here.
     let noisy = json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "d", "namespace": ""},
                        "spec": {"minReadySeconds": 0, "paused": false}});
-    let back = codec.decode(&codec.encode(&noisy).expect("encode")).expect("decode");
-    assert_eq!(back, json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "d"}, "spec": {}}));
+    let back = codec
+        .decode(&codec.encode(&noisy).expect("encode"))
+        .expect("decode");
+    assert_eq!(
+        back,
+        json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "d"}, "spec": {}})
+    );
 }
 
 #[test]
@@ -368,18 +395,31 @@ fn errors_are_precise() {
         "invalid value for Deployment at spec.template.spec.containers[0].ports[0].containerPort: expected an integer, got a string"
     );
     let big = json!({"kind": "Pod", "apiVersion": "v1", "spec": {"priority": 4_000_000_000u64}});
-    assert!(codec.encode(&big).expect_err("overflow").to_string().contains("does not fit in int32"));
+    assert!(
+        codec
+            .encode(&big)
+            .expect_err("overflow")
+            .to_string()
+            .contains("does not fit in int32")
+    );
     assert!(matches!(codec.decode(b"{}"), Err(ProtoError::MissingMagic)));
     assert!(matches!(codec.decode(b"k8s\0"), Err(ProtoError::EmptyBody)));
     let table = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1"});
-    assert!(matches!(codec.encode(&table), Err(ProtoError::UnsupportedKind { .. })));
+    assert!(matches!(
+        codec.encode(&table),
+        Err(ProtoError::UnsupportedKind { .. })
+    ));
     assert!(!codec.supports("meta.k8s.io/v1", "Table"));
     assert!(!codec.supports("example.com/v1", "Widget"));
     assert!(codec.supports("v1", "Status") && codec.supports("apps/v1", "DeploymentList"));
     assert!(codec.supports("meta.k8s.io/v1", "PartialObjectMetadataList"));
     // truncated body
-    let bytes = codec.encode(&json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"}})).expect("encode");
-    let err = codec.decode(&bytes[..bytes.len() - 6]).expect_err("truncated");
+    let bytes = codec
+        .encode(&json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"}}))
+        .expect("encode");
+    let err = codec
+        .decode(&bytes[..bytes.len() - 6])
+        .expect_err("truncated");
     assert!(matches!(err, ProtoError::Malformed { .. }), "{err}");
 }
 
@@ -393,8 +433,15 @@ fn watch_event_frames() {
     // WatchEvent{type=1 "ADDED", object=2 RawExtension{raw=1 <envelope>}}
     assert_eq!(&frame[4..11], b"\x0a\x05ADDED");
     let envelope = codec.encode(&pod).expect("encode");
-    assert!(frame.windows(envelope.len()).any(|w| w == envelope.as_slice()));
-    assert_eq!(codec.decode_watch_event(&frame).expect("decode"), ("ADDED".to_owned(), pod));
+    assert!(
+        frame
+            .windows(envelope.len())
+            .any(|w| w == envelope.as_slice())
+    );
+    assert_eq!(
+        codec.decode_watch_event(&frame).expect("decode"),
+        ("ADDED".to_owned(), pod)
+    );
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                         "message": "too old resource version", "reason": "Expired", "code": 410});
     let frame = codec.encode_watch_event("ERROR", &status).expect("frame");

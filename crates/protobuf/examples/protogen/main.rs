@@ -26,19 +26,30 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let check = std::env::args().any(|a| a == "--check");
-    let pb = schemagen::locate::crate_source(schemagen::K8S_PB_DIR, "K8S_PB_SRC")
-        .ok_or(format!("{} not found in the cargo registry", schemagen::K8S_PB_DIR))?;
-    let oa = schemagen::locate::crate_source(schemagen::K8S_OPENAPI_DIR, "K8S_OPENAPI_SRC")
-        .ok_or(format!("{} not found in the cargo registry", schemagen::K8S_OPENAPI_DIR))?;
+    let pb = schemagen::locate::crate_source(schemagen::K8S_PB_DIR, "K8S_PB_SRC").ok_or(
+        format!("{} not found in the cargo registry", schemagen::K8S_PB_DIR),
+    )?;
+    let oa = schemagen::locate::crate_source(schemagen::K8S_OPENAPI_DIR, "K8S_OPENAPI_SRC").ok_or(
+        format!(
+            "{} not found in the cargo registry",
+            schemagen::K8S_OPENAPI_DIR
+        ),
+    )?;
     let out = schemagen::generate(&pb, &oa)?;
     eprint!("{}", out.report);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (rel, bytes) in [(schemagen::DESCRIPTOR_FILE, out.descriptor.as_slice()), (schemagen::HINTS_FILE, out.hints.as_bytes())] {
+    for (rel, bytes) in [
+        (schemagen::DESCRIPTOR_FILE, out.descriptor.as_slice()),
+        (schemagen::HINTS_FILE, out.hints.as_bytes()),
+    ] {
         let path = root.join(rel);
         if check {
             let current = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             if current != bytes {
-                return Err(format!("{} is stale; rerun without --check", path.display()));
+                return Err(format!(
+                    "{} is stale; rerun without --check",
+                    path.display()
+                ));
             }
         } else {
             if let Some(dir) = path.parent() {

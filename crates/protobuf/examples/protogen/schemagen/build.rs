@@ -5,14 +5,14 @@ use std::fmt::Write as _;
 
 use prost::Message as _;
 use prost_reflect::prost_types::{
-    field_descriptor_proto::{Label, Type},
     DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet, MessageOptions,
+    field_descriptor_proto::{Label, Type},
 };
 
-use super::openapi_source::{norm, OaType};
+use super::Generated;
+use super::openapi_source::{OaType, norm};
 use super::pb_source::{MapValue, PbCrate, PbField, PbStruct, PbType, Scalar, TypeRef};
 use super::pointers::POINTER_SCALARS;
-use super::Generated;
 
 /// Registered kinds that are not REST resources (no `impl Resource` in k8s-pb): subresource
 /// bodies and options types, each in the group-version whose `register.go` adds it.
@@ -29,11 +29,19 @@ const EXTRA_KINDS: &[(&str, &str, &str)] = &[
     ("v1", "PodProxyOptions", "api/core/v1"),
     ("v1", "NodeProxyOptions", "api/core/v1"),
     ("v1", "ServiceProxyOptions", "api/core/v1"),
-    ("authentication.k8s.io/v1", "TokenRequest", "api/authentication/v1"),
+    (
+        "authentication.k8s.io/v1",
+        "TokenRequest",
+        "api/authentication/v1",
+    ),
     ("autoscaling/v1", "Scale", "api/autoscaling/v1"),
     ("policy/v1", "Eviction", "api/policy/v1"),
     ("admission.k8s.io/v1", "AdmissionReview", "api/admission/v1"),
-    ("apidiscovery.k8s.io/v2", "APIGroupDiscoveryList", "api/apidiscovery/v2"),
+    (
+        "apidiscovery.k8s.io/v2",
+        "APIGroupDiscoveryList",
+        "api/apidiscovery/v2",
+    ),
 ];
 
 /// meta/v1 kinds that `metav1.AddToGroupVersion` registers in every group-version, plus the
@@ -60,7 +68,10 @@ const META_MODULE: &str = "apimachinery/pkg/apis/meta/v1";
 /// JSON names of fields no k8s-openapi type carries and whose lowerCamel spelling is wrong
 /// (Go initialisms), from the upstream json tags.
 const JSON_NAME_OVERRIDES: &[(&str, &str)] = &[
-    ("insecure_skip_tls_verify_backend", "insecureSkipTLSVerifyBackend"),
+    (
+        "insecure_skip_tls_verify_backend",
+        "insecureSkipTLSVerifyBackend",
+    ),
     ("desired_api_version", "desiredAPIVersion"),
 ];
 
@@ -106,20 +117,33 @@ impl<'a> OaIndex<'a> {
             exact.insert((t.norm_package(), norm(t.name())), t);
             by_name.entry(norm(t.name())).or_default().push(t);
             for k in &t.keys {
-                *global.entry(norm(&k.json)).or_default().entry(k.json.clone()).or_default() += 1;
+                *global
+                    .entry(norm(&k.json))
+                    .or_default()
+                    .entry(k.json.clone())
+                    .or_default() += 1;
             }
         }
-        OaIndex { exact, by_name, global }
+        OaIndex {
+            exact,
+            by_name,
+            global,
+        }
     }
 
     /// The exact definition first, then same-named definitions of other packages.
     fn candidates(&self, module: &[String], name: &str) -> (Option<&'a OaType>, Vec<&'a OaType>) {
-        let exact = self.exact.get(&(norm(&module.join("")), norm(name))).copied();
+        let exact = self
+            .exact
+            .get(&(norm(&module.join("")), norm(name)))
+            .copied();
         let others = self
             .by_name
             .get(&norm(name))
             .map(|v| {
-                v.iter().copied().filter(|t| exact.is_none_or(|e| e.definition != t.definition))
+                v.iter()
+                    .copied()
+                    .filter(|t| exact.is_none_or(|e| e.definition != t.definition))
             })
             .into_iter()
             .flatten()
@@ -143,14 +167,31 @@ pub fn build(pb: &PbCrate, oa: &[OaType]) -> Result<Generated, String> {
             .map(|t| t.name().to_owned())
             .unwrap_or_else(|| s.rust_name.clone());
         if !taken.insert((s.module.clone(), name.clone())) {
-            return Err(format!("two structs named {name} in {}", s.module.join("/")));
+            return Err(format!(
+                "two structs named {name} in {}",
+                s.module.join("/")
+            ));
         }
-        names.insert(TypeRef { module: s.module.clone(), name: s.rust_name.clone() }, name);
+        names.insert(
+            TypeRef {
+                module: s.module.clone(),
+                name: s.rust_name.clone(),
+            },
+            name,
+        );
     }
     let by_ref: HashMap<TypeRef, &PbStruct> = pb
         .structs
         .iter()
-        .map(|s| (TypeRef { module: s.module.clone(), name: s.rust_name.clone() }, s))
+        .map(|s| {
+            (
+                TypeRef {
+                    module: s.module.clone(),
+                    name: s.rust_name.clone(),
+                },
+                s,
+            )
+        })
         .collect();
 
     // 2. Fields: JSON names, inline members, required-ness. Inline members are detected on types
@@ -197,7 +238,10 @@ pub fn build(pb: &PbCrate, oa: &[OaType]) -> Result<Generated, String> {
                         // the plain lowerCamel spelling wins a tie-free pick (`schema`, not
                         // `$schema`), then the most frequent one
                         best.sort_by(|a, b| {
-                            (*b.0 == camel).cmp(&(*a.0 == camel)).then(b.1.cmp(a.1)).then(a.0.cmp(b.0))
+                            (*b.0 == camel)
+                                .cmp(&(*a.0 == camel))
+                                .then(b.1.cmp(a.1))
+                                .then(a.0.cmp(b.0))
                         });
                         if best.len() > 1 && *best[0].0 != camel {
                             ambiguous.push(format!("{}.{} ({:?})", s.rust_name, f.rust_name, best));
@@ -225,7 +269,10 @@ pub fn build(pb: &PbCrate, oa: &[OaType]) -> Result<Generated, String> {
             });
         }
         let proto_name = names
-            .get(&TypeRef { module: s.module.clone(), name: s.rust_name.clone() })
+            .get(&TypeRef {
+                module: s.module.clone(),
+                name: s.rust_name.clone(),
+            })
             .cloned()
             .unwrap_or_else(|| s.rust_name.clone());
         msgs.push(Msg {
@@ -238,8 +285,17 @@ pub fn build(pb: &PbCrate, oa: &[OaType]) -> Result<Generated, String> {
     }
     apply_pointers(&mut msgs)?;
     check_coverage(&msgs, &index, &mut report);
-    let _ = writeln!(report, "{} messages, {} kinds source structs", msgs.len(), pb.resources.len());
-    let _ = writeln!(report, "ambiguous global spellings: {}", ambiguous.join(", "));
+    let _ = writeln!(
+        report,
+        "{} messages, {} kinds source structs",
+        msgs.len(),
+        pb.resources.len()
+    );
+    let _ = writeln!(
+        report,
+        "ambiguous global spellings: {}",
+        ambiguous.join(", ")
+    );
     let _ = writeln!(
         report,
         "{} fields named by lowerCamel fallback (no k8s-openapi spelling): {}",
@@ -249,7 +305,10 @@ pub fn build(pb: &PbCrate, oa: &[OaType]) -> Result<Generated, String> {
 
     // 3. Kinds.
     let full_of = |module: &[String], rust: &str| -> Option<String> {
-        let name = names.get(&TypeRef { module: module.to_vec(), name: rust.to_owned() })?;
+        let name = names.get(&TypeRef {
+            module: module.to_vec(),
+            name: rust.to_owned(),
+        })?;
         Some(format!("k8s.io.{}.{}", module.join("."), name))
     };
     let mut kinds: BTreeSet<(String, String, String)> = BTreeSet::new();
@@ -265,7 +324,10 @@ pub fn build(pb: &PbCrate, oa: &[OaType]) -> Result<Generated, String> {
         let msg = msgs
             .iter()
             .find(|m| m.module == module && m.proto_name == *kind)
-            .ok_or(format!("extra kind {kind} not found in {}", module.join("/")))?;
+            .ok_or(format!(
+                "extra kind {kind} not found in {}",
+                module.join("/")
+            ))?;
         kinds.insert((api_version.to_string(), kind.to_string(), msg.full_name()));
     }
     let meta_module: Vec<String> = META_MODULE.split('/').map(str::to_owned).collect();
@@ -281,19 +343,37 @@ pub fn build(pb: &PbCrate, oa: &[OaType]) -> Result<Generated, String> {
     // 4. Outputs.
     let descriptor = descriptor_set(&msgs, &names)?.encode_to_vec();
     let hints = hints_text(&msgs, &kinds, &meta_kinds);
-    let _ = writeln!(report, "{} kinds, descriptor {} bytes", kinds.len(), descriptor.len());
-    Ok(Generated { descriptor, hints, report })
+    let _ = writeln!(
+        report,
+        "{} kinds, descriptor {} bytes",
+        kinds.len(),
+        descriptor.len()
+    );
+    Ok(Generated {
+        descriptor,
+        hints,
+        report,
+    })
 }
 
 /// A message field without its own JSON key whose message's fields appear among the parent's
 /// JSON keys is a Go struct embedded with `json:",inline"` (Volume.volumeSource, Probe.handler).
 fn is_inline(f: &PbField, parent: &OaType, by_ref: &HashMap<TypeRef, &PbStruct>) -> bool {
-    let PbType::Message(r) = &f.ty else { return false };
+    let PbType::Message(r) = &f.ty else {
+        return false;
+    };
     if f.repeated {
         return false;
     }
-    let Some(child) = by_ref.get(r) else { return false };
-    child.fields.iter().any(|cf| parent.keys.iter().any(|k| norm(&k.json) == norm(&cf.rust_name)))
+    let Some(child) = by_ref.get(r) else {
+        return false;
+    };
+    child.fields.iter().any(|cf| {
+        parent
+            .keys
+            .iter()
+            .any(|k| norm(&k.json) == norm(&cf.rust_name))
+    })
 }
 
 fn apply_pointers(msgs: &mut [Msg]) -> Result<(), String> {
@@ -304,7 +384,9 @@ fn apply_pointers(msgs: &mut [Msg]) -> Result<(), String> {
             let mut hit = false;
             for m in msgs.iter_mut() {
                 let module_ok = pkg.is_empty()
-                    || m.module.windows(pkg.len()).any(|w| w.iter().zip(&pkg).all(|(a, b)| a == b));
+                    || m.module
+                        .windows(pkg.len())
+                        .any(|w| w.iter().zip(&pkg).all(|(a, b)| a == b));
                 if !module_ok || m.proto_name != name {
                     continue;
                 }
@@ -329,11 +411,21 @@ fn apply_pointers(msgs: &mut [Msg]) -> Result<(), String> {
 fn check_coverage(msgs: &[Msg], index: &OaIndex<'_>, report: &mut String) {
     let by_ref: HashMap<TypeRef, &Msg> = msgs
         .iter()
-        .map(|m| (TypeRef { module: m.module.clone(), name: m.rust_name.clone() }, m))
+        .map(|m| {
+            (
+                TypeRef {
+                    module: m.module.clone(),
+                    name: m.rust_name.clone(),
+                },
+                m,
+            )
+        })
         .collect();
     let mut missing = Vec::new();
     for m in msgs {
-        let (Some(t), _) = index.candidates(&m.module, &m.proto_name) else { continue };
+        let (Some(t), _) = index.candidates(&m.module, &m.proto_name) else {
+            continue;
+        };
         let mut keys = BTreeSet::new();
         collect_json_keys(m, &by_ref, &mut keys);
         for k in &t.keys {
@@ -412,7 +504,11 @@ fn scalar_type(s: Scalar) -> Type {
 }
 
 fn type_name(names: &BTreeMap<TypeRef, String>, r: &TypeRef) -> Result<String, String> {
-    let name = names.get(r).ok_or(format!("unresolved type {}::{}", r.module.join("::"), r.name))?;
+    let name = names.get(r).ok_or(format!(
+        "unresolved type {}::{}",
+        r.module.join("::"),
+        r.name
+    ))?;
     Ok(format!(".k8s.io.{}.{}", r.module.join("."), name))
 }
 
@@ -420,8 +516,14 @@ fn file_name(module: &[String]) -> String {
     format!("k8s.io/{}/generated.proto", module.join("/"))
 }
 
-fn descriptor_set(msgs: &[Msg], names: &BTreeMap<TypeRef, String>) -> Result<FileDescriptorSet, String> {
-    let mut files: BTreeMap<Vec<String>, (Vec<&Msg>, BTreeSet<Vec<String>>)> = BTreeMap::new();
+/// Messages of one proto package and the packages they reference.
+type FileParts<'a> = (Vec<&'a Msg>, BTreeSet<Vec<String>>);
+
+fn descriptor_set(
+    msgs: &[Msg],
+    names: &BTreeMap<TypeRef, String>,
+) -> Result<FileDescriptorSet, String> {
+    let mut files: BTreeMap<Vec<String>, FileParts<'_>> = BTreeMap::new();
     for m in msgs {
         let entry = files.entry(m.module.clone()).or_default();
         entry.0.push(m);
@@ -454,13 +556,20 @@ fn descriptor_set(msgs: &[Msg], names: &BTreeMap<TypeRef, String>) -> Result<Fil
 }
 
 fn message_proto(m: &Msg, names: &BTreeMap<TypeRef, String>) -> Result<DescriptorProto, String> {
-    let mut d = DescriptorProto { name: Some(m.proto_name.clone()), ..Default::default() };
+    let mut d = DescriptorProto {
+        name: Some(m.proto_name.clone()),
+        ..Default::default()
+    };
     for f in &m.fields {
         let mut fd = FieldDescriptorProto {
             name: Some(f.proto_name.clone()),
             number: Some(f.pb.tag as i32),
             json_name: Some(f.json.clone()),
-            label: Some(if f.pb.repeated { Label::Repeated } else { Label::Optional } as i32),
+            label: Some(if f.pb.repeated {
+                Label::Repeated
+            } else {
+                Label::Optional
+            } as i32),
             ..Default::default()
         };
         match &f.pb.ty {
@@ -498,7 +607,10 @@ fn message_proto(m: &Msg, names: &BTreeMap<TypeRef, String>) -> Result<Descripto
                         },
                         value,
                     ],
-                    options: Some(MessageOptions { map_entry: Some(true), ..Default::default() }),
+                    options: Some(MessageOptions {
+                        map_entry: Some(true),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 });
                 fd.label = Some(Label::Repeated as i32);
@@ -513,7 +625,9 @@ fn message_proto(m: &Msg, names: &BTreeMap<TypeRef, String>) -> Result<Descripto
 
 fn upper_first(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn hints_text(

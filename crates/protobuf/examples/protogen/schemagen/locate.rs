@@ -14,8 +14,13 @@ pub fn crate_source(dir_name: &str, override_var: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
     let registry = cargo_home.join("registry").join("src");
-    let mut indexes: Vec<PathBuf> =
-        std::fs::read_dir(&registry).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut indexes: Vec<PathBuf> = std::fs::read_dir(&registry)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     indexes.sort();
-    indexes.into_iter().map(|i| i.join(dir_name)).find(|p| p.join("src").is_dir())
+    indexes
+        .into_iter()
+        .map(|i| i.join(dir_name))
+        .find(|p| p.join("src").is_dir())
 }

@@ -30,7 +30,10 @@ impl OaType {
 
     /// The normalized package (`apicorev1`), comparable with a k8s-pb module path.
     pub fn norm_package(&self) -> String {
-        let rest = self.definition.strip_prefix("io.k8s.").unwrap_or(&self.definition);
+        let rest = self
+            .definition
+            .strip_prefix("io.k8s.")
+            .unwrap_or(&self.definition);
         let pkg = rest.rsplit_once('.').map(|(p, _)| p).unwrap_or_default();
         norm(pkg)
     }
@@ -38,7 +41,10 @@ impl OaType {
 
 /// Lowercase alphanumerics only: `hostIPC`, `host_ipc` and `$ref`/`ref` compare equal.
 pub fn norm(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// Parses the definitions under `src/<version>/` for each version in order; the first version
@@ -78,8 +84,12 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
 }
 
 fn parse_file(text: &str) -> Option<OaType> {
-    let definition =
-        text.lines().next()?.strip_prefix("// Generated from definition ")?.trim().to_owned();
+    let definition = text
+        .lines()
+        .next()?
+        .strip_prefix("// Generated from definition ")?
+        .trim()
+        .to_owned();
     // Struct fields: from `pub struct X {` to the closing `}` in column 0.
     let mut fields: BTreeMap<String, bool> = BTreeMap::new();
     let mut in_struct = false;
@@ -103,13 +113,22 @@ fn parse_file(text: &str) -> Option<OaType> {
     let mut seen = HashSet::new();
     for line in text.lines() {
         let line = line.trim();
-        let Some(rest) = line.strip_prefix('"') else { continue };
-        let Some((json, tail)) = rest.split_once("\" => Field::Key_") else { continue };
+        let Some(rest) = line.strip_prefix('"') else {
+            continue;
+        };
+        let Some((json, tail)) = rest.split_once("\" => Field::Key_") else {
+            continue;
+        };
         let rust = tail.trim_end_matches(',');
         // `apiVersion`/`kind` of top-level kinds are keys without a struct field.
-        let Some(required) = fields.get(rust) else { continue };
+        let Some(required) = fields.get(rust) else {
+            continue;
+        };
         if seen.insert(json.to_owned()) {
-            keys.push(OaKey { json: json.to_owned(), required: *required });
+            keys.push(OaKey {
+                json: json.to_owned(),
+                required: *required,
+            });
         }
     }
     Some(OaType { definition, keys })

@@ -110,9 +110,10 @@ pub fn parse_crate(src_root: &Path) -> Result<PbCrate, String> {
         for item in &ast.items {
             match item {
                 syn::Item::Struct(s) if is_prost_message(&s.attrs) => {
-                    out.structs.push(parse_struct(&module, s).map_err(|e| {
-                        format!("{}::{}: {e}", module.join("::"), s.ident)
-                    })?);
+                    out.structs.push(
+                        parse_struct(&module, s)
+                            .map_err(|e| format!("{}::{}: {e}", module.join("::"), s.ident))?,
+                    );
                 }
                 syn::Item::Impl(i) => {
                     if let Some(r) = parse_resource_impl(&module, i) {
@@ -142,8 +143,10 @@ fn collect_rs_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
 /// `api/core/v1/mod.rs` → `[api, core, v1]`; `lib.rs` → `[]`.
 fn module_path(root: &Path, file: &Path) -> Result<Vec<String>, String> {
     let rel = file.strip_prefix(root).map_err(|e| e.to_string())?;
-    let mut parts: Vec<String> =
-        rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     let last = parts.pop().unwrap_or_default();
     if last != "mod.rs" && last != "lib.rs" {
         parts.push(last.trim_end_matches(".rs").to_owned());
@@ -219,9 +222,17 @@ fn parse_field(
                 }
             }
             Meta::NameValue(nv) => {
-                let key = nv.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
-                let Expr::Lit(l) = &nv.value else { return Err(format!("{key}: not a literal")) };
-                let Lit::Str(v) = &l.lit else { return Err(format!("{key}: not a string")) };
+                let key = nv
+                    .path
+                    .get_ident()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default();
+                let Expr::Lit(l) = &nv.value else {
+                    return Err(format!("{key}: not a literal"));
+                };
+                let Lit::Str(v) = &l.lit else {
+                    return Err(format!("{key}: not a string"));
+                };
                 let v = v.value();
                 match key.as_str() {
                     "tag" => tag = Some(v.parse::<u32>().map_err(|e| format!("tag {v}: {e}"))?),
@@ -250,7 +261,12 @@ fn parse_field(
     } else {
         PbType::Scalar(scalar.ok_or("no scalar type")?)
     };
-    Ok(PbField { rust_name, tag, repeated, ty })
+    Ok(PbField {
+        rust_name,
+        tag,
+        repeated,
+        ty,
+    })
 }
 
 /// Finds the message type inside `Option<..>`, `Vec<..>`, `Box<..>` or a map's value position and
@@ -267,7 +283,13 @@ fn innermost_path(ty: &syn::Type) -> Option<&syn::Path> {
         syn::PathArguments::AngleBracketed(a) => a
             .args
             .iter()
-            .filter_map(|g| if let syn::GenericArgument::Type(t) = g { Some(t) } else { None })
+            .filter_map(|g| {
+                if let syn::GenericArgument::Type(t) = g {
+                    Some(t)
+                } else {
+                    None
+                }
+            })
             .collect(),
         _ => Vec::new(),
     };
@@ -295,7 +317,10 @@ fn resolve(module: &[String], path: &syn::Path) -> Result<TypeRef, String> {
             other => base.push(other.to_owned()),
         }
     }
-    Ok(TypeRef { module: base, name: name.clone() })
+    Ok(TypeRef {
+        module: base,
+        name: name.clone(),
+    })
 }
 
 fn parse_resource_impl(module: &[String], i: &syn::ItemImpl) -> Option<PbResource> {
@@ -303,7 +328,9 @@ fn parse_resource_impl(module: &[String], i: &syn::ItemImpl) -> Option<PbResourc
     if trait_path.segments.last()?.ident != "Resource" {
         return None;
     }
-    let syn::Type::Path(self_ty) = i.self_ty.as_ref() else { return None };
+    let syn::Type::Path(self_ty) = i.self_ty.as_ref() else {
+        return None;
+    };
     let rust_name = self_ty.path.segments.last()?.ident.to_string();
     let mut api_version = None;
     let mut kind = None;
@@ -319,5 +346,10 @@ fn parse_resource_impl(module: &[String], i: &syn::ItemImpl) -> Option<PbResourc
             }
         }
     }
-    Some(PbResource { module: module.to_vec(), rust_name, api_version: api_version?, kind: kind? })
+    Some(PbResource {
+        module: module.to_vec(),
+        rust_name,
+        api_version: api_version?,
+        kind: kind?,
+    })
 }

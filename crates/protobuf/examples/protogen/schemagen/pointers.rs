@@ -75,7 +75,12 @@ pub const POINTER_SCALARS: &[(&str, &[&str])] = &[
     ),
     (
         "core/WindowsSecurityContextOptions",
-        &["gmsaCredentialSpecName", "gmsaCredentialSpec", "runAsUserName", "hostProcess"],
+        &[
+            "gmsaCredentialSpecName",
+            "gmsaCredentialSpec",
+            "runAsUserName",
+            "hostProcess",
+        ],
     ),
     ("core/SeccompProfile", &["localhostProfile"]),
     ("core/AppArmorProfile", &["localhostProfile"]),
@@ -100,24 +105,43 @@ pub const POINTER_SCALARS: &[(&str, &[&str])] = &[
     ("core/DownwardAPIVolumeFile", &["mode"]),
     ("core/ProjectedVolumeSource", &["defaultMode"]),
     ("core/KeyToPath", &["mode"]),
-    ("core/ClusterTrustBundleProjection", &["name", "signerName", "optional"]),
+    (
+        "core/ClusterTrustBundleProjection",
+        &["name", "signerName", "optional"],
+    ),
     ("core/ServiceAccountTokenProjection", &["expirationSeconds"]),
     ("core/PodCertificateProjection", &["maxExpirationSeconds"]),
     ("core/HostPathVolumeSource", &["type"]),
     ("core/CSIVolumeSource", &["readOnly", "fsType"]),
-    ("core/AzureDiskVolumeSource", &["cachingMode", "fsType", "readOnly", "kind"]),
+    (
+        "core/AzureDiskVolumeSource",
+        &["cachingMode", "fsType", "readOnly", "kind"],
+    ),
     ("core/AzureFilePersistentVolumeSource", &["secretNamespace"]),
     ("core/FCVolumeSource", &["lun"]),
     ("core/ISCSIVolumeSource", &["initiatorName"]),
     ("core/ISCSIPersistentVolumeSource", &["initiatorName"]),
-    ("core/VolumeMount", &["recursiveReadOnly", "mountPropagation"]),
+    (
+        "core/VolumeMount",
+        &["recursiveReadOnly", "mountPropagation"],
+    ),
     ("core/VolumeMountStatus", &["recursiveReadOnly"]),
     (
         "core/PersistentVolumeClaimSpec",
-        &["storageClassName", "volumeMode", "volumeAttributesClassName"],
+        &[
+            "storageClassName",
+            "volumeMode",
+            "volumeAttributesClassName",
+        ],
     ),
-    ("core/PersistentVolumeSpec", &["volumeMode", "volumeAttributesClassName"]),
-    ("core/PersistentVolumeClaimStatus", &["currentVolumeAttributesClassName"]),
+    (
+        "core/PersistentVolumeSpec",
+        &["volumeMode", "volumeAttributesClassName"],
+    ),
+    (
+        "core/PersistentVolumeClaimStatus",
+        &["currentVolumeAttributesClassName"],
+    ),
     (
         "core/ServiceSpec",
         &[
@@ -134,24 +158,49 @@ pub const POINTER_SCALARS: &[(&str, &[&str])] = &[
     ("core/EndpointAddress", &["nodeName"]),
     ("core/LoadBalancerIngress", &["ipMode"]),
     ("core/Toleration", &["tolerationSeconds"]),
-    ("core/TopologySpreadConstraint", &["minDomains", "nodeAffinityPolicy", "nodeTaintsPolicy"]),
+    (
+        "core/TopologySpreadConstraint",
+        &["minDomains", "nodeAffinityPolicy", "nodeTaintsPolicy"],
+    ),
     ("core/ReplicationControllerSpec", &["replicas"]),
     ("core/NodeSwapStatus", &["capacity"]),
     ("core/NodeFeatures", &["supplementalGroupsPolicy"]),
-    ("core/NodeRuntimeHandlerFeatures", &["recursiveReadOnlyMounts", "userNamespaces"]),
-    ("core/PodLogOptions", &["sinceSeconds", "tailLines", "limitBytes", "stream"]),
+    (
+        "core/NodeRuntimeHandlerFeatures",
+        &["recursiveReadOnlyMounts", "userNamespaces"],
+    ),
+    (
+        "core/PodLogOptions",
+        &["sinceSeconds", "tailLines", "limitBytes", "stream"],
+    ),
     ("core/PodDNSConfigOption", &["value"]),
     ("core/TypedLocalObjectReference", &["apiGroup"]),
     ("core/TypedObjectReference", &["apiGroup", "namespace"]),
-    ("core/PodResourceClaim", &["resourceClaimName", "resourceClaimTemplateName"]),
+    (
+        "core/PodResourceClaim",
+        &["resourceClaimName", "resourceClaimTemplateName"],
+    ),
     ("core/PodResourceClaimStatus", &["resourceClaimName"]),
     ("core/ServiceAccount", &["automountServiceAccountToken"]),
     // k8s.io/api/apps
-    ("apps/DeploymentSpec", &["replicas", "revisionHistoryLimit", "progressDeadlineSeconds"]),
-    ("apps/DeploymentStatus", &["collisionCount", "terminatingReplicas"]),
+    (
+        "apps/DeploymentSpec",
+        &[
+            "replicas",
+            "revisionHistoryLimit",
+            "progressDeadlineSeconds",
+        ],
+    ),
+    (
+        "apps/DeploymentStatus",
+        &["collisionCount", "terminatingReplicas"],
+    ),
     ("apps/ReplicaSetSpec", &["replicas"]),
     ("apps/ReplicaSetStatus", &["terminatingReplicas"]),
-    ("apps/StatefulSetSpec", &["replicas", "revisionHistoryLimit"]),
+    (
+        "apps/StatefulSetSpec",
+        &["replicas", "revisionHistoryLimit"],
+    ),
     ("apps/StatefulSetStatus", &["collisionCount"]),
     ("apps/RollingUpdateStatefulSetStrategy", &["partition"]),
     ("apps/DaemonSetSpec", &["revisionHistoryLimit"]),
@@ -174,7 +223,10 @@ pub const POINTER_SCALARS: &[(&str, &[&str])] = &[
             "managedBy",
         ],
     ),
-    ("batch/JobStatus", &["terminating", "ready", "failedIndexes"]),
+    (
+        "batch/JobStatus",
+        &["terminating", "ready", "failedIndexes"],
+    ),
     (
         "batch/CronJobSpec",
         &[
@@ -185,31 +237,73 @@ pub const POINTER_SCALARS: &[(&str, &[&str])] = &[
             "timeZone",
         ],
     ),
-    ("batch/PodFailurePolicyOnExitCodesRequirement", &["containerName"]),
-    ("batch/SuccessPolicyRule", &["succeededIndexes", "succeededCount"]),
+    (
+        "batch/PodFailurePolicyOnExitCodesRequirement",
+        &["containerName"],
+    ),
+    (
+        "batch/SuccessPolicyRule",
+        &["succeededIndexes", "succeededCount"],
+    ),
     // k8s.io/api/autoscaling
     ("autoscaling/HorizontalPodAutoscalerSpec", &["minReplicas"]),
-    ("autoscaling/v1/HorizontalPodAutoscalerSpec", &["targetCPUUtilizationPercentage"]),
-    ("autoscaling/HorizontalPodAutoscalerStatus", &["observedGeneration"]),
-    ("autoscaling/v1/HorizontalPodAutoscalerStatus", &["currentCPUUtilizationPercentage"]),
-    ("autoscaling/HPAScalingRules", &["stabilizationWindowSeconds", "selectPolicy"]),
+    (
+        "autoscaling/v1/HorizontalPodAutoscalerSpec",
+        &["targetCPUUtilizationPercentage"],
+    ),
+    (
+        "autoscaling/HorizontalPodAutoscalerStatus",
+        &["observedGeneration"],
+    ),
+    (
+        "autoscaling/v1/HorizontalPodAutoscalerStatus",
+        &["currentCPUUtilizationPercentage"],
+    ),
+    (
+        "autoscaling/HPAScalingRules",
+        &["stabilizationWindowSeconds", "selectPolicy"],
+    ),
     ("autoscaling/MetricTarget", &["averageUtilization"]),
     ("autoscaling/MetricValueStatus", &["averageUtilization"]),
-    ("autoscaling/v1/ResourceMetricSource", &["targetAverageUtilization"]),
-    ("autoscaling/v1/ContainerResourceMetricSource", &["targetAverageUtilization"]),
-    ("autoscaling/v1/ResourceMetricStatus", &["currentAverageUtilization"]),
-    ("autoscaling/v1/ContainerResourceMetricStatus", &["currentAverageUtilization"]),
+    (
+        "autoscaling/v1/ResourceMetricSource",
+        &["targetAverageUtilization"],
+    ),
+    (
+        "autoscaling/v1/ContainerResourceMetricSource",
+        &["targetAverageUtilization"],
+    ),
+    (
+        "autoscaling/v1/ResourceMetricStatus",
+        &["currentAverageUtilization"],
+    ),
+    (
+        "autoscaling/v1/ContainerResourceMetricStatus",
+        &["currentAverageUtilization"],
+    ),
     // k8s.io/api/policy
-    ("policy/PodDisruptionBudgetSpec", &["unhealthyPodEvictionPolicy"]),
+    (
+        "policy/PodDisruptionBudgetSpec",
+        &["unhealthyPodEvictionPolicy"],
+    ),
     // k8s.io/api/networking
     ("networking/NetworkPolicyPort", &["protocol", "endPort"]),
     ("networking/IngressSpec", &["ingressClassName"]),
     ("networking/IngressPortStatus", &["error"]),
-    ("networking/IngressClassParametersReference", &["apiGroup", "scope", "namespace"]),
+    (
+        "networking/IngressClassParametersReference",
+        &["apiGroup", "scope", "namespace"],
+    ),
     ("networking/HTTPIngressPath", &["pathType"]),
     // k8s.io/api/discovery
-    ("discovery/EndpointConditions", &["ready", "serving", "terminating"]),
-    ("discovery/EndpointPort", &["name", "protocol", "port", "appProtocol"]),
+    (
+        "discovery/EndpointConditions",
+        &["ready", "serving", "terminating"],
+    ),
+    (
+        "discovery/EndpointPort",
+        &["name", "protocol", "port", "appProtocol"],
+    ),
     ("discovery/Endpoint", &["hostname", "nodeName", "zone"]),
     // k8s.io/api/storage
     (
@@ -225,49 +319,94 @@ pub const POINTER_SCALARS: &[(&str, &[&str])] = &[
             "fsGroupPolicy",
         ],
     ),
-    ("storage/StorageClass", &["allowVolumeExpansion", "reclaimPolicy", "volumeBindingMode"]),
+    (
+        "storage/StorageClass",
+        &["allowVolumeExpansion", "reclaimPolicy", "volumeBindingMode"],
+    ),
     ("storage/TokenRequest", &["expirationSeconds"]),
     ("storage/VolumeError", &["errorCode"]),
     ("storage/VolumeNodeResources", &["count"]),
     ("storage/VolumeAttachmentSource", &["persistentVolumeName"]),
     // k8s.io/api/authentication, certificates, coordination, scheduling
     ("authentication/TokenRequestSpec", &["expirationSeconds"]),
-    ("certificates/CertificateSigningRequestSpec", &["expirationSeconds"]),
+    (
+        "certificates/CertificateSigningRequestSpec",
+        &["expirationSeconds"],
+    ),
     (
         "coordination/LeaseSpec",
-        &["holderIdentity", "leaseDurationSeconds", "leaseTransitions", "strategy", "preferredHolder"],
+        &[
+            "holderIdentity",
+            "leaseDurationSeconds",
+            "leaseTransitions",
+            "strategy",
+            "preferredHolder",
+        ],
     ),
     ("scheduling/PriorityClass", &["preemptionPolicy"]),
     // k8s.io/api/flowcontrol
-    ("flowcontrol/ExemptPriorityLevelConfiguration", &["nominalConcurrencyShares", "lendablePercent"]),
+    (
+        "flowcontrol/ExemptPriorityLevelConfiguration",
+        &["nominalConcurrencyShares", "lendablePercent"],
+    ),
     (
         "flowcontrol/v1/LimitedPriorityLevelConfiguration",
-        &["nominalConcurrencyShares", "lendablePercent", "borrowingLimitPercent"],
+        &[
+            "nominalConcurrencyShares",
+            "lendablePercent",
+            "borrowingLimitPercent",
+        ],
     ),
     // k8s.io/api/admissionregistration
     (
         "admissionregistration/MutatingWebhook",
-        &["timeoutSeconds", "sideEffects", "failurePolicy", "matchPolicy", "reinvocationPolicy"],
+        &[
+            "timeoutSeconds",
+            "sideEffects",
+            "failurePolicy",
+            "matchPolicy",
+            "reinvocationPolicy",
+        ],
     ),
     (
         "admissionregistration/ValidatingWebhook",
-        &["timeoutSeconds", "sideEffects", "failurePolicy", "matchPolicy"],
+        &[
+            "timeoutSeconds",
+            "sideEffects",
+            "failurePolicy",
+            "matchPolicy",
+        ],
     ),
     ("admissionregistration/ServiceReference", &["port", "path"]),
     ("admissionregistration/WebhookClientConfig", &["url"]),
     ("admissionregistration/Rule", &["scope"]),
-    ("admissionregistration/ValidatingAdmissionPolicySpec", &["failurePolicy"]),
+    (
+        "admissionregistration/ValidatingAdmissionPolicySpec",
+        &["failurePolicy"],
+    ),
     ("admissionregistration/MatchResources", &["matchPolicy"]),
-    ("admissionregistration/ParamRef", &["parameterNotFoundAction"]),
+    (
+        "admissionregistration/ParamRef",
+        &["parameterNotFoundAction"],
+    ),
     ("admissionregistration/Validation", &["reason"]),
     ("admission/AdmissionRequest", &["dryRun"]),
     ("admission/AdmissionResponse", &["patchType"]),
     // k8s.io/apiextensions-apiserver
-    ("apiextensions/CustomResourceDefinitionVersion", &["deprecationWarning"]),
+    (
+        "apiextensions/CustomResourceDefinitionVersion",
+        &["deprecationWarning"],
+    ),
     ("apiextensions/ServiceReference", &["port", "path"]),
     ("apiextensions/WebhookClientConfig", &["url"]),
-    ("apiextensions/CustomResourceSubresourceScale", &["labelSelectorPath"]),
-    ("apiextensions/ValidationRule", &["optionalOldSelf", "reason"]),
+    (
+        "apiextensions/CustomResourceSubresourceScale",
+        &["labelSelectorPath"],
+    ),
+    (
+        "apiextensions/ValidationRule",
+        &["optionalOldSelf", "reason"],
+    ),
     (
         "apiextensions/JSONSchemaProps",
         &[
@@ -288,10 +427,24 @@ pub const POINTER_SCALARS: &[(&str, &[&str])] = &[
     // k8s.io/kube-aggregator
     ("apiregistration/ServiceReference", &["port"]),
     // k8s.io/api/resource
-    ("resource/v1/Device", &["allNodes", "bindsToNode", "allowMultipleAllocations", "nodeName"]),
-    ("resource/DeviceAttribute", &["int", "bool", "string", "version"]),
+    (
+        "resource/v1/Device",
+        &[
+            "allNodes",
+            "bindsToNode",
+            "allowMultipleAllocations",
+            "nodeName",
+        ],
+    ),
+    (
+        "resource/DeviceAttribute",
+        &["int", "bool", "string", "version"],
+    ),
     ("resource/DeviceRequestAllocationResult", &["adminAccess"]),
     ("resource/ExactDeviceRequest", &["adminAccess"]),
     ("resource/DeviceToleration", &["tolerationSeconds"]),
-    ("resource/ResourceSliceSpec", &["allNodes", "perDeviceNodeSelection", "nodeName"]),
+    (
+        "resource/ResourceSliceSpec",
+        &["allNodes", "perDeviceNodeSelection", "nodeName"],
+    ),
 ];
