@@ -93,6 +93,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     if parts.extensions.get::<UserInfo>().is_none() {
         return encode::error(&state, &ApiError::unauthorized("Unauthorized"), render);
     }
+    if path == "/openapi/v2" {
+        let mut r = Response::new(Body::from(state.openapi_v3.v2.clone()));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return r;
+    }
     if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
         return openapi_v3(&state, &path, &q);
     }

@@ -16,6 +16,8 @@ use sha2::{Digest, Sha512};
 
 /// Pre-rendered documents.
 pub struct OpenApiV3 {
+    /// `/openapi/v2` (Swagger 2.0, JSON): the same paths in one document.
+    pub v2: Vec<u8>,
     /// The root index body.
     pub root: Vec<u8>,
     /// Path (without the `/openapi/v3/` prefix, e.g. `apis/apps/v1`) → (hash, body).
@@ -100,11 +102,14 @@ impl OpenApiV3 {
         }
         let mut docs = BTreeMap::new();
         let mut index = Map::new();
+        let mut all_paths = Map::new();
         for (key, rs) in by_gv {
+            let paths = gv_paths(&rs, &format!("/{key}"));
+            all_paths.extend(paths.clone());
             let doc = json!({
                 "openapi": "3.0.0",
                 "info": {"title": "Kubernetes", "version": version},
-                "paths": Value::Object(gv_paths(&rs, &format!("/{key}"))),
+                "paths": Value::Object(paths),
                 "components": {"schemas": {}},
             });
             let body = serde_json::to_vec(&doc).unwrap_or_default();
@@ -113,6 +118,27 @@ impl OpenApiV3 {
             docs.insert(key, (hash, body));
         }
         let root = serde_json::to_vec(&json!({"paths": Value::Object(index)})).unwrap_or_default();
-        Self { root, docs }
+        // Swagger 2.0 puts parameter types at the top level instead of under `schema`.
+        let mut v2_paths = Value::Object(all_paths);
+        for item in v2_paths.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+            for op in item.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+                for p in op.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {
+                    if let Some(schema) = p.as_object_mut().and_then(|o| o.shift_remove("schema")) {
+                        if let (Some(o), Some(ty)) = (p.as_object_mut(), schema.get("type")) {
+                            o.insert("type".into(), ty.clone());
+                            o.insert("uniqueItems".into(), Value::Bool(true));
+                        }
+                    }
+                }
+            }
+        }
+        let v2 = serde_json::to_vec(&json!({
+            "swagger": "2.0",
+            "info": {"title": "Kubernetes", "version": version},
+            "paths": v2_paths,
+            "definitions": {},
+        }))
+        .unwrap_or_default();
+        Self { v2, root, docs }
     }
 }

@@ -8,7 +8,7 @@ fn create_get_list_delete_with_generators() {
     let k = c.kubectl();
     k.ok(&["create", "namespace", "team-a"]).unwrap();
     let n = ["-n", "team-a"];
-    let with_ns = |args: &[&'static str]| -> Vec<&'static str> { args.iter().copied().chain(n).collect() };
+    let with_ns = |args: &[&'static str]| -> Vec<&'static str> { n.iter().copied().chain(args.iter().copied()).collect() };
     k.ok(&with_ns(&["create", "configmap", "cfg", "--from-literal=a=1", "--from-literal=b=two"])).unwrap();
     k.ok(&with_ns(&["create", "secret", "generic", "s1", "--from-literal=password=hunter2"])).unwrap();
     k.ok(&with_ns(&["create", "service", "clusterip", "web", "--tcp=80:8080"])).unwrap();

@@ -50,11 +50,11 @@ fn chunked_list_over_a_thousand_objects() {
     let c = cluster();
     let k = c.kubectl();
     const N: usize = 1100;
-    let items: Vec<serde_json::Value> = (0..N)
-        .map(|i| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i:04}"), "labels": {"batch": "big"}}, "data": {"i": i.to_string()}}))
+    // One multi-document YAML stream, as users write manifests.
+    let docs: Vec<String> = (0..N)
+        .map(|i| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i:04}\n  labels:\n    batch: big\ndata:\n  i: \"{i}\"\n"))
         .collect();
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    k.ok_stdin(&["create", "-f", "-"], &list.to_string()).unwrap();
+    k.ok_stdin(&["create", "-f", "-"], &docs.join("---\n")).unwrap();
     let out = k.run(&["get", "configmaps", "-l", "batch=big", "--chunk-size=100", "-o", "name", "-v=6"]).unwrap();
     assert!(out.success, "{}", out.stderr);
     let names: Vec<&str> = out.stdout.lines().collect();
