@@ -2,19 +2,35 @@
 //! `metav1.MicroTime` (RFC 3339 with 6 fractional digits) and `metav1.Duration` (Go's
 //! `time.Duration.String()` / `time.ParseDuration`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// `2024-01-02T03:04:05Z` (apimachinery meta/v1 time.go: `UTC().Format(time.RFC3339)`).
 pub(crate) fn format_time(seconds: i64) -> Option<String> {
+    Some(format!("{}Z", ymd_hms(seconds)?))
+}
+
+/// `2024-01-02T03:04:05` for years 0..=9999 (Go's RFC 3339 formatting refuses others too).
+fn ymd_hms(seconds: i64) -> Option<String> {
     let t = DateTime::<Utc>::from_timestamp(seconds, 0)?;
-    Some(t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    let (date, time) = (t.date_naive(), t.time());
+    if !(0..=9999).contains(&date.year()) {
+        return None;
+    }
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        date.year(),
+        date.month(),
+        date.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    ))
 }
 
 /// `2024-01-02T03:04:05.123456Z` (meta/v1 micro_time.go, `RFC3339Micro`, truncated).
 pub(crate) fn format_micro_time(seconds: i64, nanos: i32) -> Option<String> {
-    let t = DateTime::<Utc>::from_timestamp(seconds, 0)?;
     let micros = nanos.clamp(0, 999_999_999) / 1000;
-    Some(format!("{}.{micros:06}Z", t.format("%Y-%m-%dT%H:%M:%S")))
+    Some(format!("{}.{micros:06}Z", ymd_hms(seconds)?))
 }
 
 /// Parses any RFC 3339 timestamp into `(unix seconds, nanoseconds)`.
