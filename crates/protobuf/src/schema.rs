@@ -119,11 +119,19 @@ impl MessagePlan {
 }
 
 /// All message plans plus the kind table.
-#[derive(Debug)]
 pub(crate) struct Schema {
     pub messages: Vec<MessagePlan>,
     kinds: HashMap<(String, String), usize>,
     meta_kinds: HashMap<String, usize>,
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Schema")
+            .field("messages", &self.messages.len())
+            .field("kinds", &self.kinds.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Schema {
@@ -157,8 +165,8 @@ impl Schema {
         for m in &descs {
             messages.push(plan(m, &index, &hints)?);
         }
-        for (i, m) in messages.iter().enumerate() {
-            check_special(&messages, i, m)?;
+        for m in &messages {
+            check_special(m)?;
         }
         let by_json = (0..messages.len())
             .map(|i| json_targets(&messages, i, 0))
@@ -389,7 +397,7 @@ fn json_targets(
 }
 
 /// Special messages are converted by field number; make sure the descriptor agrees.
-fn check_special(messages: &[MessagePlan], _i: usize, m: &MessagePlan) -> Result<(), ProtoError> {
+fn check_special(m: &MessagePlan) -> Result<(), ProtoError> {
     use ValueType as V;
     let expect: &[(u32, Card, Option<ValueType>)] = match m.special {
         Special::None => return Ok(()),
@@ -423,7 +431,7 @@ fn check_special(messages: &[MessagePlan], _i: usize, m: &MessagePlan) -> Result
         Special::SchemaOrBool => m.message_of(2).is_some(),
         _ => true,
     };
-    if ok && schema_ok && !messages.is_empty() {
+    if ok && schema_ok {
         Ok(())
     } else {
         Err(ProtoError::Schema(format!(
