@@ -25,5 +25,7 @@ if ! command -v kubectl >/dev/null 2>&1; then
   echo "warning: kubectl not found on PATH; the end-to-end tests need it" >&2
 fi
 
+# The test suite shares one debug build between its binaries; it asks for dependencies only.
+if [ "${1:-}" = "--deps-only" ]; then exit 0; fi
 cargo build --release --locked --bin rkube
-echo "built $(pwd)/target/release/rkube"
+echo "built ${CARGO_TARGET_DIR:-$(pwd)/target}/release/rkube"

@@ -3,7 +3,7 @@
 # One debug build is shared by every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh >/dev/null
+bash scripts/install.sh --deps-only
 cargo build --locked --bin rkube
 # Crate tests first (fast), then the end-to-end suite with the freshly built binary.
 cargo test --locked --workspace --exclude rkube-e2e --features rkube-storage/testing
