@@ -113,10 +113,49 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         Ok(b) => b,
         Err(e) => return encode::error(&state, &ApiError::bad_request(format!("reading request body: {e}")), render),
     };
-    match resource(&state, &info, &parts.headers, &q, accept.as_deref(), bytes, render).await {
+    let writer = match field_writer(&info, &parts.headers, &q) {
+        Ok(w) => w,
+        Err(e) => return encode::error(&state, &e, render),
+    };
+    let handled = resource(&state, &info, &parts.headers, &q, accept.as_deref(), bytes, render);
+    let result = match writer {
+        Some(w) => rkube_registry::ownership::with_writer(w, handled).await,
+        None => handled.await,
+    };
+    match result {
         Ok(r) => r,
         Err((e, r)) => encode::error(&state, &e, r),
     }
+}
+
+/// The field manager of a mutating request: `fieldManager`, else the product part of the
+/// User-Agent (upstream's `managerOrUserAgent`), validated as upstream does.
+fn field_writer(info: &RequestInfo, headers: &HeaderMap, q: &Query) -> Result<Option<rkube_registry::ownership::Writer>, ApiError> {
+    let options_kind = match info.verb.as_str() {
+        "create" => "CreateOptions",
+        "update" => "UpdateOptions",
+        "patch" => "PatchOptions",
+        _ => return Ok(None),
+    };
+    let manager = match q.get("fieldManager").filter(|m| !m.is_empty()) {
+        Some(m) => {
+            if m.len() > 128 {
+                return Err(ApiError::invalid("meta.k8s.io", options_kind, "", &[rkube_apimachinery::FieldError::too_long("fieldManager", 128)]));
+            }
+            if m.chars().any(char::is_control) {
+                let e = rkube_apimachinery::FieldError::invalid("fieldManager", m, "must only contain printable characters");
+                return Err(ApiError::invalid("meta.k8s.io", options_kind, "", &[e]));
+            }
+            m.to_string()
+        }
+        None => {
+            let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            ua.split('/').next().unwrap_or("").chars().filter(|c| !c.is_control()).take(128).collect()
+        }
+    };
+    let applying = info.verb == "patch"
+        && headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(PatchType::from_content_type) == Some(PatchType::Apply);
+    Ok(Some(rkube_registry::ownership::Writer { manager, subresource: info.subresource.clone(), applying }))
 }
 
 fn openapi_v3(state: &AppState, path: &str, q: &Query) -> Response {
@@ -464,24 +503,7 @@ async fn patch_object(
         _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
     };
     if pt == PatchType::Apply {
-        if q.get("fieldManager").is_none_or(str::is_empty) {
-            return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
-        }
-        // Server-side apply: create when absent. Field ownership comes with the apply issue;
-        // until then the applied configuration is merged strategically over the live object.
-        match state.registry.get(res, ns, name, "").await {
-            Err(e) if e.code == 404 => {
-                let mut obj = patch_doc.clone();
-                check_type(res, &mut obj)?;
-                if meta::name(&obj).is_empty() {
-                    meta::set_meta(&mut obj, "name", Value::String(name.to_string()));
-                }
-                let v = state.registry.create(res, ns, obj, dry).await?;
-                return Ok((v, true));
-            }
-            Err(e) => return Err(e),
-            Ok(_) => {}
-        }
+        return apply_object(state, res, ns, name, patch_doc, status_only, dry, q).await;
     }
     let v = state
         .registry
@@ -508,6 +530,123 @@ async fn patch_object(
         })
         .await?;
     Ok((v, false))
+}
+
+/// Server-side apply (`application/apply-patch+yaml`): the configuration's fields become owned
+/// by the field manager; creates the object when absent (201).
+#[allow(clippy::too_many_arguments)]
+async fn apply_object(
+    state: &AppState,
+    res: &Arc<ResourceInfo>,
+    ns: Option<&str>,
+    name: &str,
+    mut config: Value,
+    status_only: bool,
+    dry: bool,
+    q: &Query,
+) -> Result<(Value, bool), ApiError> {
+    let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+        return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+    };
+    if !config.is_object() {
+        return Err(ApiError::bad_request("error decoding YAML: the applied configuration must be an object"));
+    }
+    if config.get("apiVersion").and_then(Value::as_str).is_none_or(str::is_empty) || config.get("kind").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(format!(
+            "Object 'Kind' is missing in '{}'",
+            serde_json::to_string(&config).unwrap_or_default()
+        )));
+    }
+    check_type(res, &mut config)?;
+    if !config["metadata"]["managedFields"].is_null() {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    let cfg_name = meta::name(&config).to_string();
+    if !cfg_name.is_empty() && cfg_name != name {
+        return Err(ApiError::bad_request(format!("the name of the object ({cfg_name}) does not match the name on the URL ({name})")));
+    }
+    if cfg_name.is_empty() {
+        meta::set_meta(&mut config, "name", Value::String(name.to_string()));
+    }
+    let force = q.flag("force");
+    let schema = state.registry.schema_for(res);
+    let subresource = if status_only { "status" } else { "" };
+    let ignored = rkube_registry::ownership::ignored_fields(res, subresource);
+    let api_version = res.api_version();
+    let run = |live: Option<&Value>| -> Result<Value, ApiError> {
+        let now = meta::now_rfc3339();
+        let ctx = rkube_fieldmanager::WriteContext { manager, api_version: &api_version, subresource, ignored: &ignored, now: &now };
+        let mut out = rkube_fieldmanager::apply(live, &config, schema.as_ref(), &ctx, force).map_err(|e| apply_error(res, e))?;
+        keep_last_applied_in_step(live, &config, &mut out);
+        Ok(out)
+    };
+    match state.registry.get(res, ns, name, "").await {
+        Err(e) if e.code == 404 && !status_only => {
+            let obj = run(None)?;
+            let v = state.registry.create(res, ns, obj, dry).await?;
+            return Ok((v, true));
+        }
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    let v = state
+        .registry
+        .modify(res, ns, name, status_only, dry, |old| {
+            let mut live = old.clone();
+            meta::remove_meta(&mut live, "resourceVersion");
+            let mut out = run(Some(&live))?;
+            // The configuration's resourceVersion, if any, is a precondition.
+            match meta::meta_str(&config, "resourceVersion") {
+                Some(rv) => meta::set_meta(&mut out, "resourceVersion", Value::String(rv.to_string())),
+                None => {
+                    meta::remove_meta(&mut out, "resourceVersion");
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok((v, false))
+}
+
+/// Upstream's lastAppliedUpdater: an object managed with client-side apply keeps its
+/// `last-applied-configuration` annotation in step with server-side applies, so switching back
+/// to client-side apply does not resurrect removed fields.
+fn keep_last_applied_in_step(live: Option<&Value>, config: &Value, out: &mut Value) {
+    const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+    let Some(live) = live else { return };
+    if live["metadata"]["annotations"].get(LAST_APPLIED).is_none() {
+        return;
+    }
+    let mut applied = config.clone();
+    if let Some(a) = applied.get_mut("metadata").and_then(|m| m.get_mut("annotations")).and_then(Value::as_object_mut) {
+        a.shift_remove(LAST_APPLIED);
+        if a.is_empty() {
+            if let Some(m) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.shift_remove("annotations");
+            }
+        }
+    }
+    let Ok(text) = serde_json::to_string(&applied) else { return };
+    if let Some(annotations) = out.get_mut("metadata").and_then(|m| m.get_mut("annotations")).and_then(Value::as_object_mut) {
+        annotations.insert(LAST_APPLIED.into(), Value::String(text));
+    }
+}
+
+/// An apply failure as upstream reports it: conflicts are 409 with one cause per field.
+fn apply_error(res: &ResourceInfo, e: rkube_fieldmanager::ApplyError) -> ApiError {
+    match &e {
+        rkube_fieldmanager::ApplyError::Conflicts(conflicts) => {
+            let causes: Vec<Value> = conflicts
+                .iter()
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.manager), "field": c.path.to_string()}))
+                .collect();
+            ApiError { code: 409, reason: "Conflict", message: e.to_string(), details: Some(json!({"causes": causes})) }
+        }
+        rkube_fieldmanager::ApplyError::Invalid(why) => {
+            let gvk = if res.group.is_empty() { format!("/{}, Kind={}", res.version, res.kind) } else { format!("{}/{}, Kind={}", res.group, res.version, res.kind) };
+            ApiError::bad_request(format!("failed to create typed patch object ({gvk}): {why}"))
+        }
+    }
 }
 
 fn delete_options(state: &AppState, headers: &HeaderMap, body: &[u8], q: &Query) -> Result<DeleteOptions, ApiError> {

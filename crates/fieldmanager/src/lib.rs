@@ -16,7 +16,7 @@ mod typed;
 
 pub use managers::{ManagerEntry, Operation, decode_managed_fields, encode_managed_fields};
 pub use path::{Path, PathElement};
-pub use schema::{Deduced, ListType, SchemaNode, Shape};
+pub use schema::{Deduced, DynSchema, DynSchemaNode, ListType, SchemaNode, Shape};
 pub use set::Set;
 pub use typed::{Comparison, compare, merge, remove_items, to_field_set};
 

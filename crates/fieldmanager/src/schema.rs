@@ -59,3 +59,43 @@ impl SchemaNode for Deduced {
         None
     }
 }
+
+/// A schema node behind a trait object, so schema providers (OpenAPI for built-in kinds, CRD
+/// schemas) can be plugged in where generic code cannot name their types.
+pub trait DynSchemaNode: Send + Sync {
+    /// The node's shape.
+    fn shape(&self) -> Shape;
+    /// The schema of a declared field of a struct.
+    fn field(&self, name: &str) -> Option<DynSchema>;
+    /// The schema of map values or list items.
+    fn element(&self) -> Option<DynSchema>;
+    /// The default of a key field of associative-list items.
+    fn key_default(&self, _key: &str) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// A shared, type-erased schema node.
+#[derive(Clone)]
+pub struct DynSchema(pub std::sync::Arc<dyn DynSchemaNode>);
+
+impl std::fmt::Debug for DynSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DynSchema({:?})", self.0.shape())
+    }
+}
+
+impl SchemaNode for DynSchema {
+    fn shape(&self) -> Shape {
+        self.0.shape()
+    }
+    fn field(&self, name: &str) -> Option<Self> {
+        self.0.field(name)
+    }
+    fn element(&self) -> Option<Self> {
+        self.0.element()
+    }
+    fn key_default(&self, key: &str) -> Option<serde_json::Value> {
+        self.0.key_default(key)
+    }
+}

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod list;
 pub mod namespaces;
 pub mod options;
+pub mod ownership;
 pub mod policy;
 pub mod store;
 pub mod strategy;

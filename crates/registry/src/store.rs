@@ -51,6 +51,8 @@ pub struct Registry {
     config: RegistryConfig,
     /// Serialises Service writes so address allocation cannot race (see `allocators`).
     service_lock: tokio::sync::Mutex<()>,
+    /// Schemas for field ownership (`managedFields`); without one, values are deduced.
+    schemas: RwLock<Option<crate::ownership::SchemaProvider>>,
 }
 
 #[derive(Default)]
@@ -98,6 +100,7 @@ impl Registry {
             resources: RwLock::new(index),
             config,
             service_lock: tokio::sync::Mutex::new(()),
+            schemas: RwLock::new(None),
         }))
     }
 
@@ -119,6 +122,17 @@ impl Registry {
             .find(|r| r.group == res.group && r.plural == res.plural && r.storage_version)
             .cloned()
             .unwrap_or_else(|| Arc::new(res.clone()))
+    }
+
+    /// Installs where field management finds the schema of each kind.
+    pub fn set_schema_provider(&self, provider: crate::ownership::SchemaProvider) {
+        *self.schemas.write() = Some(provider);
+    }
+
+    /// The field-management schema of `res`'s kind, if known.
+    pub fn schema_for(&self, res: &ResourceInfo) -> Option<rkube_fieldmanager::DynSchema> {
+        let provider = self.schemas.read().clone();
+        provider.and_then(|p| p(&res.group, &res.version, &res.kind))
     }
 
     /// The watch cache (for the server's watch handler and readiness).
@@ -241,7 +255,8 @@ impl Registry {
             let used = self.used_service_addresses().await?;
             crate::allocators::allocate_for_create(&mut obj, &self.config.service_cidr, &used)?;
         }
-        let obj = self.to_version(res, obj);
+        let mut obj = self.to_version(res, obj);
+        crate::ownership::track(res, self.schema_for(res).as_ref(), None, &mut obj);
         if dry_run {
             return Ok(obj);
         }
@@ -382,6 +397,7 @@ impl Registry {
         }
         let mut new = self.to_version(res, new);
         meta::set_meta(&mut new, "resourceVersion", Value::String(old_kv.mod_revision.to_string()));
+        crate::ownership::track(res, self.schema_for(res).as_ref(), Some(old), &mut new);
         // Upstream skips the write when nothing changed (GuaranteedUpdate compares bytes).
         if &new == old {
             return Ok(new);

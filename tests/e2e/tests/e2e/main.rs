@@ -2,6 +2,7 @@
 //! own server with its own data directory on a free loopback port.
 
 mod api_discovery;
+mod apply;
 mod crash;
 mod crud;
 mod kube_client;
