@@ -4,7 +4,6 @@
 //!
 //! The binary is found through `RKUBE_BIN`, else next to the test executable's directory
 //! (`target/<profile>/rkube`, built by `cargo build --bin rkube` before the tests run).
-//! Set `RKUBE_E2E_KUBECONFIG` to run the same tests against an existing cluster instead.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
