@@ -140,13 +140,11 @@ mod tests {
 
     #[test]
     fn order_is_fields_then_keys_then_values_then_indexes() {
-        let mut v = vec![
-            PathElement::Index(0),
+        let mut v = [PathElement::Index(0),
             PathElement::Value("1".into()),
             PathElement::Key("{}".into()),
             PathElement::Field("z".into()),
-            PathElement::Field("a".into()),
-        ];
+            PathElement::Field("a".into())];
         v.sort();
         assert_eq!(v[0], PathElement::Field("a".into()));
         assert_eq!(v[2], PathElement::Key("{}".into()));

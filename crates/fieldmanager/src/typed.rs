@@ -255,11 +255,10 @@ fn merge_walk<S: SchemaNode>(lhs: Option<&Value>, rhs: Option<&Value>, schema: O
                 }
             }
             for (pe, r) in &right {
-                if !left_keys.contains_key(pe) {
-                    if let Some(v) = merge_walk(None, Some(r), elem.as_ref())? {
+                if !left_keys.contains_key(pe)
+                    && let Some(v) = merge_walk(None, Some(r), elem.as_ref())? {
                         out.push(v);
                     }
-                }
             }
             Ok((!out.is_empty()).then_some(Value::Array(out)))
         }
