@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub tls_sans: Vec<String>,
     /// Service ClusterIP range.
     pub service_cidr: String,
+    /// `EncryptionConfiguration` file for encryption at rest (`--encryption-provider-config`).
+    pub encryption_provider_config: Option<PathBuf>,
 }
 
 /// Why the server could not start or stopped.
@@ -63,8 +65,15 @@ fn open_datastore(cfg: &ServerConfig) -> Result<Arc<dyn KvStore>, ClusterError> 
         Some(s) if s.starts_with("sqlite://") => PathBuf::from(s.trim_start_matches("sqlite://")),
         Some(other) => return Err(ClusterError::Config(format!("unsupported --datastore {other:?}: use sqlite or sqlite:///path"))),
     };
-    let store = rkube_storage_sqlite::SqliteStore::open(&path).map_err(|e| ClusterError::Datastore(format!("{}: {e}", path.display())))?;
-    Ok(Arc::new(store))
+    let store: Arc<dyn KvStore> =
+        Arc::new(rkube_storage_sqlite::SqliteStore::open(&path).map_err(|e| ClusterError::Datastore(format!("{}: {e}", path.display())))?);
+    match &cfg.encryption_provider_config {
+        Some(file) => {
+            let config = rkube_encryption::EncryptionConfig::from_file(file).map_err(|e| ClusterError::Config(e.to_string()))?;
+            Ok(Arc::new(rkube_encryption::EncryptedStore::new(store, config)))
+        }
+        None => Ok(store),
+    }
 }
 
 /// Runs the server until `shutdown` resolves. `on_ready` is called with the bound address and

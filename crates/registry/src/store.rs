@@ -399,7 +399,7 @@ impl Registry {
         meta::set_meta(&mut new, "resourceVersion", Value::String(old_kv.mod_revision.to_string()));
         crate::ownership::track(res, self.schema_for(res).as_ref(), Some(old), &mut new);
         // Upstream skips the write when nothing changed (GuaranteedUpdate compares bytes).
-        if &new == old {
+        if &new == old && !self.store.needs_rewrite(old_kv) {
             return Ok(new);
         }
         // The last finalizer of an object being deleted was removed: the object goes away.

@@ -43,6 +43,10 @@ struct ServerArgs {
     /// Range Service ClusterIPs are allocated from.
     #[arg(long, default_value = "10.43.0.0/16")]
     service_cidr: String,
+    /// EncryptionConfiguration file: resources encrypted at rest and their providers
+    /// (aescbc, aesgcm, secretbox, identity), as kube-apiserver's flag of the same name.
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
 }
 
 fn init_tracing() {
@@ -84,6 +88,7 @@ fn main() -> anyhow::Result<()> {
                 datastore: a.datastore,
                 tls_sans: a.tls_san,
                 service_cidr: a.service_cidr,
+                encryption_provider_config: a.encryption_provider_config,
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.

@@ -192,6 +192,13 @@ pub trait KvStore: Send + Sync + 'static {
     /// at or below the already compacted revision does nothing; above the current revision fails
     /// with `FutureRevision`.
     async fn compact(&self, revision: Revision) -> Result<()>;
+
+    /// Whether this value, though unchanged, should be written again: it is stored in a form
+    /// the store no longer writes (encrypted with a key that is not the current one). Writers
+    /// that skip no-op updates check this, so rewriting objects rotates keys as upstream.
+    fn needs_rewrite(&self, _kv: &KeyValue) -> bool {
+        false
+    }
 }
 
 /// Lets an `Arc<dyn KvStore>` (or any shared store) be used wherever a store is expected.
@@ -237,5 +244,9 @@ impl<T: KvStore + ?Sized> KvStore for Arc<T> {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         (**self).compact(revision).await
+    }
+
+    fn needs_rewrite(&self, kv: &KeyValue) -> bool {
+        (**self).needs_rewrite(kv)
     }
 }

@@ -41,22 +41,22 @@ pub struct TestCluster {
     pub kubeconfig: PathBuf,
     /// Lines the server printed to stderr (logs), collected in the background.
     stderr_log: PathBuf,
+    /// Extra `rkube server` flags, kept for restarts.
+    extra_args: Vec<String>,
 }
 
 impl TestCluster {
     /// Starts a fresh server.
     pub fn start() -> Result<Self> {
-        let data_dir = tempfile::Builder::new().prefix("rkube-e2e-").tempdir()?;
-        let mut c = Self { child: None, url: String::new(), kubeconfig: PathBuf::new(), stderr_log: data_dir.path().join("server.log"), data_dir };
-        c.spawn(&[])?;
-        Ok(c)
+        Self::start_with(&[])
     }
 
     /// Starts a fresh server with extra `rkube server` flags.
     pub fn start_with(args: &[&str]) -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("rkube-e2e-").tempdir()?;
-        let mut c = Self { child: None, url: String::new(), kubeconfig: PathBuf::new(), stderr_log: data_dir.path().join("server.log"), data_dir };
-        c.spawn(args)?;
+        let extra_args = args.iter().map(|a| a.to_string()).collect();
+        let mut c = Self { child: None, url: String::new(), kubeconfig: PathBuf::new(), stderr_log: data_dir.path().join("server.log"), data_dir, extra_args };
+        c.spawn()?;
         Ok(c)
     }
 
@@ -65,7 +65,7 @@ impl TestCluster {
         self.data_dir.path()
     }
 
-    fn spawn(&mut self, extra: &[&str]) -> Result<()> {
+    fn spawn(&mut self) -> Result<()> {
         let bin = rkube_binary()?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log)?;
         let mut child = Command::new(&bin)
@@ -73,7 +73,7 @@ impl TestCluster {
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .args(["--bind-address", "127.0.0.1", "--secure-port", "0"])
-            .args(extra)
+            .args(&self.extra_args)
             .env("RKUBE_LOG", std::env::var("RKUBE_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -138,10 +138,11 @@ impl TestCluster {
         Ok(())
     }
 
-    /// Stops with SIGKILL (if running) and starts again on the same data directory.
+    /// Stops with SIGKILL (if running) and starts again on the same data directory with the
+    /// same flags.
     pub fn restart(&mut self) -> Result<()> {
         self.kill9()?;
-        self.spawn(&[])
+        self.spawn()
     }
 
     /// A kubectl runner for this cluster using the version dispatcher `/usr/bin/kubectl` (or

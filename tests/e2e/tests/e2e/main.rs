@@ -5,6 +5,7 @@ mod api_discovery;
 mod apply;
 mod crash;
 mod crud;
+mod encryption;
 mod kube_client;
 mod lists;
 mod old_kubectl;
