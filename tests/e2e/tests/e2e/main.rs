@@ -7,6 +7,7 @@ mod crud;
 mod kube_client;
 mod lists;
 mod old_kubectl;
+mod tables;
 mod watch;
 
 use rkube_testkit::TestCluster;
