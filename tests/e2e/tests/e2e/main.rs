@@ -9,6 +9,7 @@ mod encryption;
 mod kube_client;
 mod lists;
 mod old_kubectl;
+mod tables;
 mod watch;
 
 use rkube_testkit::TestCluster;
