@@ -220,9 +220,9 @@ impl CustomResource {
                 verbs: GET_PATCH_UPDATE.iter().map(|s| (*s).to_string()).collect(),
             });
         }
-        // Discovery for CRs lists verbs in the handler's order, sorted like built-ins.
-        let mut verbs: Vec<String> = CRUD.iter().map(|s| (*s).to_string()).collect();
-        verbs.sort();
+        // Upstream's CR discovery lists the verbs in this fixed, unsorted order
+        // (apiextensions-apiserver `pkg/apiserver/customresource_discovery_controller.go`).
+        let verbs: Vec<String> = CRUD.iter().map(|s| (*s).to_string()).collect();
         ResourceInfo {
             group: self.group.clone(),
             version: v.name.clone(),
