@@ -3,6 +3,7 @@
 
 mod api_discovery;
 mod crash;
+mod crd;
 mod crud;
 mod kube_client;
 mod lists;
