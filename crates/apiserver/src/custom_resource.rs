@@ -39,21 +39,42 @@ impl FieldValidation {
 }
 
 /// The unknown-field check of a create/update body: an error for Strict, warnings for Warn.
-pub fn check_body(version: &CustomVersion, res: &ResourceInfo, obj: &Value, mode: FieldValidation) -> Result<Vec<String>, ApiError> {
+pub fn check_body(
+    version: &CustomVersion,
+    res: &ResourceInfo,
+    obj: &Value,
+    mode: FieldValidation,
+) -> Result<Vec<String>, ApiError> {
     let unknown = strategy::unknown_fields(version, obj);
     check_unknown(unknown, mode, |joined| {
-        format!("{} in version {:?} cannot be handled as a {}: strict decoding error: {joined}", res.kind, res.version, res.kind)
+        format!(
+            "{} in version {:?} cannot be handled as a {}: strict decoding error: {joined}",
+            res.kind, res.version, res.kind
+        )
     })
 }
 
 /// The same for a patched object (upstream reports the strict error without the decode prefix).
-pub fn check_patched(version: &CustomVersion, obj: &Value, mode: FieldValidation) -> Result<Vec<String>, ApiError> {
+pub fn check_patched(
+    version: &CustomVersion,
+    obj: &Value,
+    mode: FieldValidation,
+) -> Result<Vec<String>, ApiError> {
     let unknown = strategy::unknown_fields(version, obj);
-    check_unknown(unknown, mode, |joined| format!("strict decoding error: {joined}"))
+    check_unknown(unknown, mode, |joined| {
+        format!("strict decoding error: {joined}")
+    })
 }
 
-fn check_unknown(unknown: Vec<String>, mode: FieldValidation, message: impl Fn(&str) -> String) -> Result<Vec<String>, ApiError> {
-    let texts: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+fn check_unknown(
+    unknown: Vec<String>,
+    mode: FieldValidation,
+    message: impl Fn(&str) -> String,
+) -> Result<Vec<String>, ApiError> {
+    let texts: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
     match mode {
         FieldValidation::Ignore => Ok(Vec::new()),
         FieldValidation::Warn => Ok(texts),
@@ -67,9 +88,12 @@ pub fn deprecation_warnings(cr: &CustomResource, version: &CustomVersion) -> Vec
     if !version.deprecated {
         return Vec::new();
     }
-    vec![version.deprecation_warning.clone().unwrap_or_else(|| {
-        format!("{}/{} {} is deprecated", cr.group, version.name, cr.kind)
-    })]
+    vec![
+        version
+            .deprecation_warning
+            .clone()
+            .unwrap_or_else(|| format!("{}/{} {} is deprecated", cr.group, version.name, cr.kind)),
+    ]
 }
 
 /// Adds `Warning: 299 - "<text>"` headers (RFC 7234 warn-code 299, as upstream's warning recorder).
@@ -98,9 +122,19 @@ pub fn check_patch_type(pt: PatchType, content_type: &str) -> Result<(), ApiErro
 
 /// The autoscaling/v1 Scale of a custom object (apiextensions `scaleFromCustomResource`).
 fn scale_of(obj: &Value, paths: &ScalePaths) -> Value {
-    let int_at = |p: &str| jsonpath::find_first(obj, p).and_then(Value::as_i64).unwrap_or(0);
+    let int_at = |p: &str| {
+        jsonpath::find_first(obj, p)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
     let mut metadata = serde_json::Map::new();
-    for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta::metadata(obj).and_then(|m| m.get(k)) {
             metadata.insert(k.into(), v.clone());
         }
@@ -112,14 +146,25 @@ fn scale_of(obj: &Value, paths: &ScalePaths) -> Value {
     }
     let mut status = serde_json::Map::new();
     status.insert("replicas".into(), json!(int_at(&paths.status_replicas)));
-    if let Some(sel) = paths.label_selector.as_deref().and_then(|p| jsonpath::find_first(obj, p)).and_then(Value::as_str) {
+    if let Some(sel) = paths
+        .label_selector
+        .as_deref()
+        .and_then(|p| jsonpath::find_first(obj, p))
+        .and_then(Value::as_str)
+    {
         status.insert("selector".into(), json!(sel));
     }
     json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": metadata, "spec": spec, "status": status})
 }
 
 /// GET `.../scale`.
-pub async fn get_scale(reg: &Registry, res: &ResourceInfo, paths: &ScalePaths, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+pub async fn get_scale(
+    reg: &Registry,
+    res: &ResourceInfo,
+    paths: &ScalePaths,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Value, ApiError> {
     let obj = reg.get(res, ns, name, "").await?;
     Ok(scale_of(&obj, paths))
 }
@@ -133,7 +178,15 @@ pub enum ScaleChange<'a> {
 }
 
 /// PUT or PATCH `.../scale`: the new `spec.replicas` goes to `specReplicasPath`.
-pub async fn write_scale(reg: &Registry, res: &ResourceInfo, paths: &ScalePaths, ns: Option<&str>, name: &str, change: ScaleChange<'_>, dry: bool) -> Result<Value, ApiError> {
+pub async fn write_scale(
+    reg: &Registry,
+    res: &ResourceInfo,
+    paths: &ScalePaths,
+    ns: Option<&str>,
+    name: &str,
+    change: ScaleChange<'_>,
+    dry: bool,
+) -> Result<Value, ApiError> {
     let updated = reg
         .modify(res, ns, name, false, dry, |old| {
             let current = scale_of(old, paths);
@@ -150,7 +203,9 @@ pub async fn write_scale(reg: &Registry, res: &ResourceInfo, paths: &ScalePaths,
                     s
                 }
             };
-            if let Some(rv) = meta::meta_str(&wanted, "resourceVersion").filter(|rv| Some(*rv) != meta::meta_str(old, "resourceVersion")) {
+            if let Some(rv) = meta::meta_str(&wanted, "resourceVersion")
+                .filter(|rv| Some(*rv) != meta::meta_str(old, "resourceVersion"))
+            {
                 if !rv.is_empty() {
                     return Err(ApiError::stale_conflict(&res.group, &res.plural, name));
                 }
@@ -161,11 +216,16 @@ pub async fn write_scale(reg: &Registry, res: &ResourceInfo, paths: &ScalePaths,
                     "autoscaling",
                     "Scale",
                     name,
-                    &[rkube_apimachinery::FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+                    &[rkube_apimachinery::FieldError::invalid(
+                        "spec.replicas",
+                        replicas,
+                        "must be greater than or equal to 0",
+                    )],
                 ));
             }
             let mut new = old.clone();
-            jsonpath::set(&mut new, &paths.spec_replicas, json!(replicas)).map_err(|e| ApiError::internal(e.0))?;
+            jsonpath::set(&mut new, &paths.spec_replicas, json!(replicas))
+                .map_err(|e| ApiError::internal(e.0))?;
             meta::remove_meta(&mut new, "resourceVersion");
             Ok(new)
         })

@@ -28,7 +28,9 @@ pub fn effective_columns(declared: &[PrinterColumn]) -> Vec<PrinterColumn> {
 }
 
 fn column_definitions(columns: &[PrinterColumn]) -> Value {
-    let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DESCRIPTION, "priority": 0})];
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DESCRIPTION, "priority": 0}),
+    ];
     for c in columns {
         defs.push(json!({"name": c.name, "type": c.column_type, "format": c.format, "description": c.description, "priority": c.priority}));
     }
@@ -49,7 +51,11 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -57,21 +63,33 @@ pub fn human_duration(seconds: i64) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) };
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }
@@ -79,19 +97,26 @@ pub fn human_duration(seconds: i64) -> String {
 /// `cellForJSONValue` and the string case (jsonpath text output: scalars bare, maps and lists
 /// as compact JSON).
 fn cell(column: &PrinterColumn, obj: &Value) -> Value {
-    let Some(v) = jsonpath::find_first(obj, &column.json_path).filter(|v| !v.is_null()) else { return Value::Null };
+    let Some(v) = jsonpath::find_first(obj, &column.json_path).filter(|v| !v.is_null()) else {
+        return Value::Null;
+    };
     match column.column_type.as_str() {
         "string" => match v {
             Value::String(s) => Value::String(s.clone()),
             Value::Object(_) | Value::Array(_) => Value::String(v.to_string()),
             other => Value::String(other.to_string()),
         },
-        "integer" => v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)).map_or(Value::Null, Value::from),
+        "integer" => v
+            .as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .map_or(Value::Null, Value::from),
         "number" => v.as_f64().map_or(Value::Null, Value::from),
         "boolean" => v.as_bool().map_or(Value::Null, Value::Bool),
         "date" => match v.as_str() {
             Some(s) => match DateTime::parse_from_rfc3339(s) {
-                Ok(t) => Value::String(human_duration((Utc::now() - t.with_timezone(&Utc)).num_seconds())),
+                Ok(t) => Value::String(human_duration(
+                    (Utc::now() - t.with_timezone(&Utc)).num_seconds(),
+                )),
                 Err(_) => Value::String("<invalid>".into()),
             },
             None => Value::Null,
@@ -100,7 +125,13 @@ fn cell(column: &PrinterColumn, obj: &Value) -> Value {
     }
 }
 
-fn row(obj: &Value, columns: &[PrinterColumn], include: IncludeObject, kind: &str, api_version: &str) -> Value {
+fn row(
+    obj: &Value,
+    columns: &[PrinterColumn],
+    include: IncludeObject,
+    kind: &str,
+    api_version: &str,
+) -> Value {
     let mut cells = vec![obj["metadata"]["name"].clone()];
     cells.extend(columns.iter().map(|c| cell(c, obj)));
     let mut r = Map::new();
@@ -124,7 +155,15 @@ fn row(obj: &Value, columns: &[PrinterColumn], include: IncludeObject, kind: &st
 
 /// A Table of one custom object or a list of them; `headers` false omits the column
 /// definitions (watch events after the first).
-pub fn to_table(obj: &Value, is_list: bool, declared: &[PrinterColumn], include: IncludeObject, headers: bool, kind: &str, api_version: &str) -> Value {
+pub fn to_table(
+    obj: &Value,
+    is_list: bool,
+    declared: &[PrinterColumn],
+    include: IncludeObject,
+    headers: bool,
+    kind: &str,
+    api_version: &str,
+) -> Value {
     let columns = effective_columns(declared);
     let mut meta = Map::new();
     let rows: Vec<Value> = if is_list {
@@ -133,7 +172,12 @@ pub fn to_table(obj: &Value, is_list: bool, declared: &[PrinterColumn], include:
                 meta.insert(k.into(), v.clone());
             }
         }
-        obj["items"].as_array().into_iter().flatten().map(|o| row(o, &columns, include, kind, api_version)).collect()
+        obj["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| row(o, &columns, include, kind, api_version))
+            .collect()
     } else {
         if let Some(v) = obj["metadata"].get("resourceVersion") {
             meta.insert("resourceVersion".into(), v.clone());
@@ -154,7 +198,14 @@ mod tests {
     use super::*;
 
     fn col(name: &str, t: &str, path: &str) -> PrinterColumn {
-        PrinterColumn { name: name.into(), column_type: t.into(), format: String::new(), description: String::new(), priority: 0, json_path: path.into() }
+        PrinterColumn {
+            name: name.into(),
+            column_type: t.into(),
+            format: String::new(),
+            description: String::new(),
+            priority: 0,
+            json_path: path.into(),
+        }
     }
 
     #[test]
@@ -177,11 +228,18 @@ mod tests {
             col("N", "integer", ".spec.n"),
             col("Flag", "boolean", ".spec.flag"),
             col("Tags", "string", ".spec.tags"),
-            col("Ready", "string", ".status.conditions[?(@.type==\"Ready\")].status"),
+            col(
+                "Ready",
+                "string",
+                ".status.conditions[?(@.type==\"Ready\")].status",
+            ),
             col("Missing", "string", ".status.nothing"),
         ];
         let t = to_table(&obj, false, &cols, IncludeObject::None, true, "X", "g/v1");
-        assert_eq!(t["rows"][0]["cells"], json!(["a", 3, true, "[\"x\"]", "True", null]));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["a", 3, true, "[\"x\"]", "True", null])
+        );
         assert_eq!(t["columnDefinitions"][0]["name"], "Name");
         assert_eq!(t["columnDefinitions"][4]["name"], "Ready");
     }
@@ -192,6 +250,11 @@ mod tests {
         let t = to_table(&obj, false, &[], IncludeObject::None, true, "X", "g/v1");
         assert_eq!(t["columnDefinitions"][1]["name"], "Age");
         assert_eq!(t["columnDefinitions"][1]["type"], "date");
-        assert!(t["rows"][0]["cells"][1].as_str().is_some_and(|s| s.ends_with('y')), "{t}");
+        assert!(
+            t["rows"][0]["cells"][1]
+                .as_str()
+                .is_some_and(|s| s.ends_with('y')),
+            "{t}"
+        );
     }
 }

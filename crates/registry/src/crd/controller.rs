@@ -40,7 +40,11 @@ pub async fn run(registry: Arc<Registry>) {
             }
         };
         let mut watch = registry.cache().watch(&prefix, revision).ok();
-        let wait = if pending { RECHECK } else { Duration::from_secs(30) };
+        let wait = if pending {
+            RECHECK
+        } else {
+            Duration::from_secs(30)
+        };
         match watch.as_mut() {
             Some(w) => {
                 let _ = tokio::time::timeout(wait, w.next()).await;
@@ -52,24 +56,50 @@ pub async fn run(registry: Arc<Registry>) {
 
 /// One reconcile pass over every CRD. Returns true when work is left (a CRD still terminating).
 pub async fn sync_all(registry: &Arc<Registry>) -> Result<bool, ApiError> {
-    let Some(crd_res) = registry.lookup(GROUP, "v1", PLURAL) else { return Ok(false) };
-    let list = registry.list(&crd_res, None, &ListOptions::default()).await?;
+    let Some(crd_res) = registry.lookup(GROUP, "v1", PLURAL) else {
+        return Ok(false);
+    };
+    let list = registry
+        .list(&crd_res, None, &ListOptions::default())
+        .await?;
     let mut crds: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
     // Older CRDs keep their names when a newer one asks for the same.
     crds.sort_by(|a, b| {
-        let key = |v: &Value| (meta::meta_str(v, "creationTimestamp").unwrap_or("").to_string(), meta::name(v).to_string());
+        let key = |v: &Value| {
+            (
+                meta::meta_str(v, "creationTimestamp")
+                    .unwrap_or("")
+                    .to_string(),
+                meta::name(v).to_string(),
+            )
+        };
         key(a).cmp(&key(b))
     });
     for i in 0..crds.len() {
         let (names, names_cond, established) = accepted_names(&crds[i], &crds, i);
         let mut desired = crds[i].clone();
-        if let Some(st) = desired.as_object_mut().map(|o| o.entry("status").or_insert_with(|| json!({}))) {
+        if let Some(st) = desired
+            .as_object_mut()
+            .map(|o| o.entry("status").or_insert_with(|| json!({})))
+        {
             if let Some(st) = st.as_object_mut() {
                 st.insert("acceptedNames".into(), names);
             }
         }
-        set_condition(&mut desired, "NamesAccepted", names_cond.0, names_cond.1, &names_cond.2);
-        set_condition(&mut desired, "Established", established.0, established.1, &established.2);
+        set_condition(
+            &mut desired,
+            "NamesAccepted",
+            names_cond.0,
+            names_cond.1,
+            &names_cond.2,
+        );
+        set_condition(
+            &mut desired,
+            "Established",
+            established.0,
+            established.1,
+            &established.2,
+        );
         if desired["status"] != crds[i]["status"] {
             let name = meta::name(&desired).to_string();
             let status = desired["status"].clone();
@@ -98,7 +128,10 @@ pub async fn sync_all(registry: &Arc<Registry>) -> Result<bool, ApiError> {
         .collect();
     registry.set_custom_resources(served);
     let mut pending = false;
-    for crd in crds.iter().filter(|c| meta::meta_str(c, "deletionTimestamp").is_some()) {
+    for crd in crds
+        .iter()
+        .filter(|c| meta::meta_str(c, "deletionTimestamp").is_some())
+    {
         if meta::finalizers(crd).iter().any(|f| f == CLEANUP_FINALIZER) {
             pending |= !finalize(registry, &crd_res, crd).await?;
         }
@@ -121,7 +154,12 @@ fn claimed_names(crds: &[Value], me: usize) -> (HashSet<String>, HashSet<String>
                 resources.insert(v.to_string());
             }
         }
-        for v in a["shortNames"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for v in a["shortNames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             resources.insert(v.to_string());
         }
         for k in ["kind", "listKind"] {
@@ -157,14 +195,30 @@ fn accepted_names(crd: &Value, crds: &[Value], me: usize) -> (Value, Condition, 
             cond = Some(("False", reason, format!("{req:?} is already in use")));
         }
     }
-    let req_short: Vec<String> = requested["shortNames"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
-    let acc_short: HashSet<String> = accepted["shortNames"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+    let req_short: Vec<String> = requested["shortNames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    let acc_short: HashSet<String> = accepted["shortNames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
     let mut short_ok = true;
     for s in &req_short {
         if !acc_short.contains(s) && resources.contains(s) {
             short_ok = false;
             if cond.is_none() {
-                cond = Some(("False", "ShortNamesConflict", format!("{s:?} is already in use")));
+                cond = Some((
+                    "False",
+                    "ShortNamesConflict",
+                    format!("{s:?} is already in use"),
+                ));
             }
         }
     }
@@ -173,13 +227,24 @@ fn accepted_names(crd: &Value, crds: &[Value], me: usize) -> (Value, Condition, 
     } else if short_ok {
         out.shift_remove("shortNames");
     }
-    match requested.get("categories").and_then(Value::as_array).filter(|a| !a.is_empty()) {
+    match requested
+        .get("categories")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+    {
         Some(c) => out.insert("categories".into(), Value::Array(c.clone())),
         None => out.shift_remove("categories"),
     };
     // Field order as the Go struct prints it.
     let mut ordered = Map::new();
-    for k in ["plural", "singular", "shortNames", "kind", "listKind", "categories"] {
+    for k in [
+        "plural",
+        "singular",
+        "shortNames",
+        "kind",
+        "listKind",
+        "categories",
+    ] {
         match out.get(k) {
             Some(v) if k == "plural" || k == "kind" || !v.as_str().is_some_and(str::is_empty) => {
                 ordered.insert(k.into(), v.clone());
@@ -192,40 +257,79 @@ fn accepted_names(crd: &Value, crds: &[Value], me: usize) -> (Value, Condition, 
     }
     let names_cond = cond.unwrap_or(("True", "NoConflicts", "no conflicts found".to_string()));
     let established = if condition_true(crd, "Established") {
-        ("True", "InitialNamesAccepted", "the initial names have been accepted".to_string())
+        (
+            "True",
+            "InitialNamesAccepted",
+            "the initial names have been accepted".to_string(),
+        )
     } else if names_cond.0 == "True" {
-        ("True", "InitialNamesAccepted", "the initial names have been accepted".to_string())
+        (
+            "True",
+            "InitialNamesAccepted",
+            "the initial names have been accepted".to_string(),
+        )
     } else {
-        ("False", "NotAccepted", "not all names are accepted".to_string())
+        (
+            "False",
+            "NotAccepted",
+            "not all names are accepted".to_string(),
+        )
     };
     (Value::Object(ordered), names_cond, established)
 }
 
 /// Deletes the CRD's objects; once none is left, clears the finalizer so the CRD goes. Returns
 /// true when done.
-async fn finalize(registry: &Arc<Registry>, crd_res: &rkube_apimachinery::ResourceInfo, crd: &Value) -> Result<bool, ApiError> {
+async fn finalize(
+    registry: &Arc<Registry>,
+    crd_res: &rkube_apimachinery::ResourceInfo,
+    crd: &Value,
+) -> Result<bool, ApiError> {
     let name = meta::name(crd).to_string();
     let mut remaining = 0;
     if let Some(cr) = CustomResource::from_crd(crd) {
         if let Some(storage) = cr.storage_version() {
             let res = cr.resource_info(storage);
-            set_terminating(registry, crd_res, &name, "InstanceDeletionInProgress", "CustomResource deletion is in progress").await?;
-            let opts = DeleteOptions { grace_period_seconds: Some(0), ..Default::default() };
-            registry.delete_collection(&res, None, &ListOptions::default(), &opts).await?;
+            set_terminating(
+                registry,
+                crd_res,
+                &name,
+                "InstanceDeletionInProgress",
+                "CustomResource deletion is in progress",
+            )
+            .await?;
+            let opts = DeleteOptions {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            };
+            registry
+                .delete_collection(&res, None, &ListOptions::default(), &opts)
+                .await?;
             let left = registry.list(&res, None, &ListOptions::default()).await?;
             remaining = left["items"].as_array().map_or(0, Vec::len);
         }
     }
     if remaining > 0 {
-        let msg = format!("could not confirm zero CustomResources remaining: {remaining} remaining");
+        let msg =
+            format!("could not confirm zero CustomResources remaining: {remaining} remaining");
         set_terminating(registry, crd_res, &name, "InstanceDeletionCheck", &msg).await?;
         return Ok(false);
     }
-    set_terminating(registry, crd_res, &name, "InstanceDeletionCompleted", "removed all instances").await?;
+    set_terminating(
+        registry,
+        crd_res,
+        &name,
+        "InstanceDeletionCompleted",
+        "removed all instances",
+    )
+    .await?;
     let result = registry
         .modify(crd_res, None, &name, false, false, |old| {
             let mut new = old.clone();
-            if let Some(f) = meta::metadata_mut(&mut new).and_then(|m| m.get_mut("finalizers")).and_then(Value::as_array_mut) {
+            if let Some(f) = meta::metadata_mut(&mut new)
+                .and_then(|m| m.get_mut("finalizers"))
+                .and_then(Value::as_array_mut)
+            {
                 f.retain(|x| x != CLEANUP_FINALIZER);
             }
             meta::remove_meta(&mut new, "resourceVersion");
@@ -239,8 +343,18 @@ async fn finalize(registry: &Arc<Registry>, crd_res: &rkube_apimachinery::Resour
     }
 }
 
-async fn set_terminating(registry: &Arc<Registry>, crd_res: &rkube_apimachinery::ResourceInfo, name: &str, reason: &'static str, message: &str) -> Result<(), ApiError> {
-    let status = if reason == "InstanceDeletionCompleted" { "False" } else { "True" };
+async fn set_terminating(
+    registry: &Arc<Registry>,
+    crd_res: &rkube_apimachinery::ResourceInfo,
+    name: &str,
+    reason: &'static str,
+    message: &str,
+) -> Result<(), ApiError> {
+    let status = if reason == "InstanceDeletionCompleted" {
+        "False"
+    } else {
+        "True"
+    };
     registry
         .modify(crd_res, None, name, true, false, |old| {
             let mut new = old.clone();

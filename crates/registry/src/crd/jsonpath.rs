@@ -11,7 +11,11 @@ enum Step {
     Field(String),
     Index(i64),
     All,
-    Filter { path: Vec<String>, equal: bool, value: Value },
+    Filter {
+        path: Vec<String>,
+        equal: bool,
+        value: Value,
+    },
 }
 
 /// Why a path is not in the supported subset.
@@ -20,7 +24,10 @@ pub struct PathError(pub String);
 
 fn parse(path: &str) -> Result<Vec<Step>, PathError> {
     let p = path.trim();
-    let p = p.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(p);
+    let p = p
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .unwrap_or(p);
     let p = p.strip_prefix('$').unwrap_or(p);
     let bytes: Vec<char> = p.chars().collect();
     let mut i = 0;
@@ -36,14 +43,18 @@ fn parse(path: &str) -> Result<Vec<Step>, PathError> {
                     }
                     i += 1;
                 }
-                let name: String = bytes[start..i.min(bytes.len())].iter().collect::<String>().replace("\\.", ".");
+                let name: String = bytes[start..i.min(bytes.len())]
+                    .iter()
+                    .collect::<String>()
+                    .replace("\\.", ".");
                 if name.is_empty() {
                     return Err(PathError(format!("empty field name in {path:?}")));
                 }
                 steps.push(Step::Field(name));
             }
             '[' => {
-                let end = find_close(&bytes, i).ok_or_else(|| PathError(format!("unterminated [ in {path:?}")))?;
+                let end = find_close(&bytes, i)
+                    .ok_or_else(|| PathError(format!("unterminated [ in {path:?}")))?;
                 let inner: String = bytes[i + 1..end].iter().collect();
                 steps.push(parse_bracket(inner.trim(), path)?);
                 i = end + 1;
@@ -103,13 +114,25 @@ fn parse_bracket(inner: &str, path: &str) -> Result<Step, PathError> {
         } else {
             return Err(PathError(format!("unsupported filter in {path:?}")));
         };
-        let lhs = lhs.trim().strip_prefix('@').ok_or_else(|| PathError(format!("filter must start with @ in {path:?}")))?;
-        let field_path: Vec<String> = lhs.split('.').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let lhs = lhs
+            .trim()
+            .strip_prefix('@')
+            .ok_or_else(|| PathError(format!("filter must start with @ in {path:?}")))?;
+        let field_path: Vec<String> = lhs
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         let value = match unquote(rhs) {
             Some(s) => Value::String(s),
-            None => serde_json::from_str(rhs.trim()).map_err(|_| PathError(format!("bad filter value in {path:?}")))?,
+            None => serde_json::from_str(rhs.trim())
+                .map_err(|_| PathError(format!("bad filter value in {path:?}")))?,
         };
-        return Ok(Step::Filter { path: field_path, equal, value });
+        return Ok(Step::Filter {
+            path: field_path,
+            equal,
+            value,
+        });
     }
     Err(PathError(format!("unsupported [{inner}] in {path:?}")))
 }
@@ -180,12 +203,16 @@ pub fn set(obj: &mut Value, path: &str, value: Value) -> Result<(), PathError> {
         if !cur.is_object() {
             *cur = Value::Object(serde_json::Map::new());
         }
-        let Some(m) = cur.as_object_mut() else { return Err(PathError(path.to_string())) };
+        let Some(m) = cur.as_object_mut() else {
+            return Err(PathError(path.to_string()));
+        };
         if i + 1 == steps.len() {
             m.insert(f.clone(), value);
             return Ok(());
         }
-        cur = m.entry(f.clone()).or_insert_with(|| Value::Object(serde_json::Map::new()));
+        cur = m
+            .entry(f.clone())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
     }
     Err(PathError(format!("empty path {path:?}")))
 }

@@ -32,7 +32,16 @@ pub const PLURAL: &str = "customresourcedefinitions";
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
 
 /// Verbs of every custom resource (the CR handler is a full generic store).
-const CRUD: &[&str] = &["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"];
+const CRUD: &[&str] = &[
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+];
 /// Verbs of `status` and `scale`.
 const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
 
@@ -115,7 +124,12 @@ pub struct CustomResource {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 fn str_of(v: &Value) -> String {
@@ -141,13 +155,23 @@ impl CustomResource {
                 name: str_of(&v["name"]),
                 served: v["served"].as_bool().unwrap_or(false),
                 storage: v["storage"].as_bool().unwrap_or(false),
-                schema: v["schema"].get("openAPIV3Schema").map(|s| Arc::new(s.clone())),
-                status: v["subresources"].get("status").is_some_and(|s| !s.is_null()),
-                scale: v["subresources"].get("scale").filter(|s| s.is_object()).map(|s| ScalePaths {
-                    spec_replicas: str_of(&s["specReplicasPath"]),
-                    status_replicas: str_of(&s["statusReplicasPath"]),
-                    label_selector: s["labelSelectorPath"].as_str().filter(|p| !p.is_empty()).map(str::to_string),
-                }),
+                schema: v["schema"]
+                    .get("openAPIV3Schema")
+                    .map(|s| Arc::new(s.clone())),
+                status: v["subresources"]
+                    .get("status")
+                    .is_some_and(|s| !s.is_null()),
+                scale: v["subresources"]
+                    .get("scale")
+                    .filter(|s| s.is_object())
+                    .map(|s| ScalePaths {
+                        spec_replicas: str_of(&s["specReplicasPath"]),
+                        status_replicas: str_of(&s["statusReplicasPath"]),
+                        label_selector: s["labelSelectorPath"]
+                            .as_str()
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_string),
+                    }),
                 columns: v["additionalPrinterColumns"]
                     .as_array()
                     .into_iter()
@@ -174,9 +198,15 @@ impl CustomResource {
             categories: strings(&accepted["categories"]),
             plural,
             kind,
-            scope: if spec["scope"] == "Cluster" { Scope::Cluster } else { Scope::Namespaced },
+            scope: if spec["scope"] == "Cluster" {
+                Scope::Cluster
+            } else {
+                Scope::Namespaced
+            },
             versions,
-            terminating: crd["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null()),
+            terminating: crd["metadata"]
+                .get("deletionTimestamp")
+                .is_some_and(|t| !t.is_null()),
         })
     }
 

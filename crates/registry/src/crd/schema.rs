@@ -30,7 +30,10 @@ pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
     let mut root_schema = schema.clone();
     // The root's metadata/apiVersion/kind are validated elsewhere; requiring them here would
     // only repeat those errors.
-    if let Some(req) = root_schema.get_mut("required").and_then(Value::as_array_mut) {
+    if let Some(req) = root_schema
+        .get_mut("required")
+        .and_then(Value::as_array_mut)
+    {
         req.retain(|r| !matches!(r.as_str(), Some("metadata" | "apiVersion" | "kind")));
     }
     validate_value(&root_schema, &Value::Object(root), "", &mut errs);
@@ -38,7 +41,11 @@ pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
 }
 
 fn child(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// The JSON type name kube-openapi reports for a value.
@@ -120,8 +127,10 @@ pub fn validate_value(schema: &Value, value: &Value, path: &str, errs: &mut Vec<
     }
     if let Some(allowed) = s.get("enum").and_then(Value::as_array) {
         if !allowed.iter().any(|a| json_equal(a, value)) {
-            let names: Vec<String> =
-                allowed.iter().map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_string)).collect();
+            let names: Vec<String> = allowed
+                .iter()
+                .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_string))
+                .collect();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             errs.push(FieldError::not_supported(path, value.clone(), &refs));
         }
@@ -144,7 +153,13 @@ fn json_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn validate_string(s: &Map<String, Value>, text: &str, value: &Value, path: &str, errs: &mut Vec<FieldError>) {
+fn validate_string(
+    s: &Map<String, Value>,
+    text: &str,
+    value: &Value,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
     let chars = text.chars().count();
     if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
         if chars as u64 > max {
@@ -159,7 +174,11 @@ fn validate_string(s: &Map<String, Value>, text: &str, value: &Value, path: &str
     }
     if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
         if (chars as u64) < min {
-            errs.push(invalid(path, value, &format!("should be at least {min} chars long")));
+            errs.push(invalid(
+                path,
+                value,
+                &format!("should be at least {min} chars long"),
+            ));
         }
     }
     if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
@@ -186,12 +205,16 @@ fn validate_string(s: &Map<String, Value>, text: &str, value: &Value, path: &str
 /// unknown formats pass, as upstream.
 pub fn string_format_ok(format: &str, text: &str) -> bool {
     match format {
-        "date-time" => chrono::DateTime::parse_from_rfc3339(text).is_ok()
-            || chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").is_ok(),
+        "date-time" => {
+            chrono::DateTime::parse_from_rfc3339(text).is_ok()
+                || chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
+        }
         "date" => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok(),
         "byte" => {
             use base64::Engine;
-            base64::engine::general_purpose::STANDARD.decode(text).is_ok()
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .is_ok()
         }
         "uuid" => uuid::Uuid::parse_str(text).is_ok() && text.len() == 36,
         "ipv4" => text.parse::<std::net::Ipv4Addr>().is_ok(),
@@ -199,12 +222,20 @@ pub fn string_format_ok(format: &str, text: &str) -> bool {
         "cidr" => text.split_once('/').is_some_and(|(ip, bits)| {
             ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 128)
         }),
-        "hostname" => !text.is_empty()
-            && text.len() <= 255
-            && text.split('.').all(|l| {
-                !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            }),
-        "email" => text.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.')),
+        "hostname" => {
+            !text.is_empty()
+                && text.len() <= 255
+                && text.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+        }
+        "email" => text
+            .split_once('@')
+            .is_some_and(|(u, d)| !u.is_empty() && d.contains('.')),
         _ => true,
     }
 }
@@ -230,7 +261,11 @@ fn validate_number(s: &Map<String, Value>, value: &Value, path: &str, errs: &mut
         let exclusive = s.get("exclusiveMinimum").and_then(Value::as_bool) == Some(true);
         let lim = min.as_f64().unwrap_or(f64::MIN);
         if (exclusive && n <= lim) || (!exclusive && n < lim) {
-            let what = if exclusive { "should be greater than" } else { "should be greater than or equal to" };
+            let what = if exclusive {
+                "should be greater than"
+            } else {
+                "should be greater than or equal to"
+            };
             errs.push(invalid(path, value, &format!("{what} {}", go_number(min))));
         }
     }
@@ -238,19 +273,37 @@ fn validate_number(s: &Map<String, Value>, value: &Value, path: &str, errs: &mut
         let exclusive = s.get("exclusiveMaximum").and_then(Value::as_bool) == Some(true);
         let lim = max.as_f64().unwrap_or(f64::MAX);
         if (exclusive && n >= lim) || (!exclusive && n > lim) {
-            let what = if exclusive { "should be less than" } else { "should be less than or equal to" };
+            let what = if exclusive {
+                "should be less than"
+            } else {
+                "should be less than or equal to"
+            };
             errs.push(invalid(path, value, &format!("{what} {}", go_number(max))));
         }
     }
-    if let Some(m) = s.get("multipleOf").and_then(Value::as_f64).filter(|m| *m > 0.0) {
+    if let Some(m) = s
+        .get("multipleOf")
+        .and_then(Value::as_f64)
+        .filter(|m| *m > 0.0)
+    {
         let q = n / m;
         if (q - q.round()).abs() > 1e-9 {
-            errs.push(invalid(path, value, &format!("should be a multiple of {}", go_number(&s["multipleOf"]))));
+            errs.push(invalid(
+                path,
+                value,
+                &format!("should be a multiple of {}", go_number(&s["multipleOf"])),
+            ));
         }
     }
 }
 
-fn validate_array(s: &Map<String, Value>, items: &[Value], value: &Value, path: &str, errs: &mut Vec<FieldError>) {
+fn validate_array(
+    s: &Map<String, Value>,
+    items: &[Value],
+    value: &Value,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
     if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
         if items.len() as u64 > max {
             let unit = if max == 1 { "item" } else { "items" };
@@ -264,11 +317,18 @@ fn validate_array(s: &Map<String, Value>, items: &[Value], value: &Value, path: 
     }
     if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
         if (items.len() as u64) < min {
-            errs.push(invalid(path, value, &format!("should have at least {min} items")));
+            errs.push(invalid(
+                path,
+                value,
+                &format!("should have at least {min} items"),
+            ));
         }
     }
     if s.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
-        let duplicate = items.iter().enumerate().any(|(i, a)| items[..i].iter().any(|b| json_equal(a, b)));
+        let duplicate = items
+            .iter()
+            .enumerate()
+            .any(|(i, a)| items[..i].iter().any(|b| json_equal(a, b)));
         if duplicate {
             errs.push(invalid(path, value, "shouldn't contain duplicates"));
         }
@@ -280,7 +340,13 @@ fn validate_array(s: &Map<String, Value>, items: &[Value], value: &Value, path: 
     }
 }
 
-fn validate_object(s: &Map<String, Value>, fields: &Map<String, Value>, value: &Value, path: &str, errs: &mut Vec<FieldError>) {
+fn validate_object(
+    s: &Map<String, Value>,
+    fields: &Map<String, Value>,
+    value: &Value,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
     if let Some(max) = s.get("maxProperties").and_then(Value::as_u64) {
         if fields.len() as u64 > max {
             let unit = if max == 1 { "item" } else { "items" };
@@ -294,10 +360,20 @@ fn validate_object(s: &Map<String, Value>, fields: &Map<String, Value>, value: &
     }
     if let Some(min) = s.get("minProperties").and_then(Value::as_u64) {
         if (fields.len() as u64) < min {
-            errs.push(invalid(path, value, &format!("should have at least {min} properties")));
+            errs.push(invalid(
+                path,
+                value,
+                &format!("should have at least {min} properties"),
+            ));
         }
     }
-    for req in s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    for req in s
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         if !fields.contains_key(req) {
             errs.push(FieldError::required(child(path, req), ""));
         }
@@ -314,9 +390,16 @@ fn validate_object(s: &Map<String, Value>, fields: &Map<String, Value>, value: &
             }
         }
     }
-    if s.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true) {
+    if s.get("x-kubernetes-embedded-resource")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         for (key, what) in [("apiVersion", "apiVersion"), ("kind", "kind")] {
-            if fields.get(key).and_then(Value::as_str).is_none_or(str::is_empty) {
+            if fields
+                .get(key)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 errs.push(FieldError::required(child(path, what), "must not be empty"));
             }
         }

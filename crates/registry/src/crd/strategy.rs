@@ -10,7 +10,9 @@ use super::{CustomResource, CustomVersion, schema, structural};
 
 /// Prunes unknown fields and applies schema defaults (decode and write paths).
 pub fn prune_and_default(version: &CustomVersion, obj: &mut Value) -> Vec<String> {
-    let Some(s) = version.schema.as_deref() else { return Vec::new() };
+    let Some(s) = version.schema.as_deref() else {
+        return Vec::new();
+    };
     let dropped = structural::prune(s, obj);
     structural::default(s, obj);
     dropped
@@ -18,7 +20,9 @@ pub fn prune_and_default(version: &CustomVersion, obj: &mut Value) -> Vec<String
 
 /// The fields a request body carries that the schema does not know (for `fieldValidation`).
 pub fn unknown_fields(version: &CustomVersion, obj: &Value) -> Vec<String> {
-    let Some(s) = version.schema.as_deref() else { return Vec::new() };
+    let Some(s) = version.schema.as_deref() else {
+        return Vec::new();
+    };
     let mut copy = obj.clone();
     structural::prune(s, &mut copy)
 }
@@ -54,8 +58,15 @@ pub fn prepare_update(version: &CustomVersion, new: &mut Value, old: &Value) {
         }
         m
     };
-    let generation = meta::metadata(old).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
-    let next = if strip(new) != strip(old) { generation + 1 } else { generation };
+    let generation = meta::metadata(old)
+        .and_then(|m| m.get("generation"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let next = if strip(new) != strip(old) {
+        generation + 1
+    } else {
+        generation
+    };
     meta::set_meta(new, "generation", json!(next));
 }
 
@@ -80,9 +91,16 @@ pub fn prepare_status_update(version: &CustomVersion, new: &Value, old: &Value) 
 }
 
 /// Metadata and schema validation of a custom object.
-pub fn validate(cr: &CustomResource, version: &CustomVersion, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+pub fn validate(
+    cr: &CustomResource,
+    version: &CustomVersion,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Vec<FieldError> {
     let mut errs = match old {
-        None => rkube_validation::meta::validate_object_meta_with(obj, NameRule::DnsSubdomain, false),
+        None => {
+            rkube_validation::meta::validate_object_meta_with(obj, NameRule::DnsSubdomain, false)
+        }
         Some(old) => rkube_validation::meta::validate_object_meta_update_with(obj, old, false),
     };
     if cr.scope == rkube_apimachinery::Scope::Namespaced && meta::namespace(obj).is_empty() {
@@ -108,10 +126,14 @@ fn storage_version_name(crd: &Value) -> Option<String> {
 /// The CRD strategy's create/update addition: the storage version is recorded in
 /// `status.storedVersions`.
 pub fn record_stored_version(crd: &mut Value) {
-    let Some(version) = storage_version_name(crd) else { return };
+    let Some(version) = storage_version_name(crd) else {
+        return;
+    };
     let Some(o) = crd.as_object_mut() else { return };
     let status = o.entry("status").or_insert_with(|| json!({}));
-    let Some(st) = status.as_object_mut() else { return };
+    let Some(st) = status.as_object_mut() else {
+        return;
+    };
     let stored = st.entry("storedVersions").or_insert_with(|| json!([]));
     if !stored.is_array() {
         *stored = json!([]);
@@ -133,7 +155,9 @@ pub fn set_condition(crd: &mut Value, ctype: &str, status: &str, reason: &str, m
     if !conds.is_array() {
         *conds = json!([]);
     }
-    let Some(list) = conds.as_array_mut() else { return };
+    let Some(list) = conds.as_array_mut() else {
+        return;
+    };
     let now = meta::now_rfc3339();
     match list.iter_mut().find(|c| c["type"] == ctype) {
         Some(c) => {
@@ -146,5 +170,9 @@ pub fn set_condition(crd: &mut Value, ctype: &str, status: &str, reason: &str, m
 
 /// Whether a CRD condition is `True`.
 pub fn condition_true(crd: &Value, ctype: &str) -> bool {
-    crd["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == ctype && c["status"] == "True")
+    crd["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == ctype && c["status"] == "True")
 }

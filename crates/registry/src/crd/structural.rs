@@ -15,11 +15,17 @@
 use serde_json::{Map, Value};
 
 fn child(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn preserves_unknown(s: &Map<String, Value>) -> bool {
-    s.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+    s.get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 /// Prunes a whole custom object in place; returns the dropped field paths, sorted.
@@ -30,13 +36,22 @@ pub fn prune(schema: &Value, obj: &mut Value) -> Vec<String> {
     dropped
 }
 
-fn prune_value(schema: &Value, value: &mut Value, path: &str, is_resource: bool, dropped: &mut Vec<String>) {
+fn prune_value(
+    schema: &Value,
+    value: &mut Value,
+    path: &str,
+    is_resource: bool,
+    dropped: &mut Vec<String>,
+) {
     let Some(s) = schema.as_object() else { return };
     match value {
         Value::Object(fields) => {
             let props = s.get("properties").and_then(Value::as_object);
             let additional = s.get("additionalProperties");
-            let embedded = is_resource || s.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true);
+            let embedded = is_resource
+                || s.get("x-kubernetes-embedded-resource")
+                    .and_then(Value::as_bool)
+                    == Some(true);
             let keys: Vec<String> = fields.keys().cloned().collect();
             for k in keys {
                 if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -51,7 +66,8 @@ fn prune_value(schema: &Value, value: &mut Value, path: &str, is_resource: bool,
                     if let Some(v) = fields.get_mut(&k) {
                         prune_value(add, v, &p, false, dropped);
                     }
-                } else if !preserves_unknown(s) && additional.and_then(Value::as_bool) != Some(true) {
+                } else if !preserves_unknown(s) && additional.and_then(Value::as_bool) != Some(true)
+                {
                     fields.shift_remove(&k);
                     dropped.push(p);
                 }

@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 use super::*;
 
 fn messages(errs: &[rkube_apimachinery::FieldError]) -> Vec<String> {
-    errs.iter().map(rkube_apimachinery::FieldError::message).collect()
+    errs.iter()
+        .map(rkube_apimachinery::FieldError::message)
+        .collect()
 }
 
 fn es_schema() -> Value {
@@ -63,12 +65,16 @@ fn enum_required_and_item_paths() {
         ]
     );
     let obj = json!({"apiVersion": "v", "kind": "K", "metadata": {"name": "a"}});
-    assert_eq!(messages(&schema::validate(&es_schema(), &obj)), vec!["spec: Required value"]);
+    assert_eq!(
+        messages(&schema::validate(&es_schema(), &obj)),
+        vec!["spec: Required value"]
+    );
 }
 
 #[test]
 fn type_errors_name_the_json_type() {
-    let got = check(json!({"backendType": "secretsManager", "refreshInterval": "often", "data": {}}));
+    let got =
+        check(json!({"backendType": "secretsManager", "refreshInterval": "often", "data": {}}));
     assert_eq!(
         got,
         vec![
@@ -80,13 +86,17 @@ fn type_errors_name_the_json_type() {
     assert!(check(json!({"backendType": "secretsManager", "refreshInterval": 30.0})).is_empty());
     assert_eq!(
         check(json!({"backendType": "secretsManager", "refreshInterval": 30.5})),
-        vec!["spec.refreshInterval: Invalid value: \"number\": spec.refreshInterval in body must be of type integer: \"number\""]
+        vec![
+            "spec.refreshInterval: Invalid value: \"number\": spec.refreshInterval in body must be of type integer: \"number\""
+        ]
     );
 }
 
 #[test]
 fn numeric_bounds_and_formats() {
-    let got = check(json!({"backendType": "secretsManager", "refreshInterval": 5, "maxAge": 5, "when": "yesterday", "day": "2024-02-30"}));
+    let got = check(
+        json!({"backendType": "secretsManager", "refreshInterval": 5, "maxAge": 5, "when": "yesterday", "day": "2024-02-30"}),
+    );
     assert_eq!(
         got,
         vec![
@@ -135,7 +145,10 @@ fn nullable_int_or_string_and_additional_properties() {
     );
     assert_eq!(
         check(json!({"backendType": "secretsManager", "template": {"spec": {}}})),
-        vec!["spec.template.apiVersion: Required value: must not be empty", "spec.template.kind: Required value: must not be empty"]
+        vec![
+            "spec.template.apiVersion: Required value: must not be empty",
+            "spec.template.kind: Required value: must not be empty"
+        ]
     );
 }
 
@@ -148,7 +161,10 @@ fn pruning_reports_unknown_fields_and_keeps_preserved_ones() {
         "top": true,
     });
     let dropped = structural::prune(&es_schema(), &mut obj);
-    assert_eq!(dropped, vec!["spec.data[0].bar", "spec.foo", "spec.template.junk", "top"]);
+    assert_eq!(
+        dropped,
+        vec!["spec.data[0].bar", "spec.foo", "spec.template.junk", "top"]
+    );
     assert_eq!(obj["spec"]["extra"], json!({"anything": {"x": 1}}));
     assert_eq!(obj["spec"]["labels"], json!({"free": "form"}));
     assert_eq!(obj["spec"]["template"]["metadata"], json!({"name": "p"}));
@@ -168,7 +184,10 @@ fn defaulting_fills_absent_and_non_nullable_nulls() {
     assert_eq!(obj["spec"], json!({"interval": 60, "note": "n"}));
     let mut obj = json!({"spec": {"interval": null, "mode": null, "note": null, "items": [{}, {"weight": 5}]}});
     structural::default(&schema, &mut obj);
-    assert_eq!(obj["spec"], json!({"interval": 60, "note": null, "items": [{"weight": 1}, {"weight": 5}]}));
+    assert_eq!(
+        obj["spec"],
+        json!({"interval": 60, "note": null, "items": [{"weight": 1}, {"weight": 5}]})
+    );
 }
 
 fn crd() -> Value {
@@ -190,7 +209,11 @@ fn crd_defaults_singular_list_kind_and_conversion() {
     assert_eq!(c["spec"]["names"]["singular"], "externalsecret");
     assert_eq!(c["spec"]["names"]["listKind"], "ExternalSecretList");
     assert_eq!(c["spec"]["conversion"], json!({"strategy": "None"}));
-    assert!(messages(&definition::validate_create(&c)).is_empty(), "{:?}", definition::validate_create(&c));
+    assert!(
+        messages(&definition::validate_create(&c)).is_empty(),
+        "{:?}",
+        definition::validate_create(&c)
+    );
 }
 
 #[test]
@@ -214,15 +237,27 @@ fn crd_validation_messages() {
     for w in want {
         assert!(got.iter().any(|g| g == w), "missing {w:?} in {got:#?}");
     }
-    assert!(got.iter().any(|g| g.starts_with("spec.versions[1].name: Invalid value: \"V2\": a DNS-1035 label")), "{got:#?}");
+    assert!(
+        got.iter().any(
+            |g| g.starts_with("spec.versions[1].name: Invalid value: \"V2\": a DNS-1035 label")
+        ),
+        "{got:#?}"
+    );
 
     let mut c = crd();
     definition::apply_defaults(&mut c);
     c["spec"]["group"] = json!("example");
     c["metadata"]["name"] = json!("externalsecrets.example");
-    c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["untyped"] = json!({});
+    c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["untyped"] =
+        json!({});
     let got = messages(&definition::validate_create(&c));
-    assert!(got.contains(&"spec.group: Invalid value: \"example\": should be a domain with at least one dot".to_string()), "{got:#?}");
+    assert!(
+        got.contains(
+            &"spec.group: Invalid value: \"example\": should be a domain with at least one dot"
+                .to_string()
+        ),
+        "{got:#?}"
+    );
     assert!(
         got.contains(&"spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[untyped].type: Required value: must not be empty for specified object fields".to_string()),
         "{got:#?}"
@@ -236,22 +271,44 @@ fn served_versions_become_resource_rows_with_accepted_names() {
     c["spec"]["versions"]
         .as_array_mut()
         .map(|v| v.push(json!({"name": "v1beta1", "served": false, "storage": false, "schema": {"openAPIV3Schema": {"type": "object"}}})));
-    assert!(CustomResource::from_crd(&c).is_none(), "no accepted names yet");
+    assert!(
+        CustomResource::from_crd(&c).is_none(),
+        "no accepted names yet"
+    );
     c["status"] = json!({"acceptedNames": {"plural": "externalsecrets", "singular": "externalsecret", "kind": "ExternalSecret", "shortNames": ["es"]}});
     let cr = CustomResource::from_crd(&c).unwrap();
     let rows = cr.resource_infos();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].api_version(), "kubernetes-client.io/v1");
     assert_eq!(rows[0].short_names, vec!["es"]);
-    let subs: Vec<&str> = rows[0].subresources.iter().map(|s| s.name.as_str()).collect();
+    let subs: Vec<&str> = rows[0]
+        .subresources
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     assert_eq!(subs, vec!["scale", "status"]);
-    assert_eq!(rows[0].verbs, vec!["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]);
+    assert_eq!(
+        rows[0].verbs,
+        vec![
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "create",
+            "update",
+            "watch"
+        ]
+    );
 }
 
 #[test]
 fn jsonpath_subset() {
     let obj = json!({"status": {"conditions": [{"type": "A", "status": "False"}, {"type": "Ready", "status": "True"}]}, "spec": {"l": [1, 2]}});
-    assert_eq!(jsonpath::find_first(&obj, ".status.conditions[?(@.type==\"Ready\")].status"), Some(&json!("True")));
+    assert_eq!(
+        jsonpath::find_first(&obj, ".status.conditions[?(@.type==\"Ready\")].status"),
+        Some(&json!("True"))
+    );
     assert_eq!(jsonpath::find_first(&obj, ".spec.l[1]"), Some(&json!(2)));
     assert_eq!(jsonpath::find_first(&obj, ".spec['l'][0]"), Some(&json!(1)));
     assert_eq!(jsonpath::find_first(&obj, ".spec.none"), None);

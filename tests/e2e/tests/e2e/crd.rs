@@ -4,7 +4,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
+};
 use rkube_testkit::{Kubectl, TestCluster};
 use serde_json::json;
 
@@ -59,7 +62,12 @@ fn rfc3339(unix: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// How objects are sent: `kubectl apply` (1.33), or `kubectl create --validate=false` for
@@ -86,9 +94,23 @@ fn install_crd(k: &Kubectl) {
 
 fn install_crd_with(k: &Kubectl, send: Send) {
     let out = k.ok_stdin(send.args(), CRD).unwrap();
-    assert_eq!(out.trim(), "customresourcedefinition.apiextensions.k8s.io/externalsecrets.kubernetes-client.io created");
-    let waited = k.ok(&["wait", "--for", "condition=established", CRD_NAME, "--timeout=5s"]).unwrap();
-    assert_eq!(waited.trim(), "customresourcedefinition.apiextensions.k8s.io/externalsecrets.kubernetes-client.io condition met");
+    assert_eq!(
+        out.trim(),
+        "customresourcedefinition.apiextensions.k8s.io/externalsecrets.kubernetes-client.io created"
+    );
+    let waited = k
+        .ok(&[
+            "wait",
+            "--for",
+            "condition=established",
+            CRD_NAME,
+            "--timeout=5s",
+        ])
+        .unwrap();
+    assert_eq!(
+        waited.trim(),
+        "customresourcedefinition.apiextensions.k8s.io/externalsecrets.kubernetes-client.io condition met"
+    );
 }
 
 /// The flow every kubectl version must get through.
@@ -96,13 +118,37 @@ fn externalsecret_flow(k: &Kubectl, send: Send) {
     install_crd_with(k, send);
 
     // Discovery right after established: api-resources and the short name.
-    let resources = k.ok(&["api-resources", "--api-group=kubernetes-client.io", "--no-headers"]).unwrap();
-    let row: Vec<&str> = resources.lines().next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(row, vec!["externalsecrets", "es", "kubernetes-client.io/v1", "true", "ExternalSecret"], "{resources}");
+    let resources = k
+        .ok(&[
+            "api-resources",
+            "--api-group=kubernetes-client.io",
+            "--no-headers",
+        ])
+        .unwrap();
+    let row: Vec<&str> = resources
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        vec![
+            "externalsecrets",
+            "es",
+            "kubernetes-client.io/v1",
+            "true",
+            "ExternalSecret"
+        ],
+        "{resources}"
+    );
 
     // Create; the schema default fills refreshInterval.
     let out = k.ok_stdin(send.args(), DB_CREDS).unwrap();
-    assert_eq!(out.trim(), "externalsecret.kubernetes-client.io/db-creds created");
+    assert_eq!(
+        out.trim(),
+        "externalsecret.kubernetes-client.io/db-creds created"
+    );
     let obj = k.json(&["get", "es", "db-creds", "-o", "json"]).unwrap();
     assert_eq!(obj["spec"]["refreshInterval"], 60);
     assert_eq!(obj["metadata"]["generation"], 1);
@@ -127,29 +173,81 @@ fn externalsecret_flow(k: &Kubectl, send: Send) {
             "{}",
             o.stderr
         );
-        let o = k.run_stdin(&["apply", "--validate=warn", "-f", "-"], UNKNOWN_FIELD).unwrap();
+        let o = k
+            .run_stdin(&["apply", "--validate=warn", "-f", "-"], UNKNOWN_FIELD)
+            .unwrap();
         assert!(o.success, "{}", o.stderr);
-        assert!(o.stderr.contains("Warning: unknown field \"spec.refreshIntervall\""), "{}", o.stderr);
+        assert!(
+            o.stderr
+                .contains("Warning: unknown field \"spec.refreshIntervall\""),
+            "{}",
+            o.stderr
+        );
     } else {
         k.ok_stdin(send.args(), UNKNOWN_FIELD).unwrap();
     }
     let typo = k.json(&["get", "es", "typo", "-o", "json"]).unwrap();
-    assert!(typo["spec"].get("refreshIntervall").is_none(), "pruned: {typo}");
+    assert!(
+        typo["spec"].get("refreshIntervall").is_none(),
+        "pruned: {typo}"
+    );
 
     // Status through the subresource; the main resource ignores status and bumps generation
     // only for spec changes.
-    let two_hours_ago = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() - 7200;
-    let status = json!({"status": {"lastSync": rfc3339(two_hours_ago), "status": "SUCCESS"}}).to_string();
-    k.ok(&["patch", "es", "db-creds", "--subresource=status", "--type=merge", "-p", &status]).unwrap();
-    k.ok(&["patch", "es", "db-creds", "--type=merge", "-p", r#"{"status":{"status":"IGNORED"},"metadata":{"labels":{"a":"b"}}}"#]).unwrap();
+    let two_hours_ago = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7200;
+    let status =
+        json!({"status": {"lastSync": rfc3339(two_hours_ago), "status": "SUCCESS"}}).to_string();
+    k.ok(&[
+        "patch",
+        "es",
+        "db-creds",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status,
+    ])
+    .unwrap();
+    k.ok(&[
+        "patch",
+        "es",
+        "db-creds",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"status":"IGNORED"},"metadata":{"labels":{"a":"b"}}}"#,
+    ])
+    .unwrap();
     let obj = k.json(&["get", "es", "db-creds", "-o", "json"]).unwrap();
     assert_eq!(obj["status"]["status"], "SUCCESS");
     assert_eq!(obj["metadata"]["generation"], 1);
-    k.ok(&["patch", "es", "db-creds", "--type=merge", "-p", r#"{"spec":{"region":"us-east-1"}}"#]).unwrap();
-    assert_eq!(k.json(&["get", "es", "db-creds", "-o", "json"]).unwrap()["metadata"]["generation"], 2);
+    k.ok(&[
+        "patch",
+        "es",
+        "db-creds",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"region":"us-east-1"}}"#,
+    ])
+    .unwrap();
+    assert_eq!(
+        k.json(&["get", "es", "db-creds", "-o", "json"]).unwrap()["metadata"]["generation"],
+        2
+    );
 
     // Strategic merge patch is not for custom resources.
-    let o = k.run(&["patch", "es", "db-creds", "--type=strategic", "-p", r#"{"spec":{"region":"x"}}"#]).unwrap();
+    let o = k
+        .run(&[
+            "patch",
+            "es",
+            "db-creds",
+            "--type=strategic",
+            "-p",
+            r#"{"spec":{"region":"x"}}"#,
+        ])
+        .unwrap();
     assert!(!o.success);
     assert!(
         o.stderr.contains("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"),
@@ -159,23 +257,42 @@ fn externalsecret_flow(k: &Kubectl, send: Send) {
 
     // Printer columns.
     let table = k.ok(&["get", "externalsecrets"]).unwrap();
-    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(lines[0], vec!["NAME", "LAST", "SYNC", "STATUS", "AGE"], "{table}");
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        vec!["NAME", "LAST", "SYNC", "STATUS", "AGE"],
+        "{table}"
+    );
     assert_eq!(lines.len(), 3, "{table}");
     let db = &lines[1];
     assert_eq!(db[0], "db-creds");
-    assert!(db[1] == "120m" || db[1] == "121m", "LAST SYNC of a sync two hours ago: {table}");
+    assert!(
+        db[1] == "120m" || db[1] == "121m",
+        "LAST SYNC of a sync two hours ago: {table}"
+    );
     assert_eq!(db[2], "SUCCESS");
     assert!(db[3].ends_with('s'), "AGE in seconds: {table}");
     assert_eq!(lines[2].len(), 2, "typo has no status columns: {table}");
     let by_category = k.ok(&["get", "all", "-o", "name"]).unwrap();
-    assert!(by_category.contains("externalsecret.kubernetes-client.io/db-creds"), "{by_category}");
+    assert!(
+        by_category.contains("externalsecret.kubernetes-client.io/db-creds"),
+        "{by_category}"
+    );
 
     // Deleting the CRD removes its objects, then the CRD and the resource.
     k.ok(&["delete", CRD_NAME, "--timeout=10s"]).unwrap();
     let crds = k.ok(&["get", "crd", "-o", "name"]).unwrap();
     assert!(!crds.contains("externalsecrets"), "{crds}");
-    let resources = k.ok(&["api-resources", "--api-group=kubernetes-client.io", "--no-headers"]).unwrap();
+    let resources = k
+        .ok(&[
+            "api-resources",
+            "--api-group=kubernetes-client.io",
+            "--no-headers",
+        ])
+        .unwrap();
     assert!(resources.trim().is_empty(), "{resources}");
     // Re-creating the CRD shows that no object survived.
     install_crd_with(k, send);
@@ -208,21 +325,45 @@ fn crd_validation_names_conflicts_and_crd_status() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["type"].as_str().unwrap().into(), c["status"].as_str().unwrap().into(), c["reason"].as_str().unwrap().into()))
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().into(),
+                c["status"].as_str().unwrap().into(),
+                c["reason"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    assert!(conditions.contains(&("NamesAccepted".into(), "True".into(), "NoConflicts".into())), "{conditions:?}");
-    assert!(conditions.contains(&("Established".into(), "True".into(), "InitialNamesAccepted".into())), "{conditions:?}");
+    assert!(
+        conditions.contains(&("NamesAccepted".into(), "True".into(), "NoConflicts".into())),
+        "{conditions:?}"
+    );
+    assert!(
+        conditions.contains(&(
+            "Established".into(),
+            "True".into(),
+            "InitialNamesAccepted".into()
+        )),
+        "{conditions:?}"
+    );
 
     // A second CRD of the group claiming the same kind and short name is not accepted.
     let conflicting = CRD
-        .replace("externalsecrets.kubernetes-client.io", "secretstores.kubernetes-client.io")
+        .replace(
+            "externalsecrets.kubernetes-client.io",
+            "secretstores.kubernetes-client.io",
+        )
         .replace("plural: externalsecrets", "plural: secretstores")
         .replace("singular: externalsecret", "singular: secretstore");
     k.ok_stdin(&["apply", "-f", "-"], &conflicting).unwrap();
     let mut names_accepted = json!(null);
     for _ in 0..50 {
-        let other = k.json(&["get", "crd/secretstores.kubernetes-client.io", "-o", "json"]).unwrap();
-        if let Some(c) = other["status"]["conditions"].as_array().and_then(|a| a.iter().find(|c| c["type"] == "NamesAccepted")) {
+        let other = k
+            .json(&["get", "crd/secretstores.kubernetes-client.io", "-o", "json"])
+            .unwrap();
+        if let Some(c) = other["status"]["conditions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["type"] == "NamesAccepted"))
+        {
             names_accepted = c.clone();
             break;
         }
@@ -230,14 +371,27 @@ fn crd_validation_names_conflicts_and_crd_status() {
     }
     assert_eq!(names_accepted["status"], "False", "{names_accepted}");
     assert_eq!(names_accepted["reason"], "KindConflict", "{names_accepted}");
-    assert_eq!(names_accepted["message"], "\"ExternalSecret\" is already in use", "{names_accepted}");
+    assert_eq!(
+        names_accepted["message"], "\"ExternalSecret\" is already in use",
+        "{names_accepted}"
+    );
 
     // Invalid CRDs are rejected with upstream's messages.
-    let bad = CRD.replace("name: externalsecrets.kubernetes-client.io", "name: wrong.kubernetes-client.io").replace("storage: true", "storage: false");
+    let bad = CRD
+        .replace(
+            "name: externalsecrets.kubernetes-client.io",
+            "name: wrong.kubernetes-client.io",
+        )
+        .replace("storage: true", "storage: false");
     let o = k.run_stdin(&["apply", "-f", "-"], &bad).unwrap();
     assert!(!o.success);
     assert!(o.stderr.contains("metadata.name: Invalid value: \"wrong.kubernetes-client.io\": must be spec.names.plural+\".\"+spec.group"), "{}", o.stderr);
-    assert!(o.stderr.contains("must have exactly one version marked as storage version"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("must have exactly one version marked as storage version"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -262,16 +416,25 @@ async fn kube_rs_dynamic_objects() {
     let (ar, caps) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
     assert_eq!(ar.plural, "externalsecrets");
     assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ApiResource { ..ar.clone() });
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &ApiResource { ..ar.clone() });
 
-    let mut watch = api.watch(&WatchParams::default().timeout(10), "0").await.unwrap().boxed();
+    let mut watch = api
+        .watch(&WatchParams::default().timeout(10), "0")
+        .await
+        .unwrap()
+        .boxed();
     let mut obj = DynamicObject::new("from-kube-rs", &ar);
     obj.data = json!({"spec": {"backendType": "vault", "data": [{"key": "k", "name": "n"}]}});
     let created = api.create(&PostParams::default(), &obj).await.unwrap();
     assert_eq!(created.data["spec"]["refreshInterval"], 60);
 
     let patched = api
-        .patch_status("from-kube-rs", &PatchParams::default(), &Patch::Merge(json!({"status": {"status": "SUCCESS"}})))
+        .patch_status(
+            "from-kube-rs",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"status": "SUCCESS"}})),
+        )
         .await
         .unwrap();
     assert_eq!(patched.data["status"]["status"], "SUCCESS");
@@ -281,7 +444,12 @@ async fn kube_rs_dynamic_objects() {
     let mut seen = Vec::new();
     while let Some(ev) = watch.try_next().await.unwrap() {
         match ev {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) => seen.push(o.data["status"]["status"].as_str().unwrap_or("").to_string()),
+            WatchEvent::Added(o) | WatchEvent::Modified(o) => seen.push(
+                o.data["status"]["status"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            ),
             _ => {}
         }
         if seen.len() == 2 {
@@ -290,11 +458,20 @@ async fn kube_rs_dynamic_objects() {
     }
     assert_eq!(seen, vec!["".to_string(), "SUCCESS".to_string()]);
 
-    let err = api.create(&PostParams::default(), &DynamicObject::new("bad", &ar).data(json!({"spec": {"backendType": "nope"}}))).await.unwrap_err();
+    let err = api
+        .create(
+            &PostParams::default(),
+            &DynamicObject::new("bad", &ar).data(json!({"spec": {"backendType": "nope"}})),
+        )
+        .await
+        .unwrap_err();
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 422);
-            assert_eq!(s.message, "ExternalSecret.kubernetes-client.io \"bad\" is invalid: spec.backendType: Unsupported value: \"nope\": supported values: \"secretsManager\", \"systemManager\", \"vault\", \"azureKeyVault\", \"gcpSecretsManager\"");
+            assert_eq!(
+                s.message,
+                "ExternalSecret.kubernetes-client.io \"bad\" is invalid: spec.backendType: Unsupported value: \"nope\": supported values: \"secretsManager\", \"systemManager\", \"vault\", \"azureKeyVault\", \"gcpSecretsManager\""
+            );
         }
         other => panic!("unexpected error {other:?}"),
     }
