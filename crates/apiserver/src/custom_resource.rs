@@ -205,10 +205,9 @@ pub async fn write_scale(
             };
             if let Some(rv) = meta::meta_str(&wanted, "resourceVersion")
                 .filter(|rv| Some(*rv) != meta::meta_str(old, "resourceVersion"))
+                && !rv.is_empty()
             {
-                if !rv.is_empty() {
-                    return Err(ApiError::stale_conflict(&res.group, &res.plural, name));
-                }
+                return Err(ApiError::stale_conflict(&res.group, &res.plural, name));
             }
             let replicas = wanted["spec"]["replicas"].as_i64().unwrap_or(0);
             if replicas < 0 {

@@ -150,10 +150,10 @@ impl Registry {
 
     /// The version objects of this group-resource are stored in.
     fn storage_resource(&self, res: &ResourceInfo) -> Arc<ResourceInfo> {
-        if let Some((cr, _)) = self.custom_version(res) {
-            if let Some(v) = cr.storage_version() {
-                return Arc::new(cr.resource_info(v));
-            }
+        if let Some((cr, _)) = self.custom_version(res)
+            && let Some(v) = cr.storage_version()
+        {
+            return Arc::new(cr.resource_info(v));
         }
         let idx = self.resources.read();
         idx.all
@@ -594,10 +594,10 @@ impl Registry {
             meta::set_meta(&mut marked, "deletionGracePeriodSeconds", Value::from(0));
             if let Some(m) = meta::metadata_mut(&mut marked) {
                 let fins = m.entry("finalizers").or_insert_with(|| json!([]));
-                if let Some(a) = fins.as_array_mut() {
-                    if !a.iter().any(|f| f == crd::CLEANUP_FINALIZER) {
-                        a.push(Value::String(crd::CLEANUP_FINALIZER.into()));
-                    }
+                if let Some(a) = fins.as_array_mut()
+                    && !a.iter().any(|f| f == crd::CLEANUP_FINALIZER)
+                {
+                    a.push(Value::String(crd::CLEANUP_FINALIZER.into()));
                 }
             }
             crd::strategy::set_condition(

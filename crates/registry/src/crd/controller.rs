@@ -81,10 +81,9 @@ pub async fn sync_all(registry: &Arc<Registry>) -> Result<bool, ApiError> {
         if let Some(st) = desired
             .as_object_mut()
             .map(|o| o.entry("status").or_insert_with(|| json!({})))
+            && let Some(st) = st.as_object_mut()
         {
-            if let Some(st) = st.as_object_mut() {
-                st.insert("acceptedNames".into(), names);
-            }
+            st.insert("acceptedNames".into(), names);
         }
         set_condition(
             &mut desired,
@@ -256,13 +255,8 @@ fn accepted_names(crd: &Value, crds: &[Value], me: usize) -> (Value, Condition, 
         }
     }
     let names_cond = cond.unwrap_or(("True", "NoConflicts", "no conflicts found".to_string()));
-    let established = if condition_true(crd, "Established") {
-        (
-            "True",
-            "InitialNamesAccepted",
-            "the initial names have been accepted".to_string(),
-        )
-    } else if names_cond.0 == "True" {
+    // Once established, a CRD stays established (the establishing controller never reverts it).
+    let established = if condition_true(crd, "Established") || names_cond.0 == "True" {
         (
             "True",
             "InitialNamesAccepted",
@@ -287,27 +281,27 @@ async fn finalize(
 ) -> Result<bool, ApiError> {
     let name = meta::name(crd).to_string();
     let mut remaining = 0;
-    if let Some(cr) = CustomResource::from_crd(crd) {
-        if let Some(storage) = cr.storage_version() {
-            let res = cr.resource_info(storage);
-            set_terminating(
-                registry,
-                crd_res,
-                &name,
-                "InstanceDeletionInProgress",
-                "CustomResource deletion is in progress",
-            )
+    if let Some(cr) = CustomResource::from_crd(crd)
+        && let Some(storage) = cr.storage_version()
+    {
+        let res = cr.resource_info(storage);
+        set_terminating(
+            registry,
+            crd_res,
+            &name,
+            "InstanceDeletionInProgress",
+            "CustomResource deletion is in progress",
+        )
+        .await?;
+        let opts = DeleteOptions {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        registry
+            .delete_collection(&res, None, &ListOptions::default(), &opts)
             .await?;
-            let opts = DeleteOptions {
-                grace_period_seconds: Some(0),
-                ..Default::default()
-            };
-            registry
-                .delete_collection(&res, None, &ListOptions::default(), &opts)
-                .await?;
-            let left = registry.list(&res, None, &ListOptions::default()).await?;
-            remaining = left["items"].as_array().map_or(0, Vec::len);
-        }
+        let left = registry.list(&res, None, &ListOptions::default()).await?;
+        remaining = left["items"].as_array().map_or(0, Vec::len);
     }
     if remaining > 0 {
         let msg =

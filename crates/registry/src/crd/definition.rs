@@ -435,14 +435,14 @@ fn validate_schema_node(schema: &Value, path: &str, errs: &mut Vec<FieldError>) 
             "must be specified",
         ));
     }
-    if let Some(p) = node.get("pattern").and_then(Value::as_str) {
-        if let Err(e) = regex::Regex::new(p) {
-            errs.push(FieldError::invalid(
-                format!("{path}.pattern"),
-                p,
-                format!("must be a valid regular expression, but isn't: {e}"),
-            ));
-        }
+    if let Some(p) = node.get("pattern").and_then(Value::as_str)
+        && let Err(e) = regex::Regex::new(p)
+    {
+        errs.push(FieldError::invalid(
+            format!("{path}.pattern"),
+            p,
+            format!("must be a valid regular expression, but isn't: {e}"),
+        ));
     }
     if node
         .get("additionalProperties")

@@ -119,21 +119,21 @@ pub fn validate_value(schema: &Value, value: &Value, path: &str, errs: &mut Vec<
             errs.push(type_error(path, value, "integer,string"));
             return;
         }
-    } else if let Some(t) = s.get("type").and_then(Value::as_str) {
-        if !type_matches(t, value) {
-            errs.push(type_error(path, value, t));
-            return;
-        }
+    } else if let Some(t) = s.get("type").and_then(Value::as_str)
+        && !type_matches(t, value)
+    {
+        errs.push(type_error(path, value, t));
+        return;
     }
-    if let Some(allowed) = s.get("enum").and_then(Value::as_array) {
-        if !allowed.iter().any(|a| json_equal(a, value)) {
-            let names: Vec<String> = allowed
-                .iter()
-                .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_string))
-                .collect();
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            errs.push(FieldError::not_supported(path, value.clone(), &refs));
-        }
+    if let Some(allowed) = s.get("enum").and_then(Value::as_array)
+        && !allowed.iter().any(|a| json_equal(a, value))
+    {
+        let names: Vec<String> = allowed
+            .iter()
+            .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_string))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        errs.push(FieldError::not_supported(path, value.clone(), &refs));
     }
     match value {
         Value::String(text) => validate_string(s, text, value, path, errs),
@@ -161,43 +161,43 @@ fn validate_string(
     errs: &mut Vec<FieldError>,
 ) {
     let chars = text.chars().count();
-    if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
-        if chars as u64 > max {
-            let unit = if max == 1 { "byte" } else { "bytes" };
-            errs.push(FieldError {
-                kind: FieldErrorType::TooLong,
-                field: path.to_string(),
-                value: Some(value.clone()),
-                detail: format!("may not be more than {max} {unit}"),
-            });
-        }
+    if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+        && chars as u64 > max
+    {
+        let unit = if max == 1 { "byte" } else { "bytes" };
+        errs.push(FieldError {
+            kind: FieldErrorType::TooLong,
+            field: path.to_string(),
+            value: Some(value.clone()),
+            detail: format!("may not be more than {max} {unit}"),
+        });
     }
-    if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
-        if (chars as u64) < min {
-            errs.push(invalid(
-                path,
-                value,
-                &format!("should be at least {min} chars long"),
-            ));
-        }
+    if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+        && (chars as u64) < min
+    {
+        errs.push(invalid(
+            path,
+            value,
+            &format!("should be at least {min} chars long"),
+        ));
     }
     if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
         // Schemas are validated on CRD write, so a pattern that does not compile is not expected.
-        if let Ok(re) = regex::Regex::new(pattern) {
-            if !re.is_match(text) {
-                errs.push(invalid(path, value, &format!("should match '{pattern}'")));
-            }
+        if let Ok(re) = regex::Regex::new(pattern)
+            && !re.is_match(text)
+        {
+            errs.push(invalid(path, value, &format!("should match '{pattern}'")));
         }
     }
-    if let Some(format) = s.get("format").and_then(Value::as_str) {
-        if !string_format_ok(format, text) {
-            errs.push(FieldError {
-                kind: FieldErrorType::TypeInvalid,
-                field: path.to_string(),
-                value: Some(value.clone()),
-                detail: format!("{path} in body must be of type {format}: {text:?}"),
-            });
-        }
+    if let Some(format) = s.get("format").and_then(Value::as_str)
+        && !string_format_ok(format, text)
+    {
+        errs.push(FieldError {
+            kind: FieldErrorType::TypeInvalid,
+            field: path.to_string(),
+            value: Some(value.clone()),
+            detail: format!("{path} in body must be of type {format}: {text:?}"),
+        });
     }
 }
 
@@ -304,25 +304,25 @@ fn validate_array(
     path: &str,
     errs: &mut Vec<FieldError>,
 ) {
-    if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
-        if items.len() as u64 > max {
-            let unit = if max == 1 { "item" } else { "items" };
-            errs.push(FieldError {
-                kind: FieldErrorType::TooMany,
-                field: path.to_string(),
-                value: Some(Value::from(items.len())),
-                detail: format!("must have at most {max} {unit}"),
-            });
-        }
+    if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+        && items.len() as u64 > max
+    {
+        let unit = if max == 1 { "item" } else { "items" };
+        errs.push(FieldError {
+            kind: FieldErrorType::TooMany,
+            field: path.to_string(),
+            value: Some(Value::from(items.len())),
+            detail: format!("must have at most {max} {unit}"),
+        });
     }
-    if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-        if (items.len() as u64) < min {
-            errs.push(invalid(
-                path,
-                value,
-                &format!("should have at least {min} items"),
-            ));
-        }
+    if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+        && (items.len() as u64) < min
+    {
+        errs.push(invalid(
+            path,
+            value,
+            &format!("should have at least {min} items"),
+        ));
     }
     if s.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
         let duplicate = items
@@ -347,25 +347,25 @@ fn validate_object(
     path: &str,
     errs: &mut Vec<FieldError>,
 ) {
-    if let Some(max) = s.get("maxProperties").and_then(Value::as_u64) {
-        if fields.len() as u64 > max {
-            let unit = if max == 1 { "item" } else { "items" };
-            errs.push(FieldError {
-                kind: FieldErrorType::TooMany,
-                field: path.to_string(),
-                value: Some(Value::from(fields.len())),
-                detail: format!("must have at most {max} {unit}"),
-            });
-        }
+    if let Some(max) = s.get("maxProperties").and_then(Value::as_u64)
+        && fields.len() as u64 > max
+    {
+        let unit = if max == 1 { "item" } else { "items" };
+        errs.push(FieldError {
+            kind: FieldErrorType::TooMany,
+            field: path.to_string(),
+            value: Some(Value::from(fields.len())),
+            detail: format!("must have at most {max} {unit}"),
+        });
     }
-    if let Some(min) = s.get("minProperties").and_then(Value::as_u64) {
-        if (fields.len() as u64) < min {
-            errs.push(invalid(
-                path,
-                value,
-                &format!("should have at least {min} properties"),
-            ));
-        }
+    if let Some(min) = s.get("minProperties").and_then(Value::as_u64)
+        && (fields.len() as u64) < min
+    {
+        errs.push(invalid(
+            path,
+            value,
+            &format!("should have at least {min} properties"),
+        ));
     }
     for req in s
         .get("required")

@@ -29,10 +29,10 @@ pub fn unknown_fields(version: &CustomVersion, obj: &Value) -> Vec<String> {
 
 /// `PrepareForCreate`: generation 1; with a status subresource the status is dropped.
 pub fn prepare_create(version: &CustomVersion, obj: &mut Value) {
-    if version.status {
-        if let Some(o) = obj.as_object_mut() {
-            o.shift_remove("status");
-        }
+    if version.status
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.shift_remove("status");
     }
     prune_and_default(version, obj);
     meta::set_meta(obj, "generation", json!(1));
@@ -41,13 +41,13 @@ pub fn prepare_create(version: &CustomVersion, obj: &mut Value) {
 /// `PrepareForUpdate` of the main resource: with a status subresource the stored status is kept;
 /// the generation moves when anything but metadata (and status, with the subresource) changed.
 pub fn prepare_update(version: &CustomVersion, new: &mut Value, old: &Value) {
-    if version.status {
-        if let Some(o) = new.as_object_mut() {
-            match old.get("status") {
-                Some(s) => o.insert("status".into(), s.clone()),
-                None => o.shift_remove("status"),
-            };
-        }
+    if version.status
+        && let Some(o) = new.as_object_mut()
+    {
+        match old.get("status") {
+            Some(s) => o.insert("status".into(), s.clone()),
+            None => o.shift_remove("status"),
+        };
     }
     prune_and_default(version, new);
     let strip = |v: &Value| -> Map<String, Value> {
@@ -138,10 +138,10 @@ pub fn record_stored_version(crd: &mut Value) {
     if !stored.is_array() {
         *stored = json!([]);
     }
-    if let Some(list) = stored.as_array_mut() {
-        if !list.iter().any(|v| v.as_str() == Some(version.as_str())) {
-            list.push(Value::String(version));
-        }
+    if let Some(list) = stored.as_array_mut()
+        && !list.iter().any(|v| v.as_str() == Some(version.as_str()))
+    {
+        list.push(Value::String(version));
     }
 }
 

@@ -268,9 +268,9 @@ fn crd_validation_messages() {
 fn served_versions_become_resource_rows_with_accepted_names() {
     let mut c = crd();
     c["spec"]["versions"][0]["subresources"] = json!({"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}});
-    c["spec"]["versions"]
-        .as_array_mut()
-        .map(|v| v.push(json!({"name": "v1beta1", "served": false, "storage": false, "schema": {"openAPIV3Schema": {"type": "object"}}})));
+    if let Some(v) = c["spec"]["versions"].as_array_mut() {
+        v.push(json!({"name": "v1beta1", "served": false, "storage": false, "schema": {"openAPIV3Schema": {"type": "object"}}}))
+    }
     assert!(
         CustomResource::from_crd(&c).is_none(),
         "no accepted names yet"
