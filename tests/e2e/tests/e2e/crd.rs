@@ -476,3 +476,78 @@ async fn kube_rs_dynamic_objects() {
         other => panic!("unexpected error {other:?}"),
     }
 }
+
+const WORKER_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: workers.example.com
+spec:
+  group: example.com
+  scope: Cluster
+  names: {plural: workers, kind: Worker}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {replicas: {type: integer}}}
+          status: {type: object, properties: {replicas: {type: integer}}}
+"#;
+
+#[test]
+fn cluster_scoped_crd_with_scale_and_default_age_column() {
+    let c = cluster();
+    let k = c.kubectl();
+    k.ok_stdin(&["apply", "-f", "-"], WORKER_CRD).unwrap();
+    k.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "crd/workers.example.com",
+        "--timeout=5s",
+    ])
+    .unwrap();
+    let worker = r#"{"apiVersion":"example.com/v1","kind":"Worker","metadata":{"name":"w"},"spec":{"replicas":1}}"#;
+    k.ok_stdin(&["create", "-f", "-"], worker).unwrap();
+    assert_eq!(
+        k.ok(&["scale", "worker", "w", "--replicas=3"])
+            .unwrap()
+            .trim(),
+        "worker.example.com/w scaled"
+    );
+    assert_eq!(
+        k.json(&["get", "worker", "w", "-o", "json"]).unwrap()["spec"]["replicas"],
+        3
+    );
+    let scale = k
+        .json(&["get", "--raw", "/apis/example.com/v1/workers/w/scale"])
+        .unwrap();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 3);
+    assert_eq!(scale["status"]["replicas"], 0);
+    // No printer columns declared: NAME and upstream's default AGE.
+    let table = k.ok(&["get", "workers"]).unwrap();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, vec!["NAME", "AGE"], "{table}");
+    // Cluster-scoped: a namespaced path does not exist.
+    let o = k
+        .run(&[
+            "get",
+            "--raw",
+            "/apis/example.com/v1/namespaces/default/workers",
+        ])
+        .unwrap();
+    assert!(!o.success && o.stderr.contains("NotFound"), "{}", o.stderr);
+}
