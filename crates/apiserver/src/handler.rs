@@ -12,9 +12,11 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use rkube_apimachinery::selectors::{FieldSelector, LabelSelector};
 use rkube_apimachinery::{ApiError, ResourceInfo, meta};
+use rkube_registry::crd::CustomVersion;
 use rkube_registry::{DeleteOptions, DeleteOutcome, ListOptions};
 use serde_json::{Value, json};
 
+use crate::custom_resource::{self, FieldValidation, ScaleChange};
 use crate::discovery;
 use crate::encode::{self, Render};
 use crate::negotiate::{self, Input, Output};
@@ -314,6 +316,12 @@ fn check_type(res: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
 
 fn render_read(state: &AppState, res: &ResourceInfo, status: StatusCode, v: &Value, is_list: bool, r: Render, q: &Query) -> Response {
     match r.output {
+        Output::Table if state.registry.custom_version(res).is_some() => {
+            let columns = state.registry.custom_version(res).map(|(_, v)| v.columns).unwrap_or_default();
+            let include = IncludeObject::parse(q.get("includeObject"));
+            let t = crate::custom_table::to_table(v, is_list, &columns, include, true, &res.kind, &res.api_version());
+            encode::object(state, status, &t, Render { output: Output::Json, pretty: r.pretty })
+        }
         Output::Table => {
             let t = table::to_table(v, is_list, IncludeObject::parse(q.get("includeObject")), true, &res.kind, &res.api_version());
             encode::object(state, status, &t, Render { output: Output::Json, pretty: r.pretty })
@@ -354,6 +362,7 @@ async fn resource(
         return Err(fail(ApiError::path_not_found()));
     }
     let sub = info.subresource.as_str();
+    let custom = state.registry.custom_version(&res);
     if !sub.is_empty() {
         let Some(s) = res.subresource(sub) else {
             return Err(fail(ApiError::path_not_found()));
@@ -361,7 +370,8 @@ async fn resource(
         if !s.verbs.iter().any(|v| *v == info.verb) {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
-        if !matches!(sub, "status" | "finalize") {
+        let custom_scale = sub == "scale" && custom.as_ref().is_some_and(|(_, v)| v.scale.is_some());
+        if !matches!(sub, "status" | "finalize") && !custom_scale {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
     } else if !res.allows(&info.verb) {
@@ -369,6 +379,21 @@ async fn resource(
     }
     let reg = &state.registry;
     let name = info.name.as_str();
+    if let Some((cr, version)) = &custom {
+        let mut warnings = custom_resource::deprecation_warnings(cr, version);
+        let mut resp = if sub == "scale" {
+            custom_scale(state, &res, version, ns, name, info, headers, q, &body, render).await
+        } else {
+            custom_write(state, &res, version, ns, name, info, headers, q, &body, &mut warnings, render).await
+        }
+        .map_err(fail)?;
+        if let Some(r) = resp.as_mut() {
+            custom_resource::add_warnings(r, &warnings);
+        }
+        if let Some(r) = resp {
+            return Ok(r);
+        }
+    }
     match info.verb.as_str() {
         "get" => {
             let v = reg.get(&res, ns, name, q.get("resourceVersion").unwrap_or("")).await.map_err(fail)?;
@@ -446,6 +471,132 @@ async fn resource(
         }
         _ => Err(fail(ApiError::method_not_supported(&res.group, &res.plural, &info.verb))),
     }
+}
+
+/// Writes to custom objects that differ from built-ins: `fieldValidation` against the schema and
+/// the patch types. `None` hands the request to the common path (reads, deletes).
+#[allow(clippy::too_many_arguments)]
+async fn custom_write(
+    state: &Arc<AppState>,
+    res: &Arc<ResourceInfo>,
+    version: &CustomVersion,
+    ns: Option<&str>,
+    name: &str,
+    info: &RequestInfo,
+    headers: &HeaderMap,
+    q: &Query,
+    body: &Bytes,
+    warnings: &mut Vec<String>,
+    render: Render,
+) -> Result<Option<Response>, ApiError> {
+    let reg = &state.registry;
+    let sub = info.subresource.as_str();
+    match info.verb.as_str() {
+        "create" | "update" => {
+            let mode = FieldValidation::parse(q)?;
+            let dry = dry_run(q)?;
+            let mut obj = decode_body(state, headers, body)?;
+            check_type(res, &mut obj)?;
+            warnings.extend(custom_resource::check_body(version, res, &obj, mode)?);
+            let (v, code) = if info.verb == "create" {
+                (reg.create(res, ns, obj, dry).await?, StatusCode::CREATED)
+            } else {
+                let (v, created) = reg.update(res, ns, name, obj, sub == "status", dry).await?;
+                (v, if created { StatusCode::CREATED } else { StatusCode::OK })
+            };
+            Ok(Some(encode::object(state, code, &v, render)))
+        }
+        "patch" => {
+            let mode = FieldValidation::parse(q)?;
+            let dry = dry_run(q)?;
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let pt = PatchType::from_content_type(ct).ok_or_else(|| patch::unsupported(ct))?;
+            custom_resource::check_patch_type(pt, ct)?;
+            let doc: Value = match pt {
+                PatchType::Apply => serde_yaml_ng::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+                _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+            };
+            if pt == PatchType::Apply {
+                if q.get("fieldManager").is_none_or(str::is_empty) {
+                    return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+                }
+                if let Err(e) = reg.get(res, ns, name, "").await {
+                    if e.code != 404 {
+                        return Err(e);
+                    }
+                    let mut obj = doc.clone();
+                    check_type(res, &mut obj)?;
+                    if meta::name(&obj).is_empty() {
+                        meta::set_meta(&mut obj, "name", Value::String(name.to_string()));
+                    }
+                    warnings.extend(custom_resource::check_body(version, res, &obj, mode)?);
+                    let v = reg.create(res, ns, obj, dry).await?;
+                    return Ok(Some(encode::object(state, StatusCode::CREATED, &v, render)));
+                }
+            }
+            let found = std::sync::Mutex::new(Vec::new());
+            let v = reg
+                .modify(res, ns, name, sub == "status", dry, |old| {
+                    let mut new = old.clone();
+                    meta::remove_meta(&mut new, "resourceVersion");
+                    match pt {
+                        PatchType::Json => {
+                            let mut with_rv = old.clone();
+                            patch::json_patch(&mut with_rv, &doc)?;
+                            if meta::meta_str(&with_rv, "resourceVersion") == meta::meta_str(old, "resourceVersion") {
+                                meta::remove_meta(&mut with_rv, "resourceVersion");
+                            }
+                            new = with_rv;
+                        }
+                        _ => patch::merge_patch(&mut new, &doc),
+                    }
+                    check_type(res, &mut new)?;
+                    let w = custom_resource::check_patched(version, &new, mode)?;
+                    if let Ok(mut f) = found.lock() {
+                        *f = w;
+                    }
+                    Ok(new)
+                })
+                .await?;
+            warnings.extend(found.into_inner().unwrap_or_default());
+            Ok(Some(encode::object(state, StatusCode::OK, &v, render)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `.../scale` of a custom resource.
+#[allow(clippy::too_many_arguments)]
+async fn custom_scale(
+    state: &Arc<AppState>,
+    res: &Arc<ResourceInfo>,
+    version: &CustomVersion,
+    ns: Option<&str>,
+    name: &str,
+    info: &RequestInfo,
+    headers: &HeaderMap,
+    q: &Query,
+    body: &Bytes,
+    render: Render,
+) -> Result<Option<Response>, ApiError> {
+    let Some(paths) = version.scale.as_ref() else { return Err(ApiError::path_not_found()) };
+    let reg = &state.registry;
+    let dry = dry_run(q)?;
+    let v = match info.verb.as_str() {
+        "get" => custom_resource::get_scale(reg, res, paths, ns, name).await?,
+        "update" => {
+            let obj = decode_body(state, headers, body)?;
+            custom_resource::write_scale(reg, res, paths, ns, name, ScaleChange::Replace(obj), dry).await?
+        }
+        "patch" => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let pt = PatchType::from_content_type(ct).ok_or_else(|| patch::unsupported(ct))?;
+            let doc: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            custom_resource::write_scale(reg, res, paths, ns, name, ScaleChange::Patch(pt, &doc), dry).await?
+        }
+        _ => return Err(ApiError::method_not_supported(&res.group, &format!("{}/scale", res.plural), &info.verb)),
+    };
+    Ok(Some(encode::object(state, StatusCode::OK, &v, render)))
 }
 
 /// The Status upstream answers a completed DELETE with (when not returning the object).

@@ -4,6 +4,8 @@
 //! RequestInfoFactory, then discovery, health, or the resource handlers); [`server::serve`] runs it
 //! over TLS, attaching the verified client-certificate identity to each request.
 
+pub mod custom_resource;
+pub mod custom_table;
 pub mod discovery;
 pub mod encode;
 pub mod handler;

@@ -35,6 +35,8 @@ struct Encoder {
     kind: String,
     api_version: String,
     sent_headers: bool,
+    /// Printer columns when the resource is a custom resource.
+    custom_columns: Option<Vec<rkube_registry::crd::PrinterColumn>>,
 }
 
 impl Encoder {
@@ -45,7 +47,10 @@ impl Encoder {
                 Err(e) => tracing::warn!(error = %e, "watch event not encodable as protobuf"),
             },
             Output::Table if event_type != "ERROR" && event_type != "BOOKMARK" => {
-                let t = table::to_table(object, false, self.include, !self.sent_headers, &self.kind, &self.api_version);
+                let t = match &self.custom_columns {
+                    Some(cols) => crate::custom_table::to_table(object, false, cols, self.include, !self.sent_headers, &self.kind, &self.api_version),
+                    None => table::to_table(object, false, self.include, !self.sent_headers, &self.kind, &self.api_version),
+                };
                 self.sent_headers = true;
                 return line(&json!({"type": event_type, "object": t}));
             }
@@ -97,6 +102,7 @@ pub async fn serve(state: Arc<AppState>, res: Arc<ResourceInfo>, ns: Option<&str
         kind: res.kind.clone(),
         api_version: res.api_version(),
         sent_headers: false,
+        custom_columns: state.registry.custom_version(&res).map(|(_, v)| v.columns),
     };
     let content_type = match render.output {
         Output::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",

@@ -135,9 +135,16 @@ pub async fn run_server(
     rkube_pki::write_kubeconfig(&kubeconfig, &url, &pki).map_err(|e| ClusterError::Pki(e.to_string()))?;
 
     let namespace_task = tokio::spawn(rkube_registry::namespaces::run_namespace_finalizer(registry.clone()));
+    // Stored CRDs are served again before /readyz says ok (upstream's
+    // `crd-informer-synced` post-start hook).
+    rkube_registry::crd::controller::sync_all(&registry)
+        .await
+        .map_err(|e| ClusterError::Bootstrap(format!("serving CustomResourceDefinitions: {}", e.message)))?;
+    let crd_task = tokio::spawn(rkube_registry::crd::controller::run(registry.clone()));
     state.ready.store(true, Ordering::Release);
     on_ready(advertise, kubeconfig);
     rkube_apiserver::server::serve(listener, Arc::new(tls), app, shutdown).await;
     namespace_task.abort();
+    crd_task.abort();
     Ok(())
 }

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use rkube_apimachinery::resources::builtin::builtin_resources;
-use rkube_apimachinery::{ApiError, ResourceInfo, meta};
+use rkube_apimachinery::{ApiError, FieldError, ResourceInfo, meta};
 use rkube_storage::{KeyValue, KvStore, StorageError};
 use rkube_watch_cache::WatchCache;
 use serde_json::{Map, Value, json};
 
 use crate::allocators::{Ipv4Cidr, UsedServiceAddresses};
+use crate::crd::{self, CustomResource, CustomVersion};
 use crate::keys;
 use crate::options::DeleteOptions;
 use crate::policy::policy;
@@ -59,9 +60,31 @@ pub struct Registry {
 struct ResourceIndex {
     all: Vec<Arc<ResourceInfo>>,
     by_gvr: HashMap<(String, String, String), Arc<ResourceInfo>>,
+    /// Custom resources by (group, plural), for their schemas and subresources.
+    custom: HashMap<(String, String), Arc<CustomResource>>,
 }
 
 impl ResourceIndex {
+    /// The built-in table plus the resources of the given established CRDs. A CRD cannot shadow
+    /// a built-in resource.
+    fn build(custom: &[Arc<CustomResource>]) -> Self {
+        let mut index = Self::default();
+        for r in builtin_resources() {
+            index.insert(r);
+        }
+        for cr in custom {
+            let key = (cr.group.clone(), cr.plural.clone());
+            if index.all.iter().any(|r| r.group == cr.group && r.plural == cr.plural) {
+                continue;
+            }
+            for r in cr.resource_infos() {
+                index.insert(r);
+            }
+            index.custom.insert(key, cr.clone());
+        }
+        index
+    }
+
     fn insert(&mut self, r: ResourceInfo) {
         let r = Arc::new(r);
         self.by_gvr.insert((r.group.clone(), r.version.clone(), r.plural.clone()), r.clone());
@@ -90,10 +113,7 @@ impl Registry {
         let cache = WatchCache::start(store.clone(), CACHE_WINDOW)
             .await
             .map_err(|e| ApiError::internal(format!("starting the watch cache: {e}")))?;
-        let mut index = ResourceIndex::default();
-        for r in builtin_resources() {
-            index.insert(r);
-        }
+        let index = ResourceIndex::build(&[]);
         Ok(Arc::new(Self {
             store,
             cache,
@@ -114,8 +134,30 @@ impl Registry {
         self.resources.read().by_gvr.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
     }
 
+    /// Replaces the custom resources served (the CRD controller calls this after each pass).
+    pub fn set_custom_resources(&self, custom: Vec<Arc<CustomResource>>) {
+        let current: Vec<Arc<CustomResource>> = self.resources.read().custom.values().cloned().collect();
+        let unchanged = current.len() == custom.len()
+            && custom.iter().all(|c| current.iter().any(|x| x.as_ref() == c.as_ref()));
+        if !unchanged {
+            *self.resources.write() = ResourceIndex::build(&custom);
+        }
+    }
+
+    /// The custom resource behind `res` and the version `res` addresses, when `res` is one.
+    pub fn custom_version(&self, res: &ResourceInfo) -> Option<(Arc<CustomResource>, CustomVersion)> {
+        let cr = self.resources.read().custom.get(&(res.group.clone(), res.plural.clone())).cloned()?;
+        let v = cr.version(&res.version)?.clone();
+        Some((cr, v))
+    }
+
     /// The version objects of this group-resource are stored in.
     fn storage_resource(&self, res: &ResourceInfo) -> Arc<ResourceInfo> {
+        if let Some((cr, _)) = self.custom_version(res)
+            && let Some(v) = cr.storage_version()
+        {
+            return Arc::new(cr.resource_info(v));
+        }
         let idx = self.resources.read();
         idx.all
             .iter()
@@ -152,6 +194,11 @@ impl Registry {
         let mut obj: Value = serde_json::from_slice(&kv.value)
             .map_err(|e| ApiError::internal(format!("decoding stored object {}: {e}", kv.key)))?;
         meta::set_meta(&mut obj, "resourceVersion", Value::String(kv.mod_revision.to_string()));
+        // Custom objects are pruned and defaulted on read too, so a schema change applies to
+        // objects stored before it (as upstream's CR codec does).
+        if let Some((_, version)) = self.custom_version(res) {
+            crd::strategy::prune_and_default(&version, &mut obj);
+        }
         Ok(self.to_version(res, obj))
     }
 
@@ -242,9 +289,7 @@ impl Registry {
         }
         strategy::reconcile_namespace(res, &mut obj, ns)?;
         let name = strategy::resolve_name(res, &mut obj)?;
-        rkube_validation::apply_defaults(&res.group, &res.version, &res.kind, &mut obj);
-        strategy::prepare_for_create(res, &mut obj);
-        let errs = rkube_validation::validate_create(&res.group, &res.version, &res.kind, &obj);
+        let errs = self.admit_create(res, &mut obj)?;
         if !errs.is_empty() {
             return Err(ApiError::invalid(&res.group, &res.kind, &name, &errs));
         }
@@ -381,11 +426,7 @@ impl Registry {
         status_only: bool,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        strategy::prepare_for_update(res, &mut new, old, status_only);
-        if !status_only {
-            rkube_validation::apply_defaults(&res.group, &res.version, &res.kind, &mut new);
-        }
-        let errs = rkube_validation::validate_update(&res.group, &res.version, &res.kind, &new, old);
+        let errs = self.admit_update(res, &mut new, old, status_only);
         if !errs.is_empty() {
             return Err(ApiError::invalid(&res.group, &res.kind, name, &errs));
         }
@@ -419,6 +460,54 @@ impl Registry {
         let kv = self.store.update(&key, bytes, old_kv.mod_revision).await.map_err(|e| storage_err(res, name, e))?;
         meta::set_meta(&mut new, "resourceVersion", Value::String(kv.mod_revision.to_string()));
         Ok(new)
+    }
+
+    /// Create-time defaulting, preparation and validation: custom objects by their CRD, CRDs by
+    /// the apiextensions rules, built-ins by `rkube-validation`.
+    fn admit_create(&self, res: &ResourceInfo, obj: &mut Value) -> Result<Vec<FieldError>, ApiError> {
+        if let Some((cr, version)) = self.custom_version(res) {
+            if cr.terminating {
+                return Err(ApiError::method_not_supported(&res.group, &res.plural, "create"));
+            }
+            strategy::prepare_for_create(res, obj);
+            crd::strategy::prepare_create(&version, obj);
+            return Ok(crd::strategy::validate(&cr, &version, obj, None));
+        }
+        if is_crd(res) {
+            crd::definition::apply_defaults(obj);
+            strategy::prepare_for_create(res, obj);
+            crd::strategy::record_stored_version(obj);
+            return Ok(crd::definition::validate_create(obj));
+        }
+        rkube_validation::apply_defaults(&res.group, &res.version, &res.kind, obj);
+        strategy::prepare_for_create(res, obj);
+        Ok(rkube_validation::validate_create(&res.group, &res.version, &res.kind, obj))
+    }
+
+    /// Update-time preparation and validation (see [`Self::admit_create`]).
+    fn admit_update(&self, res: &ResourceInfo, new: &mut Value, old: &Value, status_only: bool) -> Vec<FieldError> {
+        if let Some((cr, version)) = self.custom_version(res) {
+            if status_only {
+                *new = crd::strategy::prepare_status_update(&version, new, old);
+            } else {
+                strategy::prepare_for_update(res, new, old, false);
+                crd::strategy::prepare_update(&version, new, old);
+            }
+            return crd::strategy::validate(&cr, &version, new, Some(old));
+        }
+        if is_crd(res) {
+            if !status_only {
+                crd::definition::apply_defaults(new);
+            }
+            strategy::prepare_for_update(res, new, old, status_only);
+            crd::strategy::record_stored_version(new);
+            return crd::definition::validate_update(new, old);
+        }
+        strategy::prepare_for_update(res, new, old, status_only);
+        if !status_only {
+            rkube_validation::apply_defaults(&res.group, &res.version, &res.kind, new);
+        }
+        rkube_validation::validate_update(&res.group, &res.version, &res.kind, new, old)
     }
 
     /// Namespaces also wait for `spec.finalizers` (cleared through `namespaces/{name}/finalize`).
@@ -513,6 +602,29 @@ impl Registry {
             }
         }
         let namespace_pending = is_namespace && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+        // The first DELETE of a CRD only marks it: the cleanup finalizer holds it until its
+        // objects are gone (apiextensions `customresourcedefinition/etcd.go` Delete).
+        if is_crd(res) && !already {
+            let mut marked = obj.clone();
+            meta::set_meta(&mut marked, "deletionTimestamp", Value::String(meta::now_rfc3339()));
+            meta::set_meta(&mut marked, "deletionGracePeriodSeconds", Value::from(0));
+            if let Some(m) = meta::metadata_mut(&mut marked) {
+                let fins = m.entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(a) = fins.as_array_mut()
+                    && !a.iter().any(|f| f == crd::CLEANUP_FINALIZER)
+                {
+                    a.push(Value::String(crd::CLEANUP_FINALIZER.into()));
+                }
+            }
+            crd::strategy::set_condition(
+                &mut marked,
+                "Terminating",
+                "True",
+                "InstanceDeletionPending",
+                "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+            );
+            return DeletionPlan::Mark(marked);
+        }
         if !has_finalizers && grace == 0 && !namespace_pending {
             return DeletionPlan::Immediate;
         }
@@ -568,6 +680,10 @@ impl Registry {
         }
         Ok(out)
     }
+}
+
+fn is_crd(res: &ResourceInfo) -> bool {
+    res.group == crd::GROUP && res.plural == crd::PLURAL
 }
 
 enum DeletionPlan {

@@ -4,6 +4,7 @@
 mod api_discovery;
 mod apply;
 mod crash;
+mod crd;
 mod crud;
 mod encryption;
 mod kube_client;
