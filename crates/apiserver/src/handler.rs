@@ -517,22 +517,13 @@ async fn custom_write(
                 _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
             };
             if pt == PatchType::Apply {
-                if q.get("fieldManager").is_none_or(str::is_empty) {
-                    return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+                if doc.is_object() {
+                    let mut typed = doc.clone();
+                    check_type(res, &mut typed)?;
+                    warnings.extend(custom_resource::check_body(version, res, &typed, mode)?);
                 }
-                if let Err(e) = reg.get(res, ns, name, "").await {
-                    if e.code != 404 {
-                        return Err(e);
-                    }
-                    let mut obj = doc.clone();
-                    check_type(res, &mut obj)?;
-                    if meta::name(&obj).is_empty() {
-                        meta::set_meta(&mut obj, "name", Value::String(name.to_string()));
-                    }
-                    warnings.extend(custom_resource::check_body(version, res, &obj, mode)?);
-                    let v = reg.create(res, ns, obj, dry).await?;
-                    return Ok(Some(encode::object(state, StatusCode::CREATED, &v, render)));
-                }
+                let (v, created) = apply_object(state, res, ns, name, doc, sub == "status", dry, q).await?;
+                return Ok(Some(encode::object(state, if created { StatusCode::CREATED } else { StatusCode::OK }, &v, render)));
             }
             let found = std::sync::Mutex::new(Vec::new());
             let v = reg

@@ -8,12 +8,14 @@
 //! a conflict unless forced, and fields an applier no longer sets are removed when nobody else
 //! owns them.
 
+mod json_schema;
 mod managers;
 mod path;
 mod schema;
 mod set;
 mod typed;
 
+pub use json_schema::{DefinitionLookup, JsonSchemaNode};
 pub use managers::{ManagerEntry, Operation, decode_managed_fields, encode_managed_fields};
 pub use path::{Path, PathElement};
 pub use schema::{Deduced, DynSchema, DynSchemaNode, ListType, SchemaNode, Shape};

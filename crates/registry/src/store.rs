@@ -173,6 +173,9 @@ impl Registry {
 
     /// The field-management schema of `res`'s kind, if known.
     pub fn schema_for(&self, res: &ResourceInfo) -> Option<rkube_fieldmanager::DynSchema> {
+        if let Some((_, version)) = self.custom_version(res) {
+            return version.schema.map(rkube_fieldmanager::JsonSchemaNode::inline);
+        }
         let provider = self.schemas.read().clone();
         provider.and_then(|p| p(&res.group, &res.version, &res.kind))
     }
