@@ -7,6 +7,7 @@
 
 pub mod allocators;
 pub mod continue_token;
+pub mod convert;
 pub mod keys;
 pub mod list;
 pub mod namespaces;

@@ -111,12 +111,14 @@ impl Registry {
         self.resources.read().by_gvr.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
     }
 
-    /// The version objects of this group-resource are stored in.
+    /// The version objects of this group-resource are stored in (for `events.k8s.io` events, core
+    /// events: they share storage, in the core form).
     fn storage_resource(&self, res: &ResourceInfo) -> Arc<ResourceInfo> {
+        let (group, plural) = crate::convert::storage_home(&res.group, &res.plural).unwrap_or((&res.group, &res.plural));
         let idx = self.resources.read();
         idx.all
             .iter()
-            .find(|r| r.group == res.group && r.plural == res.plural && r.storage_version)
+            .find(|r| r.group == group && r.plural == plural && r.storage_version)
             .cloned()
             .unwrap_or_else(|| Arc::new(res.clone()))
     }
@@ -138,12 +140,14 @@ impl Registry {
         let mut obj: Value = serde_json::from_slice(&kv.value)
             .map_err(|e| ApiError::internal(format!("decoding stored object {}: {e}", kv.key)))?;
         meta::set_meta(&mut obj, "resourceVersion", Value::String(kv.mod_revision.to_string()));
-        Ok(self.to_version(res, obj))
+        self.to_version(res, obj)
     }
 
-    /// Converts an object to the version of `res` (only the apiVersion differs for every
-    /// multi-version resource rkube serves so far, except autoscaling, see `convert_hpa`).
-    fn to_version(&self, res: &ResourceInfo, mut obj: Value) -> Value {
+    /// Converts an object from its own apiVersion to the version of `res` (`convert` knows the
+    /// kinds whose versions differ in more than `apiVersion`).
+    pub(crate) fn to_version(&self, res: &ResourceInfo, obj: Value) -> Result<Value, ApiError> {
+        let from = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut obj = crate::convert::convert(obj, &res.kind, &from, &res.api_version()).map_err(|e| ApiError::internal(e.to_string()))?;
         if let Some(o) = obj.as_object_mut() {
             let mut out = Map::with_capacity(o.len() + 2);
             out.insert("kind".into(), Value::String(res.kind.clone()));
@@ -155,12 +159,24 @@ impl Registry {
             }
             *o = out;
         }
-        obj
+        Ok(obj)
+    }
+
+    /// What a client reads back after writing `obj`: the object converted to the storage version
+    /// and back (so v1 HPAs show the defaults their v2 form implies, as upstream answers writes
+    /// with the decoded stored object).
+    fn through_storage(&self, res: &ResourceInfo, obj: Value) -> Result<Value, ApiError> {
+        let storage = self.storage_resource(res);
+        if storage.api_version() == res.api_version() && storage.kind == res.kind {
+            return self.to_version(res, obj);
+        }
+        let stored = self.to_version(&storage, obj)?;
+        self.to_version(res, stored)
     }
 
     fn encode(&self, res: &ResourceInfo, obj: &Value) -> Result<Vec<u8>, ApiError> {
         let storage = self.storage_resource(res);
-        let mut stored = self.to_version(&storage, obj.clone());
+        let mut stored = self.to_version(&storage, obj.clone())?;
         meta::remove_meta(&mut stored, "resourceVersion");
         serde_json::to_vec(&stored).map_err(|e| ApiError::internal(format!("encoding object: {e}")))
     }
@@ -241,7 +257,7 @@ impl Registry {
             let used = self.used_service_addresses().await?;
             crate::allocators::allocate_for_create(&mut obj, &self.config.service_cidr, &used)?;
         }
-        let obj = self.to_version(res, obj);
+        let obj = self.through_storage(res, obj)?;
         if dry_run {
             return Ok(obj);
         }
@@ -380,7 +396,7 @@ impl Registry {
             let used = self.used_service_addresses().await?;
             crate::allocators::carry_over_allocations(&mut new, old, &self.config.service_cidr, &used)?;
         }
-        let mut new = self.to_version(res, new);
+        let mut new = self.through_storage(res, new)?;
         meta::set_meta(&mut new, "resourceVersion", Value::String(old_kv.mod_revision.to_string()));
         // Upstream skips the write when nothing changed (GuaranteedUpdate compares bytes).
         if &new == old {
