@@ -234,7 +234,7 @@ fn dry_run(q: &Query) -> Result<bool, ApiError> {
 }
 
 /// Decodes a request body into JSON according to its Content-Type.
-fn decode_body(state: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn decode_body(state: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let v = match negotiate::input_format(ct) {
         Some(Input::Json) => serde_json::from_slice::<Value>(bytes)
@@ -322,7 +322,7 @@ async fn resource(
         if !s.verbs.iter().any(|v| *v == info.verb) {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
-        if !matches!(sub, "status" | "finalize") {
+        if !matches!(sub, "status" | "finalize" | "scale") {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
     } else if !res.allows(&info.verb) {
@@ -331,6 +331,22 @@ async fn resource(
     let reg = &state.registry;
     let name = info.name.as_str();
     match info.verb.as_str() {
+        "get" if sub == "scale" => {
+            let v = reg.get_scale(&res, ns, name).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::OK, &v, render))
+        }
+        "update" if sub == "scale" => {
+            let dry = dry_run(q).map_err(fail)?;
+            let v = crate::scale::update(state, &res, ns, name, headers, &body, dry).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::OK, &v, render))
+        }
+        "patch" if sub == "scale" => {
+            let dry = dry_run(q).map_err(fail)?;
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let pt = PatchType::from_content_type(ct).ok_or_else(|| fail(patch::unsupported(ct)))?;
+            let v = crate::scale::patch(state, &res, ns, name, pt, &body, dry).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::OK, &v, render))
+        }
         "get" => {
             let v = reg.get(&res, ns, name, q.get("resourceVersion").unwrap_or("")).await.map_err(fail)?;
             Ok(render_read(state, &res, StatusCode::OK, &v, false, render, q))

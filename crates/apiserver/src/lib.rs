@@ -11,6 +11,7 @@ pub mod negotiate;
 pub mod openapi;
 pub mod patch;
 pub mod request_info;
+pub mod scale;
 pub mod server;
 pub mod state;
 pub mod table;

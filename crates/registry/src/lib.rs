@@ -13,6 +13,7 @@ pub mod list;
 pub mod namespaces;
 pub mod options;
 pub mod policy;
+pub mod scale;
 pub mod store;
 pub mod strategy;
 pub mod watch;

@@ -7,6 +7,8 @@ mod crud;
 mod kube_client;
 mod lists;
 mod old_kubectl;
+mod scale;
+mod versions;
 mod watch;
 
 use rkube_testkit::TestCluster;
