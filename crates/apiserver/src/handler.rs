@@ -23,21 +23,27 @@ use crate::request_info::{self, RequestInfo};
 use crate::state::{AppState, UserInfo};
 use crate::table::{self, IncludeObject};
 
-/// Query parameters, first value wins.
-pub struct Query(HashMap<String, String>);
+/// Query parameters: `get` answers the first value, `all` every value (for list parameters such
+/// as `dryRun`).
+pub struct Query(HashMap<String, Vec<String>>);
 
 impl Query {
-    fn parse(q: Option<&str>) -> Self {
-        let mut m = HashMap::new();
+    pub(crate) fn parse(q: Option<&str>) -> Self {
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
-            m.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            m.entry(k.into_owned()).or_default().push(v.into_owned());
         }
         Self(m)
     }
 
-    /// A parameter's value.
+    /// A parameter's (first) value.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
+        self.0.get(k).and_then(|v| v.first()).map(String::as_str)
+    }
+
+    /// Every value of a parameter, in order.
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.0.get(k).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()
     }
 
     /// A boolean parameter (`true`/`1`).
@@ -225,12 +231,8 @@ pub fn list_options(q: &Query) -> Result<ListOptions, ApiError> {
     })
 }
 
-fn dry_run(q: &Query) -> Result<bool, ApiError> {
-    match q.get("dryRun") {
-        None | Some("") => Ok(false),
-        Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}: supported values: \"All\""))),
-    }
+fn dry_run(q: &Query, options_kind: &str) -> Result<bool, ApiError> {
+    crate::write_options::parse(q, options_kind).map(|o| o.dry_run)
 }
 
 /// Decodes a request body into JSON according to its Content-Type.
@@ -336,12 +338,12 @@ async fn resource(
             Ok(encode::object(state, StatusCode::OK, &v, render))
         }
         "update" if sub == "scale" => {
-            let dry = dry_run(q).map_err(fail)?;
+            let dry = dry_run(q, "UpdateOptions").map_err(fail)?;
             let v = crate::scale::update(state, &res, ns, name, headers, &body, dry).await.map_err(fail)?;
             Ok(encode::object(state, StatusCode::OK, &v, render))
         }
         "patch" if sub == "scale" => {
-            let dry = dry_run(q).map_err(fail)?;
+            let dry = dry_run(q, "PatchOptions").map_err(fail)?;
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let pt = PatchType::from_content_type(ct).ok_or_else(|| fail(patch::unsupported(ct)))?;
             let v = crate::scale::patch(state, &res, ns, name, pt, &body, dry).await.map_err(fail)?;
@@ -365,14 +367,14 @@ async fn resource(
             crate::watch::serve(state.clone(), res, ns, opts, q, render).await.map_err(fail)
         }
         "create" => {
-            let dry = dry_run(q).map_err(fail)?;
+            let dry = dry_run(q, "CreateOptions").map_err(fail)?;
             let mut obj = decode_body(state, headers, &body).map_err(fail)?;
             check_type(&res, &mut obj).map_err(fail)?;
             let v = reg.create(&res, ns, obj, dry).await.map_err(fail)?;
             Ok(encode::object(state, StatusCode::CREATED, &v, render))
         }
         "update" => {
-            let dry = dry_run(q).map_err(fail)?;
+            let dry = dry_run(q, "UpdateOptions").map_err(fail)?;
             let mut obj = decode_body(state, headers, &body).map_err(fail)?;
             check_type(&res, &mut obj).map_err(fail)?;
             let (v, created) = if sub == "finalize" {
@@ -384,7 +386,7 @@ async fn resource(
             Ok(encode::object(state, code, &v, render))
         }
         "patch" => {
-            let dry = dry_run(q).map_err(fail)?;
+            let dry = dry_run(q, "PatchOptions").map_err(fail)?;
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let pt = PatchType::from_content_type(ct).ok_or_else(|| fail(patch::unsupported(ct)))?;
             let (v, created) = patch_object(state, &res, ns, name, pt, &body, sub == "status", dry, q).await.map_err(fail)?;
@@ -527,7 +529,7 @@ async fn patch_object(
 }
 
 fn delete_options(state: &AppState, headers: &HeaderMap, body: &[u8], q: &Query) -> Result<DeleteOptions, ApiError> {
-    let mut opts = DeleteOptions { dry_run: dry_run(q)?, ..Default::default() };
+    let mut opts = DeleteOptions { dry_run: dry_run(q, "DeleteOptions")?, ..Default::default() };
     if !body.is_empty() {
         let v = decode_body(state, headers, body)?;
         opts.grace_period_seconds = v["gracePeriodSeconds"].as_i64();

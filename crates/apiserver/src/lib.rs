@@ -16,6 +16,7 @@ pub mod server;
 pub mod state;
 pub mod table;
 pub mod watch;
+pub mod write_options;
 
 pub use handler::router;
 pub use state::{ApiServerConfig, AppState, UserInfo};

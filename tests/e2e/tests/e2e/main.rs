@@ -4,6 +4,7 @@
 mod api_discovery;
 mod crash;
 mod crud;
+mod dry_run;
 mod kube_client;
 mod lists;
 mod old_kubectl;
