@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::discovery;
 use crate::encode::{self, Render};
+use crate::field_validation;
 use crate::negotiate::{self, Input, Output};
 use crate::patch::{self, PatchType};
 use crate::request_info::{self, RequestInfo};
@@ -367,30 +368,34 @@ async fn resource(
             crate::watch::serve(state.clone(), res, ns, opts, q, render).await.map_err(fail)
         }
         "create" => {
-            let dry = dry_run(q, "CreateOptions").map_err(fail)?;
+            let opts = crate::write_options::parse(q, "CreateOptions").map_err(fail)?;
             let mut obj = decode_body(state, headers, &body).map_err(fail)?;
             check_type(&res, &mut obj).map_err(fail)?;
-            let v = reg.create(&res, ns, obj, dry).await.map_err(fail)?;
-            Ok(encode::object(state, StatusCode::CREATED, &v, render))
+            let warnings = field_validation::check_body(state, &res, &mut obj, field_validation::json_body(headers, &body), opts.field_validation).map_err(fail)?;
+            let v = reg.create(&res, ns, obj, opts.dry_run).await.map_err(fail)?;
+            Ok(field_validation::with_warnings(encode::object(state, StatusCode::CREATED, &v, render), &warnings))
         }
         "update" => {
-            let dry = dry_run(q, "UpdateOptions").map_err(fail)?;
+            let opts = crate::write_options::parse(q, "UpdateOptions").map_err(fail)?;
             let mut obj = decode_body(state, headers, &body).map_err(fail)?;
             check_type(&res, &mut obj).map_err(fail)?;
+            let warnings = field_validation::check_body(state, &res, &mut obj, field_validation::json_body(headers, &body), opts.field_validation).map_err(fail)?;
+            let dry = opts.dry_run;
             let (v, created) = if sub == "finalize" {
                 finalize_namespace(state, &res, name, obj, dry).await.map_err(fail)?
             } else {
                 reg.update(&res, ns, name, obj, sub == "status", dry).await.map_err(fail)?
             };
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(encode::object(state, code, &v, render))
+            Ok(field_validation::with_warnings(encode::object(state, code, &v, render), &warnings))
         }
         "patch" => {
             let dry = dry_run(q, "PatchOptions").map_err(fail)?;
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let pt = PatchType::from_content_type(ct).ok_or_else(|| fail(patch::unsupported(ct)))?;
-            let (v, created) = patch_object(state, &res, ns, name, pt, &body, sub == "status", dry, q).await.map_err(fail)?;
-            Ok(encode::object(state, if created { StatusCode::CREATED } else { StatusCode::OK }, &v, render))
+            let (v, created, warnings) = patch_object(state, &res, ns, name, pt, &body, sub == "status", dry, q).await.map_err(fail)?;
+            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(field_validation::with_warnings(encode::object(state, code, &v, render), &warnings))
         }
         "delete" => {
             let opts = delete_options(state, headers, &body, q).map_err(fail)?;
@@ -475,7 +480,10 @@ async fn patch_object(
     status_only: bool,
     dry: bool,
     q: &Query,
-) -> Result<(Value, bool), ApiError> {
+) -> Result<(Value, bool, Vec<String>), ApiError> {
+    let mode = crate::write_options::parse(q, "PatchOptions")?.field_validation;
+    let duplicates = if pt == PatchType::Apply { Vec::new() } else { field_validation::patch_duplicates(body, pt == PatchType::Json) };
+    let warnings = std::sync::Mutex::new(Vec::new());
     let patch_doc: Value = match pt {
         PatchType::Apply => serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
@@ -494,8 +502,9 @@ async fn patch_object(
                 if meta::name(&obj).is_empty() {
                     meta::set_meta(&mut obj, "name", Value::String(name.to_string()));
                 }
+                let found = field_validation::check_body(state, res, &mut obj, None, mode)?;
                 let v = state.registry.create(res, ns, obj, dry).await?;
-                return Ok((v, true));
+                return Ok((v, true, found));
             }
             Err(e) => return Err(e),
             Ok(_) => {}
@@ -522,10 +531,15 @@ async fn patch_object(
             }
             let mut checked = new;
             check_type(res, &mut checked)?;
+            let found = field_validation::check_patched(state, res, &mut checked, &duplicates, mode)?;
+            if let Ok(mut w) = warnings.lock() {
+                *w = found;
+            }
             Ok(checked)
         })
         .await?;
-    Ok((v, false))
+    let warnings = warnings.into_inner().unwrap_or_default();
+    Ok((v, false, warnings))
 }
 
 fn delete_options(state: &AppState, headers: &HeaderMap, body: &[u8], q: &Query) -> Result<DeleteOptions, ApiError> {

@@ -6,6 +6,7 @@
 
 pub mod discovery;
 pub mod encode;
+pub mod field_validation;
 pub mod handler;
 pub mod negotiate;
 pub mod openapi;

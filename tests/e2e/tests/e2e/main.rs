@@ -5,6 +5,7 @@ mod api_discovery;
 mod crash;
 mod crud;
 mod dry_run;
+mod field_validation;
 mod kube_client;
 mod lists;
 mod old_kubectl;
