@@ -17,19 +17,19 @@ fn check_scale_type(obj: &Value) -> Result<(), ApiError> {
     if !obj.is_object() {
         return Err(ApiError::bad_request("the object provided is unrecognized: expected a JSON object"));
     }
-    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-        if av != SCALE_API_VERSION {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({av}) does not match the expected API version ({SCALE_API_VERSION})"
-            )));
-        }
+    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str).filter(|s| !s.is_empty())
+        && av != SCALE_API_VERSION
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({SCALE_API_VERSION})"
+        )));
     }
-    if let Some(k) = obj.get("kind").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-        if k != "Scale" {
-            return Err(ApiError::bad_request(format!(
-                "{k} in version \"v1\" cannot be handled as a Scale: no kind \"{k}\" is registered for version \"{SCALE_API_VERSION}\""
-            )));
-        }
+    if let Some(k) = obj.get("kind").and_then(Value::as_str).filter(|s| !s.is_empty())
+        && k != "Scale"
+    {
+        return Err(ApiError::bad_request(format!(
+            "{k} in version \"v1\" cannot be handled as a Scale: no kind \"{k}\" is registered for version \"{SCALE_API_VERSION}\""
+        )));
     }
     Ok(())
 }

@@ -130,10 +130,10 @@ fn drop_round_trip_annotations(obj: &mut Value) {
     for k in ROUND_TRIP_ANNOTATIONS {
         ann.shift_remove(k);
     }
-    if ann.is_empty() {
-        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.shift_remove("annotations");
-        }
+    if ann.is_empty()
+        && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        m.shift_remove("annotations");
     }
 }
 

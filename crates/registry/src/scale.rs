@@ -85,10 +85,10 @@ fn apply_scale(name: &str, parent: &Value, scale: &Value) -> Result<Value, ApiEr
     if let Some(rv) = meta::meta_str(scale, "resourceVersion").filter(|s| !s.is_empty()) {
         meta::set_meta(&mut new, "resourceVersion", Value::String(rv.to_string()));
     }
-    if let Some(spec) = new.as_object_mut().map(|o| o.entry("spec").or_insert_with(|| json!({}))) {
-        if let Some(s) = spec.as_object_mut() {
-            s.insert("replicas".into(), json!(replicas));
-        }
+    if let Some(spec) = new.as_object_mut().map(|o| o.entry("spec").or_insert_with(|| json!({})))
+        && let Some(s) = spec.as_object_mut()
+    {
+        s.insert("replicas".into(), json!(replicas));
     }
     Ok(new)
 }
