@@ -19,27 +19,34 @@ use serde_json::{Value, json};
 use crate::custom_resource::{self, FieldValidation, ScaleChange};
 use crate::discovery;
 use crate::encode::{self, Render};
+use crate::field_validation;
 use crate::negotiate::{self, Input, Output};
 use crate::patch::{self, PatchType};
 use crate::request_info::{self, RequestInfo};
 use crate::state::{AppState, UserInfo};
 use crate::table::{self, IncludeObject};
 
-/// Query parameters, first value wins.
-pub struct Query(HashMap<String, String>);
+/// Query parameters: `get` answers the first value, `all` every value (for list parameters such
+/// as `dryRun`).
+pub struct Query(HashMap<String, Vec<String>>);
 
 impl Query {
-    fn parse(q: Option<&str>) -> Self {
-        let mut m = HashMap::new();
+    pub(crate) fn parse(q: Option<&str>) -> Self {
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
-            m.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            m.entry(k.into_owned()).or_default().push(v.into_owned());
         }
         Self(m)
     }
 
-    /// A parameter's value.
+    /// A parameter's (first) value.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
+        self.0.get(k).and_then(|v| v.first()).map(String::as_str)
+    }
+
+    /// Every value of a parameter, in order.
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.0.get(k).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()
     }
 
     /// A boolean parameter (`true`/`1`).
@@ -266,16 +273,12 @@ pub fn list_options(q: &Query) -> Result<ListOptions, ApiError> {
     })
 }
 
-fn dry_run(q: &Query) -> Result<bool, ApiError> {
-    match q.get("dryRun") {
-        None | Some("") => Ok(false),
-        Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}: supported values: \"All\""))),
-    }
+fn dry_run(q: &Query, options_kind: &str) -> Result<bool, ApiError> {
+    crate::write_options::parse(q, options_kind).map(|o| o.dry_run)
 }
 
 /// Decodes a request body into JSON according to its Content-Type.
-fn decode_body(state: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn decode_body(state: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let v = match negotiate::input_format(ct) {
         Some(Input::Json) => serde_json::from_slice::<Value>(bytes)
@@ -370,8 +373,7 @@ async fn resource(
         if !s.verbs.iter().any(|v| *v == info.verb) {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
-        let custom_scale = sub == "scale" && custom.as_ref().is_some_and(|(_, v)| v.scale.is_some());
-        if !matches!(sub, "status" | "finalize") && !custom_scale {
+        if !matches!(sub, "status" | "finalize" | "scale") {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
     } else if !res.allows(&info.verb) {
@@ -395,6 +397,22 @@ async fn resource(
         }
     }
     match info.verb.as_str() {
+        "get" if sub == "scale" => {
+            let v = reg.get_scale(&res, ns, name).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::OK, &v, render))
+        }
+        "update" if sub == "scale" => {
+            let dry = dry_run(q, "UpdateOptions").map_err(fail)?;
+            let v = crate::scale::update(state, &res, ns, name, headers, &body, dry).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::OK, &v, render))
+        }
+        "patch" if sub == "scale" => {
+            let dry = dry_run(q, "PatchOptions").map_err(fail)?;
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let pt = PatchType::from_content_type(ct).ok_or_else(|| fail(patch::unsupported(ct)))?;
+            let v = crate::scale::patch(state, &res, ns, name, pt, &body, dry).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::OK, &v, render))
+        }
         "get" => {
             let v = reg.get(&res, ns, name, q.get("resourceVersion").unwrap_or("")).await.map_err(fail)?;
             Ok(render_read(state, &res, StatusCode::OK, &v, false, render, q))
@@ -413,30 +431,34 @@ async fn resource(
             crate::watch::serve(state.clone(), res, ns, opts, q, render).await.map_err(fail)
         }
         "create" => {
-            let dry = dry_run(q).map_err(fail)?;
+            let opts = crate::write_options::parse(q, "CreateOptions").map_err(fail)?;
             let mut obj = decode_body(state, headers, &body).map_err(fail)?;
             check_type(&res, &mut obj).map_err(fail)?;
-            let v = reg.create(&res, ns, obj, dry).await.map_err(fail)?;
-            Ok(encode::object(state, StatusCode::CREATED, &v, render))
+            let warnings = field_validation::check_body(state, &res, &mut obj, field_validation::json_body(headers, &body), opts.field_validation).map_err(fail)?;
+            let v = reg.create(&res, ns, obj, opts.dry_run).await.map_err(fail)?;
+            Ok(field_validation::with_warnings(encode::object(state, StatusCode::CREATED, &v, render), &warnings))
         }
         "update" => {
-            let dry = dry_run(q).map_err(fail)?;
+            let opts = crate::write_options::parse(q, "UpdateOptions").map_err(fail)?;
             let mut obj = decode_body(state, headers, &body).map_err(fail)?;
             check_type(&res, &mut obj).map_err(fail)?;
+            let warnings = field_validation::check_body(state, &res, &mut obj, field_validation::json_body(headers, &body), opts.field_validation).map_err(fail)?;
+            let dry = opts.dry_run;
             let (v, created) = if sub == "finalize" {
                 finalize_namespace(state, &res, name, obj, dry).await.map_err(fail)?
             } else {
                 reg.update(&res, ns, name, obj, sub == "status", dry).await.map_err(fail)?
             };
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(encode::object(state, code, &v, render))
+            Ok(field_validation::with_warnings(encode::object(state, code, &v, render), &warnings))
         }
         "patch" => {
-            let dry = dry_run(q).map_err(fail)?;
+            let dry = dry_run(q, "PatchOptions").map_err(fail)?;
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let pt = PatchType::from_content_type(ct).ok_or_else(|| fail(patch::unsupported(ct)))?;
-            let (v, created) = patch_object(state, &res, ns, name, pt, &body, sub == "status", dry, q).await.map_err(fail)?;
-            Ok(encode::object(state, if created { StatusCode::CREATED } else { StatusCode::OK }, &v, render))
+            let (v, created, warnings) = patch_object(state, &res, ns, name, pt, &body, sub == "status", dry, q).await.map_err(fail)?;
+            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(field_validation::with_warnings(encode::object(state, code, &v, render), &warnings))
         }
         "delete" => {
             let opts = delete_options(state, headers, &body, q).map_err(fail)?;
@@ -494,7 +516,7 @@ async fn custom_write(
     match info.verb.as_str() {
         "create" | "update" => {
             let mode = FieldValidation::parse(q)?;
-            let dry = dry_run(q)?;
+            let dry = dry_run(q, if info.verb == "create" { "CreateOptions" } else { "UpdateOptions" })?;
             let mut obj = decode_body(state, headers, body)?;
             check_type(res, &mut obj)?;
             warnings.extend(custom_resource::check_body(version, res, &obj, mode)?);
@@ -508,7 +530,7 @@ async fn custom_write(
         }
         "patch" => {
             let mode = FieldValidation::parse(q)?;
-            let dry = dry_run(q)?;
+            let dry = dry_run(q, "PatchOptions")?;
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let pt = PatchType::from_content_type(ct).ok_or_else(|| patch::unsupported(ct))?;
             custom_resource::check_patch_type(pt, ct)?;
@@ -572,7 +594,7 @@ async fn custom_scale(
 ) -> Result<Option<Response>, ApiError> {
     let Some(paths) = version.scale.as_ref() else { return Err(ApiError::path_not_found()) };
     let reg = &state.registry;
-    let dry = dry_run(q)?;
+    let dry = dry_run(q, if info.verb == "patch" { "PatchOptions" } else { "UpdateOptions" })?;
     let v = match info.verb.as_str() {
         "get" => custom_resource::get_scale(reg, res, paths, ns, name).await?,
         "update" => {
@@ -638,14 +660,25 @@ async fn patch_object(
     status_only: bool,
     dry: bool,
     q: &Query,
-) -> Result<(Value, bool), ApiError> {
+) -> Result<(Value, bool, Vec<String>), ApiError> {
+    let mode = crate::write_options::parse(q, "PatchOptions")?.field_validation;
+    let duplicates = if pt == PatchType::Apply { Vec::new() } else { field_validation::patch_duplicates(body, pt == PatchType::Json) };
+    let warnings = std::sync::Mutex::new(Vec::new());
     let patch_doc: Value = match pt {
         PatchType::Apply => serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
         _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
     };
     if pt == PatchType::Apply {
-        return apply_object(state, res, ns, name, patch_doc, status_only, dry, q).await;
+        let mut config = patch_doc;
+        let mut found = Vec::new();
+        let typed = ["apiVersion", "kind"].iter().all(|k| config.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
+        if typed {
+            check_type(res, &mut config)?;
+            found = field_validation::check_body(state, res, &mut config, None, mode)?;
+        }
+        let (v, created) = apply_object(state, res, ns, name, config, status_only, dry, q).await?;
+        return Ok((v, created, found));
     }
     let v = state
         .registry
@@ -668,10 +701,15 @@ async fn patch_object(
             }
             let mut checked = new;
             check_type(res, &mut checked)?;
+            let found = field_validation::check_patched(state, res, &mut checked, &duplicates, mode)?;
+            if let Ok(mut w) = warnings.lock() {
+                *w = found;
+            }
             Ok(checked)
         })
         .await?;
-    Ok((v, false))
+    let warnings = warnings.into_inner().unwrap_or_default();
+    Ok((v, false, warnings))
 }
 
 /// Server-side apply (`application/apply-patch+yaml`): the configuration's fields become owned
@@ -792,7 +830,7 @@ fn apply_error(res: &ResourceInfo, e: rkube_fieldmanager::ApplyError) -> ApiErro
 }
 
 fn delete_options(state: &AppState, headers: &HeaderMap, body: &[u8], q: &Query) -> Result<DeleteOptions, ApiError> {
-    let mut opts = DeleteOptions { dry_run: dry_run(q)?, ..Default::default() };
+    let mut opts = DeleteOptions { dry_run: dry_run(q, "DeleteOptions")?, ..Default::default() };
     if !body.is_empty() {
         let v = decode_body(state, headers, body)?;
         opts.grace_period_seconds = v["gracePeriodSeconds"].as_i64();

@@ -8,15 +8,18 @@ pub mod custom_resource;
 pub mod custom_table;
 pub mod discovery;
 pub mod encode;
+pub mod field_validation;
 pub mod handler;
 pub mod negotiate;
 pub mod openapi;
 pub mod patch;
 pub mod request_info;
+pub mod scale;
 pub mod server;
 pub mod state;
 pub mod table;
 pub mod watch;
+pub mod write_options;
 
 pub use handler::router;
 pub use state::{ApiServerConfig, AppState, UserInfo};

@@ -40,6 +40,7 @@ mod decode;
 mod encode;
 mod envelope;
 mod error;
+mod fields;
 mod schema;
 mod timefmt;
 mod wire;
@@ -89,6 +90,31 @@ impl ProtoCodec {
     /// resources and for kinds upstream serves only as JSON, such as `meta.k8s.io/v1` Table.
     pub fn supports(&self, api_version: &str, kind: &str) -> bool {
         self.schema.lookup(api_version, kind).is_some()
+    }
+
+    /// Removes the JSON keys that the type of `obj` (by its `apiVersion` and `kind`) does not
+    /// declare, at any depth, and returns their paths (`spec.foo`,
+    /// `spec.template.spec.containers[0].bar`) in the object's key order. `kind` and
+    /// `apiVersion` at the top are known. `None` when the kind has no schema (custom resources).
+    pub fn prune_unknown_fields(&self, obj: &mut Value) -> Option<Vec<String>> {
+        let api_version = obj.get("apiVersion")?.as_str()?.to_owned();
+        let kind = obj.get("kind")?.as_str()?.to_owned();
+        let msg = self.schema.lookup(&api_version, &kind)?;
+        let type_meta = obj.as_object_mut().map(|o| (o.shift_remove("apiVersion"), o.shift_remove("kind")));
+        let mut out = Vec::new();
+        fields::prune_unknown(&self.schema, msg, obj, "", &mut out);
+        if let (Some((av, k)), Some(o)) = (type_meta, obj.as_object_mut()) {
+            // Put the type back in front, where it was read from.
+            let rest = std::mem::take(o);
+            if let Some(k) = k {
+                o.insert("kind".into(), k);
+            }
+            if let Some(av) = av {
+                o.insert("apiVersion".into(), av);
+            }
+            o.extend(rest);
+        }
+        Some(out)
     }
 
     /// Encodes one watch event as upstream's protobuf watch stream does: a 4-byte big-endian

@@ -8,12 +8,14 @@
 pub mod allocators;
 pub mod continue_token;
 pub mod crd;
+pub mod convert;
 pub mod keys;
 pub mod list;
 pub mod namespaces;
 pub mod options;
 pub mod ownership;
 pub mod policy;
+pub mod scale;
 pub mod store;
 pub mod strategy;
 pub mod watch;

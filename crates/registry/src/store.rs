@@ -151,8 +151,10 @@ impl Registry {
         Some((cr, v))
     }
 
-    /// The version objects of this group-resource are stored in.
+    /// The version objects of this group-resource are stored in (for `events.k8s.io` events, core
+    /// events: they share storage, in the core form).
     fn storage_resource(&self, res: &ResourceInfo) -> Arc<ResourceInfo> {
+        let (group, plural) = crate::convert::storage_home(&res.group, &res.plural).unwrap_or((&res.group, &res.plural));
         if let Some((cr, _)) = self.custom_version(res)
             && let Some(v) = cr.storage_version()
         {
@@ -161,7 +163,7 @@ impl Registry {
         let idx = self.resources.read();
         idx.all
             .iter()
-            .find(|r| r.group == res.group && r.plural == res.plural && r.storage_version)
+            .find(|r| r.group == group && r.plural == plural && r.storage_version)
             .cloned()
             .unwrap_or_else(|| Arc::new(res.clone()))
     }
@@ -202,12 +204,14 @@ impl Registry {
         if let Some((_, version)) = self.custom_version(res) {
             crd::strategy::prune_and_default(&version, &mut obj);
         }
-        Ok(self.to_version(res, obj))
+        self.to_version(res, obj)
     }
 
-    /// Converts an object to the version of `res` (only the apiVersion differs for every
-    /// multi-version resource rkube serves so far, except autoscaling, see `convert_hpa`).
-    fn to_version(&self, res: &ResourceInfo, mut obj: Value) -> Value {
+    /// Converts an object from its own apiVersion to the version of `res` (`convert` knows the
+    /// kinds whose versions differ in more than `apiVersion`).
+    pub(crate) fn to_version(&self, res: &ResourceInfo, obj: Value) -> Result<Value, ApiError> {
+        let from = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut obj = crate::convert::convert(obj, &res.kind, &from, &res.api_version()).map_err(|e| ApiError::internal(e.to_string()))?;
         if let Some(o) = obj.as_object_mut() {
             let mut out = Map::with_capacity(o.len() + 2);
             out.insert("kind".into(), Value::String(res.kind.clone()));
@@ -219,12 +223,24 @@ impl Registry {
             }
             *o = out;
         }
-        obj
+        Ok(obj)
+    }
+
+    /// What a client reads back after writing `obj`: the object converted to the storage version
+    /// and back (so v1 HPAs show the defaults their v2 form implies, as upstream answers writes
+    /// with the decoded stored object).
+    fn through_storage(&self, res: &ResourceInfo, obj: Value) -> Result<Value, ApiError> {
+        let storage = self.storage_resource(res);
+        if storage.api_version() == res.api_version() && storage.kind == res.kind {
+            return self.to_version(res, obj);
+        }
+        let stored = self.to_version(&storage, obj)?;
+        self.to_version(res, stored)
     }
 
     fn encode(&self, res: &ResourceInfo, obj: &Value) -> Result<Vec<u8>, ApiError> {
         let storage = self.storage_resource(res);
-        let mut stored = self.to_version(&storage, obj.clone());
+        let mut stored = self.to_version(&storage, obj.clone())?;
         meta::remove_meta(&mut stored, "resourceVersion");
         serde_json::to_vec(&stored).map_err(|e| ApiError::internal(format!("encoding object: {e}")))
     }
@@ -303,7 +319,7 @@ impl Registry {
             let used = self.used_service_addresses().await?;
             crate::allocators::allocate_for_create(&mut obj, &self.config.service_cidr, &used)?;
         }
-        let mut obj = self.to_version(res, obj);
+        let mut obj = self.through_storage(res, obj)?;
         crate::ownership::track(res, self.schema_for(res).as_ref(), None, &mut obj);
         if dry_run {
             return Ok(obj);
@@ -439,7 +455,7 @@ impl Registry {
             let used = self.used_service_addresses().await?;
             crate::allocators::carry_over_allocations(&mut new, old, &self.config.service_cidr, &used)?;
         }
-        let mut new = self.to_version(res, new);
+        let mut new = self.through_storage(res, new)?;
         meta::set_meta(&mut new, "resourceVersion", Value::String(old_kv.mod_revision.to_string()));
         crate::ownership::track(res, self.schema_for(res).as_ref(), Some(old), &mut new);
         // Upstream skips the write when nothing changed (GuaranteedUpdate compares bytes).

@@ -6,11 +6,15 @@ mod apply;
 mod crash;
 mod crd;
 mod crud;
+mod dry_run;
 mod encryption;
+mod field_validation;
 mod kube_client;
 mod lists;
 mod old_kubectl;
+mod scale;
 mod tables;
+mod versions;
 mod watch;
 
 use rkube_testkit::TestCluster;
