@@ -4,6 +4,7 @@
 //! RequestInfoFactory, then discovery, health, or the resource handlers); [`server::serve`] runs it
 //! over TLS, attaching the verified client-certificate identity to each request.
 
+pub mod authz;
 pub mod discovery;
 pub mod encode;
 pub mod handler;
