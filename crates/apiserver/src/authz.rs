@@ -15,12 +15,12 @@ pub fn attributes(user: UserInfo, method: &Method, path: &str, info: &RequestInf
     }
     let mut name = info.name.clone();
     // A list or watch of one object by `metadata.name` is authorized for that name.
-    if name.is_empty() && matches!(info.verb.as_str(), "list" | "watch") {
-        if let Some(fs) = field_selector.and_then(|s| FieldSelector::parse(s).ok()) {
-            if let Some(n) = fs.requires_exact_match("metadata.name") {
-                name = n.to_string();
-            }
-        }
+    if name.is_empty()
+        && matches!(info.verb.as_str(), "list" | "watch")
+        && let Some(fs) = field_selector.and_then(|s| FieldSelector::parse(s).ok())
+        && let Some(n) = fs.requires_exact_match("metadata.name")
+    {
+        name = n.to_string();
     }
     // `/api/v1/namespaces/{name}[/status|/finalize]` is in namespace {name}.
     let namespace = match &info.namespace {

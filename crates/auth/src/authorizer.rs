@@ -76,11 +76,11 @@ impl Authorizer {
         let mut allowed_by = None;
         let mut errors: Vec<String> = Vec::new();
         self.index.read().visit_rules_for(&attrs.user, &attrs.namespace, &mut |source, rule, err| {
-            if let (Some(src), Some(r)) = (source, rule) {
-                if r.allows(attrs) {
-                    allowed_by = Some(format!("RBAC: allowed by {src}"));
-                    return false;
-                }
+            if let (Some(src), Some(r)) = (source, rule)
+                && r.allows(attrs)
+            {
+                allowed_by = Some(format!("RBAC: allowed by {src}"));
+                return false;
             }
             if let Some(e) = err {
                 errors.push(e.to_string());

@@ -129,6 +129,10 @@ impl std::fmt::Display for RuleSource<'_> {
     }
 }
 
+/// Called per granted rule (with its source) or per binding whose role is missing (with the
+/// error); returns false to stop.
+pub type RuleVisitor<'v> = dyn FnMut(Option<&RuleSource<'_>>, Option<&PolicyRule>, Option<&str>) -> bool + 'v;
+
 /// Every Role, ClusterRole and binding, with bindings indexed by subject.
 #[derive(Debug, Default)]
 pub struct PolicyIndex {
@@ -195,12 +199,12 @@ impl PolicyIndex {
             RbacKey::ClusterRoleBinding(name) => {
                 if let Some(old) = self.cluster_role_bindings.remove(name) {
                     for s in &old.subjects {
-                        if let Some(key) = SubjectKey::of(s, "") {
-                            if let Some(set) = self.cluster_bindings_by_subject.get_mut(&key) {
-                                set.remove(name);
-                                if set.is_empty() {
-                                    self.cluster_bindings_by_subject.remove(&key);
-                                }
+                        if let Some(key) = SubjectKey::of(s, "")
+                            && let Some(set) = self.cluster_bindings_by_subject.get_mut(&key)
+                        {
+                            set.remove(name);
+                            if set.is_empty() {
+                                self.cluster_bindings_by_subject.remove(&key);
                             }
                         }
                     }
@@ -277,7 +281,7 @@ impl PolicyIndex {
     /// Calls `visit` with each rule granted to `user` in `namespace` (cluster-wide bindings
     /// first, then the namespace's RoleBindings), or with the error of a binding whose role is
     /// missing. Stops when `visit` returns false.
-    pub fn visit_rules_for(&self, user: &UserInfo, namespace: &str, visit: &mut dyn FnMut(Option<&RuleSource<'_>>, Option<&PolicyRule>, Option<&str>) -> bool) {
+    pub fn visit_rules_for(&self, user: &UserInfo, namespace: &str, visit: &mut RuleVisitor<'_>) {
         let keys = Self::keys_of(user);
         let mut names = BTreeSet::new();
         for k in &keys {
@@ -313,7 +317,7 @@ impl PolicyIndex {
         b: &Binding,
         keys: &[SubjectKey],
         namespace: &str,
-        visit: &mut dyn FnMut(Option<&RuleSource<'_>>, Option<&PolicyRule>, Option<&str>) -> bool,
+        visit: &mut RuleVisitor<'_>,
     ) -> bool {
         let Some(subject) = b.subjects.iter().find(|s| keys.iter().any(|k| k.matches(s, &b.namespace))) else { return true };
         match self.role_reference_rules(&b.role_ref, namespace) {
