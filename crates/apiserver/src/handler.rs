@@ -99,8 +99,18 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         "/version" | "/version/" => return encode::object(&state, StatusCode::OK, &version_info(&state), render),
         _ => {}
     }
-    if parts.extensions.get::<UserInfo>().is_none() {
-        return encode::error(&state, &ApiError::unauthorized("Unauthorized"), render);
+    // Without credentials a request is anonymous, and only what the policy grants
+    // system:unauthenticated is allowed (kube-apiserver's default --anonymous-auth=true).
+    let requestor = parts.extensions.get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous);
+    let user = match rkube_auth::impersonation::impersonate(&state.authorizer, &requestor, &parts.headers).await {
+        Ok(u) => u,
+        Err(e) => return encode::error(&state, &e, render),
+    };
+    let info = request_info::parse(&parts.method, &path, q.flag("watch"));
+    let attrs = crate::authz::attributes(user.clone(), &parts.method, &path, &info, q.get("fieldSelector"));
+    let decision = state.authorizer.authorize(&attrs).await;
+    if !decision.allowed {
+        return encode::error(&state, &attrs.forbidden(&decision.reason), render);
     }
     if path == "/openapi/v2" {
         let mut r = Response::new(Body::from(state.openapi_v3.v2.clone()));
@@ -110,7 +120,6 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
         return openapi_v3(&state, &path, &q);
     }
-    let info = request_info::parse(&parts.method, &path, q.flag("watch"));
     if !info.is_resource {
         return discovery_response(&state, &path, &info, accept.as_deref(), render);
     }
@@ -126,7 +135,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         Ok(w) => w,
         Err(e) => return encode::error(&state, &e, render),
     };
-    let handled = resource(&state, &info, &parts.headers, &q, accept.as_deref(), bytes, render);
+    let handled = rkube_auth::with_user(user, resource(&state, &info, &parts.headers, &q, accept.as_deref(), bytes, render));
     let result = match writer {
         Some(w) => rkube_registry::ownership::with_writer(w, handled).await,
         None => handled.await,
@@ -429,6 +438,14 @@ async fn resource(
                 opts.field_selector = Some(FieldSelector::parse(&format!("metadata.name={name}")).map_err(|e| fail(ApiError::bad_request(e.to_string())))?);
             }
             crate::watch::serve(state.clone(), res, ns, opts, q, render).await.map_err(fail)
+        }
+        "create" if rkube_auth::reviews::is_review(&res.group, &res.plural) => {
+            // Reviews are answered by the authorizer, never stored.
+            let mut obj = decode_body(state, headers, &body).map_err(fail)?;
+            check_type(&res, &mut obj).map_err(fail)?;
+            let user = rkube_auth::current_user().unwrap_or_else(UserInfo::anonymous);
+            let v = rkube_auth::reviews::answer(&state.authorizer, &user, &res.group, &res.plural, ns, obj).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::CREATED, &v, render))
         }
         "create" => {
             let opts = crate::write_options::parse(q, "CreateOptions").map_err(fail)?;

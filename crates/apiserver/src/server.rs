@@ -22,7 +22,7 @@ fn identity(certs: Option<&[rustls::pki_types::CertificateDer<'static>]>) -> Opt
     match rkube_pki::peer_identity(der.as_ref()) {
         Ok((name, mut groups)) => {
             groups.push("system:authenticated".to_string());
-            Some(UserInfo { name, groups })
+            Some(UserInfo::new(name, groups))
         }
         Err(e) => {
             tracing::debug!(error = %e, "client certificate without a usable subject");

@@ -29,13 +29,9 @@ pub struct AppState {
     pub openapi_v3: crate::openapi::OpenApiV3,
     /// Set once start-up finished (bootstrap objects exist): `/readyz` answers ok.
     pub ready: AtomicBool,
+    /// Decides every request after authentication.
+    pub authorizer: Arc<rkube_auth::Authorizer>,
 }
 
 /// The authenticated user of a request, inserted by the connection layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserInfo {
-    /// User name (certificate CN).
-    pub name: String,
-    /// Groups (certificate O values), plus `system:authenticated`.
-    pub groups: Vec<String>,
-}
+pub use rkube_auth::UserInfo;

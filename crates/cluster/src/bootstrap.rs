@@ -1,5 +1,6 @@
-//! Objects every cluster has (apiserver `pkg/controlplane/controller/...`): the system namespaces
-//! and the `kubernetes` Service in `default`.
+//! Objects every cluster has (apiserver `pkg/controlplane/controller/...`): the system namespaces,
+//! the `kubernetes` Service in `default`, and the default RBAC policy
+//! (pkg/registry/rbac/rest/storage_rbac.go `PostStartHook`: reconciled at every start).
 
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ pub async fn ensure_bootstrap_objects(registry: &Arc<Registry>, kubernetes_servi
         let plural = if obj["kind"] == "FlowSchema" { "flowschemas" } else { "prioritylevelconfigurations" };
         ensure(registry, "flowcontrol.apiserver.k8s.io", "v1", plural, None, obj).await?;
     }
+    ensure_rbac_policy(registry).await?;
     // One local APIService per served group-version, as the aggregator's autoregistration does.
     let mut seen = std::collections::BTreeSet::new();
     for r in registry.resources() {
@@ -59,6 +61,47 @@ pub async fn ensure_bootstrap_objects(registry: &Arc<Registry>, kubernetes_servi
             if !api.is_null() {
                 ensure(registry, "apiregistration.k8s.io", "v1", "apiservices", None, api).await?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the default roles and bindings that are missing and adds what upstream's newer
+/// defaults grant to existing ones (unless annotated `autoupdate: "false"`), then lets the
+/// aggregated roles (admin, edit, view) collect their rules before the server is ready.
+async fn ensure_rbac_policy(registry: &Arc<Registry>) -> Result<(), ApiError> {
+    let objects = rkube_auth::bootstrap_policy::default_objects().map_err(ApiError::internal)?;
+    for d in objects {
+        let res = registry
+            .lookup("rbac.authorization.k8s.io", "v1", d.plural)
+            .ok_or_else(|| ApiError::internal(format!("resource {} is not served", d.plural)))?;
+        let ns = d.namespace.as_deref();
+        let name = d.object["metadata"]["name"].as_str().unwrap_or("").to_string();
+        match registry.get(&res, ns, &name, "").await {
+            Ok(existing) => {
+                if rkube_auth::bootstrap_policy::reconcile(&existing, &d.object).is_some() {
+                    let expected = d.object.clone();
+                    registry
+                        .modify(&res, ns, &name, false, false, move |old| {
+                            let mut new = rkube_auth::bootstrap_policy::reconcile(old, &expected).unwrap_or_else(|| old.clone());
+                            rkube_apimachinery::meta::remove_meta(&mut new, "resourceVersion");
+                            Ok(new)
+                        })
+                        .await?;
+                    tracing::info!(kind = d.plural, %name, "reconciled default RBAC object");
+                }
+            }
+            Err(e) if e.code == 404 => match registry.create(&res, ns, d.object, false).await {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    for _ in 0..8 {
+        if !rkube_auth::aggregation::reconcile_once(registry).await? {
+            break;
         }
     }
     Ok(())

@@ -110,6 +110,13 @@ pub async fn run_server(
     let addr = listener.local_addr().map_err(|e| ClusterError::Serve(e.to_string()))?;
     tracing::info!(address = %addr, "listening (HTTPS)");
 
+    // The authorizer follows the RBAC objects from here on; writes by API users are checked for
+    // privilege escalation, the server's own writes are not.
+    let authorizer = rkube_auth::Authorizer::new(registry.clone());
+    let feed_task = tokio::spawn(rkube_auth::feed::run(authorizer.clone(), registry.clone()));
+    let guard = authorizer.clone();
+    registry.set_write_check(Arc::new(move |res, ns, new, old| rkube_auth::escalation::check_write(&guard, &res.group, &res.plural, ns, new, old)));
+
     bootstrap::ensure_bootstrap_objects(&registry, &cidr.first().to_string(), addr.port())
         .await
         .map_err(|e| ClusterError::Bootstrap(e.message))?;
@@ -127,6 +134,7 @@ pub async fn run_server(
         },
         openapi_v3: rkube_apiserver::openapi::OpenApiV3::build(&registry.resources(), KUBERNETES_VERSION),
         ready: Default::default(),
+        authorizer,
     });
     let app = rkube_apiserver::router(state.clone());
 
@@ -141,10 +149,13 @@ pub async fn run_server(
         .await
         .map_err(|e| ClusterError::Bootstrap(format!("serving CustomResourceDefinitions: {}", e.message)))?;
     let crd_task = tokio::spawn(rkube_registry::crd::controller::run(registry.clone()));
+    let aggregation_task = tokio::spawn(rkube_auth::aggregation::run(registry.clone()));
     state.ready.store(true, Ordering::Release);
     on_ready(advertise, kubeconfig);
     rkube_apiserver::server::serve(listener, Arc::new(tls), app, shutdown).await;
     namespace_task.abort();
     crd_task.abort();
+    aggregation_task.abort();
+    feed_task.abort();
     Ok(())
 }

@@ -263,5 +263,17 @@ impl ClusterPki {
     }
 }
 
+/// Writes a kubeconfig at `path` for user `cn` in groups `orgs`, with a client certificate
+/// signed by the CA kept in `dir` (for tools and tests minting users; nothing else in `dir`
+/// changes).
+pub fn write_user_kubeconfig(dir: &Path, path: &Path, server_url: &str, cn: &str, orgs: &[&str]) -> Result<(), PkiError> {
+    let paths = Paths::new(dir);
+    let ca = load_pair(&paths.ca_crt, &paths.ca_key)?.ok_or_else(|| PkiError::Parse(format!("no CA in {}", dir.display())))?;
+    let issuer = certs::issuer(&ca)?;
+    let pair = certs::new_client(&issuer, cn, orgs)?;
+    let yaml = kubeconfig_yaml(server_url, KUBECONFIG_NAME, cn, &ca.cert_pem, &pair.cert_pem, &pair.key_pem)?;
+    files::write_atomic(path, yaml.as_bytes(), 0o600)
+}
+
 #[cfg(test)]
 mod tests;

@@ -21,5 +21,5 @@ pub mod strategy;
 pub mod watch;
 
 pub use options::{DeleteOptions, ListOptions};
-pub use store::{DeleteOutcome, Registry, RegistryConfig};
+pub use store::{DeleteOutcome, Registry, RegistryConfig, WriteCheck};
 pub use watch::{WatchEventOut, WatchStart};

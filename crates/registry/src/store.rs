@@ -54,7 +54,13 @@ pub struct Registry {
     service_lock: tokio::sync::Mutex<()>,
     /// Schemas for field ownership (`managedFields`); without one, values are deduced.
     schemas: RwLock<Option<crate::ownership::SchemaProvider>>,
+    /// Checks run on every create and update before validation (RBAC escalation prevention).
+    write_check: RwLock<Option<WriteCheck>>,
 }
+
+/// A check of a create (`old` None) or update: resource, namespace, new object, old object.
+/// Upstream wraps the RBAC storage the same way (pkg/registry/rbac/*/policybased).
+pub type WriteCheck = Arc<dyn Fn(&ResourceInfo, Option<&str>, &Value, Option<&Value>) -> Result<(), ApiError> + Send + Sync>;
 
 #[derive(Default)]
 struct ResourceIndex {
@@ -121,6 +127,7 @@ impl Registry {
             config,
             service_lock: tokio::sync::Mutex::new(()),
             schemas: RwLock::new(None),
+            write_check: RwLock::new(None),
         }))
     }
 
@@ -171,6 +178,19 @@ impl Registry {
     /// Installs where field management finds the schema of each kind.
     pub fn set_schema_provider(&self, provider: crate::ownership::SchemaProvider) {
         *self.schemas.write() = Some(provider);
+    }
+
+    /// Installs the check every create and update passes before validation.
+    pub fn set_write_check(&self, check: WriteCheck) {
+        *self.write_check.write() = Some(check);
+    }
+
+    fn run_write_check(&self, res: &ResourceInfo, ns: Option<&str>, new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+        let check = self.write_check.read().clone();
+        match check {
+            Some(c) => c(res, ns, new, old),
+            None => Ok(()),
+        }
     }
 
     /// The field-management schema of `res`'s kind, if known.
@@ -308,6 +328,7 @@ impl Registry {
         }
         strategy::reconcile_namespace(res, &mut obj, ns)?;
         let name = strategy::resolve_name(res, &mut obj)?;
+        self.run_write_check(res, ns, &obj, None)?;
         let errs = self.admit_create(res, &mut obj)?;
         if !errs.is_empty() {
             return Err(ApiError::invalid(&res.group, &res.kind, &name, &errs));
@@ -445,6 +466,7 @@ impl Registry {
         status_only: bool,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        self.run_write_check(res, ns, &new, Some(old))?;
         let errs = self.admit_update(res, &mut new, old, status_only);
         if !errs.is_empty() {
             return Err(ApiError::invalid(&res.group, &res.kind, name, &errs));

@@ -151,6 +151,17 @@ impl TestCluster {
         Kubectl { bin: std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()), kubeconfig: self.kubeconfig.clone() }
     }
 
+    /// A kubectl runner acting as user `name` in `groups`, with a client certificate signed by
+    /// the cluster CA (its kubeconfig lives in the data directory, with its own cache).
+    pub fn user_kubectl(&self, name: &str, groups: &[&str]) -> Result<Kubectl> {
+        let dir = self.data_dir.path().join("users").join(name.replace(':', "_"));
+        std::fs::create_dir_all(&dir)?;
+        let kubeconfig = dir.join("kubeconfig");
+        rkube_pki::write_user_kubeconfig(self.data_dir.path(), &kubeconfig, &self.url, name, groups)
+            .map_err(|e| anyhow!("minting a certificate for {name}: {e}"))?;
+        Ok(Kubectl { bin: std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()), kubeconfig })
+    }
+
     /// A runner for a specific kubectl minor version (`/usr/lib/google-cloud-sdk/bin/kubectl.1.NN`).
     pub fn kubectl_version(&self, minor: u32) -> Kubectl {
         Kubectl { bin: format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"), kubeconfig: self.kubeconfig.clone() }
@@ -196,6 +207,11 @@ impl KubectlOutput {
 }
 
 impl Kubectl {
+    /// The same kubeconfig with another kubectl binary (`/usr/lib/google-cloud-sdk/bin/kubectl.1.NN`).
+    pub fn with_version(&self, minor: u32) -> Kubectl {
+        Kubectl { bin: format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"), kubeconfig: self.kubeconfig.clone() }
+    }
+
     /// The command, ready to run (for stdin or background use).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);

@@ -12,6 +12,7 @@ mod field_validation;
 mod kube_client;
 mod lists;
 mod old_kubectl;
+mod rbac;
 mod scale;
 mod tables;
 mod versions;
