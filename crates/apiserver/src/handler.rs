@@ -101,7 +101,21 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     }
     // Without credentials a request is anonymous, and only what the policy grants
     // system:unauthenticated is allowed (kube-apiserver's default --anonymous-auth=true).
-    let requestor = parts.extensions.get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous);
+    let requestor = match parts.extensions.get::<UserInfo>() {
+        Some(u) => u.clone(),
+        None => match rkube_auth::authn::bearer_token(&parts.headers) {
+            Some(token) => match state.tokens.authenticate(token).await {
+                Ok(u) => u,
+                Err(reasons) => {
+                    for r in &reasons {
+                        tracing::debug!(reason = %r, "bearer token refused");
+                    }
+                    return encode::error(&state, &ApiError::unauthorized("Unauthorized"), render);
+                }
+            },
+            None => UserInfo::anonymous(),
+        },
+    };
     let user = match rkube_auth::impersonation::impersonate(&state.authorizer, &requestor, &parts.headers).await {
         Ok(u) => u,
         Err(e) => return encode::error(&state, &e, render),

@@ -31,6 +31,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Decides every request after authentication.
     pub authorizer: Arc<rkube_auth::Authorizer>,
+    /// Bearer-token authentication (requests without a client certificate).
+    pub tokens: rkube_auth::authn::TokenAuthenticators,
 }
 
 /// The authenticated user of a request, inserted by the connection layer.

@@ -12,6 +12,7 @@
 
 pub mod aggregation;
 pub mod attributes;
+pub mod authn;
 pub mod authorizer;
 pub mod bootstrap_policy;
 pub mod context;

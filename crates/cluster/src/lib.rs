@@ -76,6 +76,12 @@ fn open_datastore(cfg: &ServerConfig) -> Result<Arc<dyn KvStore>, ClusterError> 
     }
 }
 
+/// The bearer-token authenticators `rkube server` is configured with (none yet: client
+/// certificates are the only credentials until token authentication lands).
+fn token_authenticators(_cfg: &ServerConfig) -> rkube_auth::authn::TokenAuthenticators {
+    rkube_auth::authn::TokenAuthenticators::new()
+}
+
 /// Runs the server until `shutdown` resolves. `on_ready` is called with the bound address and
 /// the kubeconfig path once `/readyz` answers ok.
 pub async fn run_server(
@@ -135,6 +141,7 @@ pub async fn run_server(
         openapi_v3: rkube_apiserver::openapi::OpenApiV3::build(&registry.resources(), KUBERNETES_VERSION),
         ready: Default::default(),
         authorizer,
+        tokens: token_authenticators(&cfg),
     });
     let app = rkube_apiserver::router(state.clone());
 
