@@ -157,7 +157,7 @@ impl Registry {
 
     /// Converts an object to the version of `res` (only the apiVersion differs for every
     /// multi-version resource rkube serves so far, except autoscaling, see `convert_hpa`).
-    fn to_version(&self, res: &ResourceInfo, mut obj: Value) -> Value {
+    pub(crate) fn to_version(&self, res: &ResourceInfo, mut obj: Value) -> Value {
         if let Some(o) = obj.as_object_mut() {
             let mut out = Map::with_capacity(o.len() + 2);
             out.insert("kind".into(), Value::String(res.kind.clone()));
@@ -172,7 +172,7 @@ impl Registry {
         obj
     }
 
-    fn encode(&self, res: &ResourceInfo, obj: &Value) -> Result<Vec<u8>, ApiError> {
+    pub(crate) fn encode(&self, res: &ResourceInfo, obj: &Value) -> Result<Vec<u8>, ApiError> {
         let storage = self.storage_resource(res);
         let mut stored = self.to_version(&storage, obj.clone());
         meta::remove_meta(&mut stored, "resourceVersion");
