@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_scheduler;
+mod components;
 
 #[derive(Parser)]
 #[command(name = "rkube", version, about = "A Kubernetes-compatible cluster in one binary")]
@@ -19,8 +21,14 @@ enum Command {
     /// Run the control plane (API server on the embedded datastore).
     Server(ServerArgs),
     /// Measure the API server end to end (creates, gets, large lists, watch latency) on a
-    /// temporary data directory and print a table.
+    /// temporary data directory and print a table; `rkube bench scheduler` measures scheduling
+    /// throughput on simulated nodes.
     Bench(bench::BenchArgs),
+    /// Run the scheduler alone against a cluster (leader-elected, Lease kube-system/kube-scheduler).
+    Scheduler(components::SchedulerArgs),
+    /// Simulated nodes for tests and benchmarks: register nodes, keep their Leases fresh and
+    /// carry pods bound to them through their lifecycle. No containers run.
+    Sim(components::SimArgs),
 }
 
 #[derive(clap::Args)]
@@ -43,6 +51,12 @@ struct ServerArgs {
     /// Range Service ClusterIPs are allocated from.
     #[arg(long, default_value = "10.43.0.0/16")]
     service_cidr: String,
+    /// In-process components not to run, comma-separated (scheduler, node-lifecycle).
+    #[arg(long, value_delimiter = ',')]
+    disable: Vec<String>,
+    /// How long a node may go without heartbeats before its Ready condition becomes Unknown.
+    #[arg(long, default_value = "40s", value_parser = components::parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
 }
 
 fn init_tracing() {
@@ -84,6 +98,8 @@ fn main() -> anyhow::Result<()> {
                 datastore: a.datastore,
                 tls_sans: a.tls_san,
                 service_cidr: a.service_cidr,
+                disable: a.disable,
+                node_monitor_grace_period: a.node_monitor_grace_period,
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.
@@ -93,7 +109,10 @@ fn main() -> anyhow::Result<()> {
                 println!("rkube: ready");
             }))?;
         }
+        Command::Bench(a) if a.is_scheduler() => rt.block_on(bench_scheduler::run())?,
         Command::Bench(a) => rt.block_on(bench::run(a))?,
+        Command::Scheduler(a) => rt.block_on(components::run_scheduler(a, shutdown_signal()))?,
+        Command::Sim(a) => rt.block_on(components::run_sim(a, shutdown_signal()))?,
     }
     Ok(())
 }
