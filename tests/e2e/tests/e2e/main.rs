@@ -8,6 +8,7 @@ mod crud;
 mod kube_client;
 mod lists;
 mod old_kubectl;
+mod scheduling;
 mod watch;
 
 use rkube_testkit::TestCluster;
