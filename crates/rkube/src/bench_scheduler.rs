@@ -36,21 +36,36 @@ async fn one_run(nodes: usize) -> Result<(Duration, Duration)> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        rkube_cluster::run_server(cfg, async { let _ = stop_rx.await; }, move |_, kubeconfig| {
-            let _ = ready_tx.send(kubeconfig);
-        })
+        rkube_cluster::run_server(
+            cfg,
+            async {
+                let _ = stop_rx.await;
+            },
+            move |_, kubeconfig| {
+                let _ = ready_tx.send(kubeconfig);
+            },
+        )
         .await
     });
     let kubeconfig = ready_rx.await.map_err(|_| anyhow!("server did not start"))?;
     let client = rkube_scheduler::client_from_kubeconfig(&kubeconfig).await?;
 
     let (sim_stop_tx, sim_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let sim_config = rkube_sim::SimConfig { nodes, name_prefix: "bench".into(), cpu: "32".into(), memory: "64Gi".into(), ..Default::default() };
-    let sim = tokio::spawn(rkube_sim::run(client.clone(), sim_config, async { let _ = sim_stop_rx.await; }));
+    let sim_config =
+        rkube_sim::SimConfig { nodes, name_prefix: "bench".into(), cpu: "32".into(), memory: "64Gi".into(), ..Default::default() };
+    let sim = tokio::spawn(rkube_sim::run(client.clone(), sim_config, async {
+        let _ = sim_stop_rx.await;
+    }));
     let register_start = Instant::now();
     let node_api: Api<Node> = Api::all(client.clone());
     loop {
-        let ready = node_api.list(&ListParams::default()).await?.items.iter().filter(|n| n.status.as_ref().and_then(|s| s.allocatable.as_ref()).is_some()).count();
+        let ready = node_api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|n| n.status.as_ref().and_then(|s| s.allocatable.as_ref()).is_some())
+            .count();
         if ready >= nodes {
             break;
         }
@@ -74,7 +89,13 @@ async fn one_run(nodes: usize) -> Result<(Duration, Duration)> {
         .try_collect::<Vec<_>>()
         .await?;
     loop {
-        let bound = pods.list(&ListParams::default().labels("app=bench")).await?.items.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()).count();
+        let bound = pods
+            .list(&ListParams::default().labels("app=bench"))
+            .await?
+            .items
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+            .count();
         if bound >= PODS {
             break;
         }

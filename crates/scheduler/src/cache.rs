@@ -30,9 +30,7 @@ pub struct HostPort {
 impl HostPort {
     /// Upstream's conflict rule: same protocol and port, and either IP is the wildcard or equal.
     pub fn conflicts(&self, other: &HostPort) -> bool {
-        self.protocol == other.protocol
-            && self.port == other.port
-            && (self.ip == other.ip || self.ip == "0.0.0.0" || other.ip == "0.0.0.0")
+        self.protocol == other.protocol && self.port == other.port && (self.ip == other.ip || self.ip == "0.0.0.0" || other.ip == "0.0.0.0")
     }
 }
 

@@ -162,12 +162,11 @@ impl Framework {
             }
         };
         // A pod that preempted others goes to its nominated node if it fits there now.
-        if let Some(nominated) = pod.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()) {
-            if let Some(node) = cache.nodes.get(nominated) {
-                if state.filter(node).is_ok() {
-                    return Ok(nominated.to_string());
-                }
-            }
+        if let Some(nominated) = pod.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref())
+            && let Some(node) = cache.nodes.get(nominated)
+            && state.filter(node).is_ok()
+        {
+            return Ok(nominated.to_string());
         }
         let want = num_feasible_nodes_to_find(nodes.len());
         let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(want.min(nodes.len()));
@@ -271,7 +270,10 @@ mod tests {
     fn fit_error_text_as_upstream() {
         let diagnosis = Diagnosis {
             node_to_status: vec![
-                ("n1".into(), rejection(Code::UnschedulableAndUnresolvable, "node(s) had untolerated taint {node.kubernetes.io/unreachable: }")),
+                (
+                    "n1".into(),
+                    rejection(Code::UnschedulableAndUnresolvable, "node(s) had untolerated taint {node.kubernetes.io/unreachable: }"),
+                ),
                 ("n2".into(), rejection(Code::UnschedulableAndUnresolvable, "node(s) didn't match Pod's node affinity/selector")),
                 ("n3".into(), rejection(Code::UnschedulableAndUnresolvable, "node(s) didn't match Pod's node affinity/selector")),
             ],
@@ -308,11 +310,17 @@ mod tests {
     fn schedules_onto_the_emptier_node() {
         let mut cache = Cache::default();
         for name in ["busy", "idle"] {
-            cache.upsert_node(serde_json::from_value(json!({"metadata": {"name": name},
-                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}})).unwrap());
+            cache.upsert_node(
+                serde_json::from_value(json!({"metadata": {"name": name},
+                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}))
+                .unwrap(),
+            );
         }
-        cache.upsert_pod(Arc::new(serde_json::from_value(json!({"metadata": {"name": "old", "namespace": "default"},
-            "spec": {"nodeName": "busy", "containers": [{"name": "c", "resources": {"requests": {"cpu": "3", "memory": "6Gi"}}}]}})).unwrap()));
+        cache.upsert_pod(Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": "old", "namespace": "default"},
+            "spec": {"nodeName": "busy", "containers": [{"name": "c", "resources": {"requests": {"cpu": "3", "memory": "6Gi"}}}]}}))
+            .unwrap(),
+        ));
         let pod = crate::cache::tests_support::sized_pod("new", "500m", "1Gi", json!({}));
         let mut fw = Framework::default();
         assert_eq!(fw.schedule(Arc::new(pod), &cache).unwrap(), "idle");

@@ -47,7 +47,9 @@ pub enum ComponentError {
 /// A kube client from kubeconfig YAML.
 pub async fn client_from_kubeconfig_yaml(yaml: &str) -> Result<kube::Client, ComponentError> {
     let kc = Kubeconfig::from_yaml(yaml).map_err(|e| ComponentError::Kubeconfig(e.to_string()))?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.map_err(|e| ComponentError::Kubeconfig(e.to_string()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| ComponentError::Kubeconfig(e.to_string()))?;
     kube::Client::try_from(cfg).map_err(|e| ComponentError::Kubeconfig(e.to_string()))
 }
 

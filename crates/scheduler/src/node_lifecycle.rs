@@ -219,7 +219,13 @@ impl Controller {
             Ok(_) => {
                 tracing::info!(node = %node.name_any(), "node stopped posting status: Ready=Unknown");
                 self.recorder
-                    .record(reference("Node", &node.metadata), "Normal", "NodeNotReady", "NodeNotReady", format!("Node {} status is now: NodeNotReady", node.name_any()))
+                    .record(
+                        reference("Node", &node.metadata),
+                        "Normal",
+                        "NodeNotReady",
+                        "NodeNotReady",
+                        format!("Node {} status is now: NodeNotReady", node.name_any()),
+                    )
                     .await;
                 true
             }
@@ -290,7 +296,13 @@ impl Controller {
             Ok(_) => {
                 tracing::info!(pod = %format!("{ns}/{name}"), "evicted by NoExecute taint");
                 self.recorder
-                    .record(reference("Pod", &pod.metadata), "Normal", "TaintManagerEviction", "Evicting", format!("Marking for deletion Pod {ns}/{name}"))
+                    .record(
+                        reference("Pod", &pod.metadata),
+                        "Normal",
+                        "TaintManagerEviction",
+                        "Evicting",
+                        format!("Marking for deletion Pod {ns}/{name}"),
+                    )
                     .await;
             }
             Err(e) => tracing::debug!(error = %e, "taint eviction"),
@@ -326,6 +338,9 @@ mod tests {
     fn taints_follow_ready_and_cordon() {
         assert_eq!(desired_taints("True", false), vec![]);
         assert_eq!(desired_taints("Unknown", false), vec![(TAINT_UNREACHABLE, "NoSchedule"), (TAINT_UNREACHABLE, "NoExecute")]);
-        assert_eq!(desired_taints("False", true), vec![(TAINT_NOT_READY, "NoSchedule"), (TAINT_NOT_READY, "NoExecute"), (TAINT_UNSCHEDULABLE, "NoSchedule")]);
+        assert_eq!(
+            desired_taints("False", true),
+            vec![(TAINT_NOT_READY, "NoSchedule"), (TAINT_NOT_READY, "NoExecute"), (TAINT_UNSCHEDULABLE, "NoSchedule")]
+        );
     }
 }

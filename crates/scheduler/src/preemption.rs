@@ -128,7 +128,12 @@ mod tests {
     #[test]
     fn evicts_the_lowest_priority_pod_that_makes_room() {
         let mut cache = Cache::default();
-        cache.upsert_node(serde_json::from_value(json!({"metadata": {"name": "n1"}, "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}}})).unwrap());
+        cache.upsert_node(
+            serde_json::from_value(
+                json!({"metadata": {"name": "n1"}, "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}}}),
+            )
+            .unwrap(),
+        );
         cache.upsert_pod(Arc::new(serde_json::from_value(pod_json("low", Some("n1"), 10, "1")).unwrap()));
         cache.upsert_pod(Arc::new(serde_json::from_value(pod_json("mid", Some("n1"), 50, "1")).unwrap()));
         let high = Arc::new(PodInfo::new(Arc::new(serde_json::from_value(pod_json("high", None, 100, "1")).unwrap())));
@@ -143,7 +148,12 @@ mod tests {
     #[test]
     fn no_help_message_as_upstream() {
         let mut cache = Cache::default();
-        cache.upsert_node(serde_json::from_value(json!({"metadata": {"name": "n1"}, "status": {"allocatable": {"cpu": "1", "memory": "4Gi", "pods": "110"}}})).unwrap());
+        cache.upsert_node(
+            serde_json::from_value(
+                json!({"metadata": {"name": "n1"}, "status": {"allocatable": {"cpu": "1", "memory": "4Gi", "pods": "110"}}}),
+            )
+            .unwrap(),
+        );
         cache.upsert_pod(Arc::new(serde_json::from_value(pod_json("same", Some("n1"), 100, "1")).unwrap()));
         let p = Arc::new(PodInfo::new(Arc::new(serde_json::from_value(pod_json("p", None, 100, "1")).unwrap())));
         let Err(ScheduleError::Unfit(fit, Some(state))) = Framework::default().schedule(p, &cache) else { panic!("should not fit") };

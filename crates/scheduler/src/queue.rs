@@ -164,7 +164,9 @@ impl SchedulingQueue {
         let stale: Vec<String> = self
             .pods
             .iter()
-            .filter(|(_, p)| p.location == Location::Unschedulable && p.last_failure.is_some_and(|t| now.duration_since(t) >= MAX_UNSCHEDULABLE_DURATION))
+            .filter(|(_, p)| {
+                p.location == Location::Unschedulable && p.last_failure.is_some_and(|t| now.duration_since(t) >= MAX_UNSCHEDULABLE_DURATION)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for key in stale {
@@ -215,7 +217,12 @@ impl SchedulingQueue {
 
     /// A cluster event that may make pods schedulable (`MoveAllToActiveOrBackoffQueue`).
     pub fn move_all(&mut self, now: Instant) {
-        let keys: Vec<String> = self.pods.iter().filter(|(_, p)| matches!(p.location, Location::Unschedulable | Location::InFlight)).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| matches!(p.location, Location::Unschedulable | Location::InFlight))
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in keys {
             let Some(p) = self.pods.get_mut(&key) else { continue };
             if p.location == Location::InFlight {
@@ -238,7 +245,12 @@ mod tests {
     use serde_json::json;
 
     fn pod(name: &str, priority: i32) -> Arc<Pod> {
-        Arc::new(serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"}, "spec": {"priority": priority, "containers": []}})).unwrap())
+        Arc::new(
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "namespace": "default"}, "spec": {"priority": priority, "containers": []}}),
+            )
+            .unwrap(),
+        )
     }
 
     #[test]

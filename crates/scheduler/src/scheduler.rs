@@ -166,12 +166,10 @@ impl Scheduler {
             let next_backoff = self.queue.flush(now);
             // Schedule only once pods and nodes are listed, so placements see the whole cluster.
             let ready = [Kind::Pod, Kind::Node, Kind::Claim, Kind::Class].iter().all(|k| self.synced.contains(k));
-            if ready {
-                if let Some(p) = self.queue.pop() {
-                    self.schedule_one(p.pod);
-                    tokio::task::yield_now().await;
-                    continue;
-                }
+            if ready && let Some(p) = self.queue.pop() {
+                self.schedule_one(p.pod);
+                tokio::task::yield_now().await;
+                continue;
             }
             let wait = next_backoff.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now)).min(Duration::from_secs(1));
             tokio::select! {
@@ -332,7 +330,13 @@ async fn bind(client: kube::Client, recorder: EventRecorder, tx: mpsc::Unbounded
     match api.create_subresource::<_, serde_json::Value>("binding", &name, &PostParams::default(), &binding).await {
         Ok(_) => {
             recorder
-                .record(reference("Pod", &pod.metadata), "Normal", "Scheduled", "Binding", format!("Successfully assigned {ns}/{name} to {node}"))
+                .record(
+                    reference("Pod", &pod.metadata),
+                    "Normal",
+                    "Scheduled",
+                    "Binding",
+                    format!("Successfully assigned {ns}/{name} to {node}"),
+                )
                 .await;
         }
         Err(e) => {
@@ -347,7 +351,8 @@ async fn report_unschedulable(client: kube::Client, recorder: EventRecorder, pod
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client, &ns);
     let current = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
-    let same_condition = current.is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable") && c.message.as_deref() == Some(&message));
+    let same_condition = current
+        .is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable") && c.message.as_deref() == Some(&message));
     let current_nominated = pod.status.as_ref().and_then(|s| s.nominated_node_name.clone());
     if !same_condition || (nominated.is_some() && nominated != current_nominated) {
         let transition = match current {
@@ -383,7 +388,13 @@ async fn evict_victims(client: kube::Client, recorder: EventRecorder, preemptor:
             Ok(_) => {
                 let uid = preemptor.metadata.uid.clone().unwrap_or_default();
                 recorder
-                    .record(reference("Pod", &victim.pod.metadata), "Normal", "Preempted", "Preempting", format!("Preempted by pod {uid} on node {}", candidate.node))
+                    .record(
+                        reference("Pod", &victim.pod.metadata),
+                        "Normal",
+                        "Preempted",
+                        "Preempting",
+                        format!("Preempted by pod {uid} on node {}", candidate.node),
+                    )
                     .await;
             }
             Err(e) => tracing::info!(error = %e, victim = %victim.key, "deleting the preemption victim"),

@@ -59,11 +59,8 @@ pub async fn run(client: kube::Client, config: SimConfig, shutdown: impl Future<
     let names: Vec<String> = (0..config.nodes).map(|i| config.node_name(i)).collect();
     let shared = Arc::new(Shared { client: client.clone(), config: config.clone(), names: names.iter().cloned().collect() });
     let started = std::time::Instant::now();
-    let registered: Vec<Result<(), SimError>> = futures::stream::iter(0..config.nodes)
-        .map(|i| register(shared.clone(), i))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+    let registered: Vec<Result<(), SimError>> =
+        futures::stream::iter(0..config.nodes).map(|i| register(shared.clone(), i)).buffer_unordered(CONCURRENCY).collect().await;
     if let Some(Err(e)) = registered.into_iter().find(Result::is_err) {
         return Err(e);
     }
@@ -91,7 +88,10 @@ async fn register(shared: Arc<Shared>, index: usize) -> Result<(), SimError> {
         Err(kube::Error::Api(e)) if e.code == 409 => {
             // A previous run registered it: take it over with this run's labels and taints.
             let patch = json!({"metadata": {"labels": node.metadata.labels, "annotations": node.metadata.annotations}, "spec": node.spec});
-            let n = api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await.map_err(|e| SimError::Api(format!("node {name}: {e}")))?;
+            let n = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map_err(|e| SimError::Api(format!("node {name}: {e}")))?;
             n.metadata.uid
         }
         Err(e) => return Err(SimError::Api(format!("creating node {name}: {e}"))),
@@ -118,7 +118,11 @@ async fn post_status(shared: &Shared, index: usize) -> Result<(), SimError> {
 
 async fn renew(leases: &Api<Lease>, name: &str) -> Result<(), SimError> {
     let patch = json!({"spec": {"holderIdentity": name, "renewTime": objects::micro_time_now()}});
-    leases.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await.map(|_| ()).map_err(|e| SimError::Api(format!("lease {name}: {e}")))
+    leases
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| SimError::Api(format!("lease {name}: {e}")))
 }
 
 /// Renews every node's Lease each heartbeat interval (the kubelet renews every 10 s, a
@@ -167,13 +171,11 @@ async fn keep_nodes_ready(shared: Arc<Shared>) {
                 };
                 let ready = node.status.as_ref().and_then(|s| s.conditions.as_ref())
                     .and_then(|c| c.iter().find(|c| c.type_ == "Ready")).is_some_and(|c| c.status == "True");
-                if !ready {
-                    if let Some(index) = shared.config.node_index(&node.name_any()) {
-                        if let Err(e) = post_status(&shared, index).await {
+                if !ready
+                    && let Some(index) = shared.config.node_index(&node.name_any())
+                        && let Err(e) = post_status(&shared, index).await {
                             tracing::debug!(error = %e, "re-posting node status");
                         }
-                    }
-                }
             }
             _ = refresh.tick() => {
                 futures::stream::iter(0..shared.config.nodes)

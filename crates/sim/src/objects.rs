@@ -57,9 +57,7 @@ pub fn node_status(cfg: &SimConfig, index: usize) -> Value {
     let name = cfg.node_name(index);
     let now = now_rfc3339();
     let resources = json!({"cpu": cfg.cpu, "memory": cfg.memory, "pods": cfg.pods, "ephemeral-storage": "100Gi", "hugepages-2Mi": "0"});
-    let condition = |type_: &str, status: &str, reason: &str, message: &str| {
-        json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now})
-    };
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now});
     json!({
         "capacity": resources,
         "allocatable": resources,
@@ -93,7 +91,17 @@ pub fn lease(name: &str, node_uid: Option<&str>, duration_seconds: i32) -> Lease
     });
     let renew: Option<MicroTime> = serde_json::from_value(json!(micro_time_now())).ok();
     Lease {
-        metadata: ObjectMeta { name: Some(name.into()), namespace: Some("kube-node-lease".into()), owner_references: owner, ..Default::default() },
-        spec: Some(LeaseSpec { holder_identity: Some(name.into()), lease_duration_seconds: Some(duration_seconds), renew_time: renew, ..Default::default() }),
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("kube-node-lease".into()),
+            owner_references: owner,
+            ..Default::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(name.into()),
+            lease_duration_seconds: Some(duration_seconds),
+            renew_time: renew,
+            ..Default::default()
+        }),
     }
 }

@@ -20,7 +20,10 @@ enum Msg {
     Pod(Pod),
     Gone(Pod),
     /// The run duration of a pod's containers is over.
-    Finished { key: String, uid: String },
+    Finished {
+        key: String,
+        uid: String,
+    },
 }
 
 struct Tracked {
@@ -148,10 +151,10 @@ impl Pods {
     }
 
     fn gone(&mut self, pod: &Pod) {
-        if let Some(t) = self.tracked.remove(&key_of(pod)) {
-            if let Some(ip) = &t.ip {
-                self.ipam.release(t.node_index, ip);
-            }
+        if let Some(t) = self.tracked.remove(&key_of(pod))
+            && let Some(ip) = &t.ip
+        {
+            self.ipam.release(t.node_index, ip);
         }
     }
 
@@ -285,7 +288,11 @@ async fn patch_status(client: kube::Client, pod: Pod, status: Value) {
 /// Deletes a pod marked for deletion at once (its simulated containers stop immediately).
 async fn delete_now(client: kube::Client, pod: Pod, uid: String) {
     let api: Api<Pod> = Api::namespaced(client, &pod.namespace().unwrap_or_default());
-    let params = DeleteParams { grace_period_seconds: Some(0), preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }), ..Default::default() };
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
+        ..Default::default()
+    };
     if let Err(e) = api.delete(&pod.name_any(), &params).await {
         tracing::debug!(pod = %key_of(&pod), error = %e, "deleting pod");
     }

@@ -32,7 +32,12 @@ impl Term {
         if namespaces.is_empty() && t.namespace_selector.is_none() {
             namespaces.insert(owner_namespace.to_string());
         }
-        Self { selector: t.label_selector.clone(), namespaces, namespace_selector: t.namespace_selector.clone(), topology_key: t.topology_key.clone() }
+        Self {
+            selector: t.label_selector.clone(),
+            namespaces,
+            namespace_selector: t.namespace_selector.clone(),
+            topology_key: t.topology_key.clone(),
+        }
     }
 
     /// `AffinityTerm.Matches`: the pod is in one of the term's namespaces and has matching labels.
@@ -266,7 +271,9 @@ mod tests {
         assert!(state.filter(&cache.nodes["n3"]).is_ok());
 
         // A plain pod with the same label is kept out of z1 by web-0's anti-affinity (symmetry).
-        let plain = pod(json!({"metadata": {"name": "other", "namespace": "default", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "c"}]}}));
+        let plain = pod(
+            json!({"metadata": {"name": "other", "namespace": "default", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "c"}]}}),
+        );
         let state = State::prefilter(&plain, &cache);
         assert_eq!(state.filter(&cache.nodes["n1"]).unwrap_err().reasons, vec!["node(s) didn't satisfy existing pods anti-affinity rules"]);
         assert!(state.filter(&cache.nodes["n3"]).is_ok());

@@ -43,10 +43,10 @@ pub fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
 /// (`GetRequiredNodeAffinity(pod).Match(node)`).
 pub fn matches_required(pod: &PodInfo, node: &NodeInfo) -> bool {
     let Some(spec) = pod.pod.spec.as_ref() else { return true };
-    if let Some(selector) = spec.node_selector.as_ref() {
-        if !selector_subset(selector, node.labels()) {
-            return false;
-        }
+    if let Some(selector) = spec.node_selector.as_ref()
+        && !selector_subset(selector, node.labels())
+    {
+        return false;
     }
     let required = spec
         .affinity
@@ -90,18 +90,20 @@ mod tests {
     fn az_pod() -> PodInfo {
         // The seed course's example.
         pod(json!({"metadata": {"name": "with-node-affinity", "namespace": "default"}, "spec": {"containers": [{"name": "c"}],
-            "affinity": {"nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
-                    {"key": "kubernetes.io/e2e-az-name", "operator": "In", "values": ["e2e-az1", "e2e-az2"]}]}]},
-                "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {"matchExpressions": [
-                    {"key": "another-node-label-key", "operator": "In", "values": ["another-node-label-value"]}]}}]
-            }}}}))
+        "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/e2e-az-name", "operator": "In", "values": ["e2e-az1", "e2e-az2"]}]}]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {"matchExpressions": [
+                {"key": "another-node-label-key", "operator": "In", "values": ["another-node-label-value"]}]}}]
+        }}}}))
     }
 
     #[test]
     fn required_terms_and_preferred_weights() {
         let p = az_pod();
-        let az1 = node(json!({"metadata": {"name": "a", "labels": {"kubernetes.io/e2e-az-name": "e2e-az1", "another-node-label-key": "another-node-label-value"}}}));
+        let az1 = node(
+            json!({"metadata": {"name": "a", "labels": {"kubernetes.io/e2e-az-name": "e2e-az1", "another-node-label-key": "another-node-label-value"}}}),
+        );
         let az3 = node(json!({"metadata": {"name": "b", "labels": {"kubernetes.io/e2e-az-name": "e2e-az3"}}}));
         assert!(filter(&p, &az1).is_ok());
         assert_eq!(filter(&p, &az3).unwrap_err().reasons, vec![REASON]);

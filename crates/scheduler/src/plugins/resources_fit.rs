@@ -19,7 +19,8 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Rejection> {
         if want.memory > 0 && want.memory > free(node.allocatable.memory, node.requested.memory) {
             reasons.push("Insufficient memory".into());
         }
-        if want.ephemeral_storage > 0 && want.ephemeral_storage > free(node.allocatable.ephemeral_storage, node.requested.ephemeral_storage) {
+        if want.ephemeral_storage > 0 && want.ephemeral_storage > free(node.allocatable.ephemeral_storage, node.requested.ephemeral_storage)
+        {
             reasons.push("Insufficient ephemeral-storage".into());
         }
         for (name, amount) in &want.scalar {

@@ -114,10 +114,10 @@ impl State {
             return;
         }
         for (i, c) in self.constraints.iter().enumerate() {
-            if c.counts_pod(incoming, existing) {
-                if let Some(domain) = node.labels().get(&c.topology_key) {
-                    *self.counts[i].entry(domain.clone()).or_default() += delta;
-                }
+            if c.counts_pod(incoming, existing)
+                && let Some(domain) = node.labels().get(&c.topology_key)
+            {
+                *self.counts[i].entry(domain.clone()).or_default() += delta;
             }
         }
     }
@@ -184,8 +184,11 @@ mod tests {
     fn max_skew_one_over_zones() {
         let mut cache = Cache::default();
         for (name, zone) in [("a1", "a"), ("b1", "b")] {
-            cache.upsert_node(serde_json::from_value(json!({"metadata": {"name": name, "labels": {"zone": zone}},
-                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}})).unwrap());
+            cache.upsert_node(
+                serde_json::from_value(json!({"metadata": {"name": name, "labels": {"zone": zone}},
+                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}))
+                .unwrap(),
+            );
         }
         cache.upsert_node(serde_json::from_value(json!({"metadata": {"name": "nolabel"}})).unwrap());
         let spread = |name: &str, node: Option<&str>| {
@@ -196,7 +199,10 @@ mod tests {
         cache.upsert_pod(Arc::new(serde_json::from_value(spread("s0", Some("a1"))).unwrap()));
         let incoming = crate::cache::tests_support::pod(spread("s1", None));
         let state = State::prefilter(&incoming, &cache, "DoNotSchedule");
-        assert_eq!(state.filter(&incoming, &cache.nodes["a1"]).unwrap_err().reasons, vec!["node(s) didn't match pod topology spread constraints"]);
+        assert_eq!(
+            state.filter(&incoming, &cache.nodes["a1"]).unwrap_err().reasons,
+            vec!["node(s) didn't match pod topology spread constraints"]
+        );
         assert!(state.filter(&incoming, &cache.nodes["b1"]).is_ok());
         assert_eq!(
             state.filter(&incoming, &cache.nodes["nolabel"]).unwrap_err().reasons,

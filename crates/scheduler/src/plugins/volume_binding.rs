@@ -37,11 +37,8 @@ pub fn prefilter(pod: &PodInfo, cache: &Cache) -> Result<State, Rejection> {
             continue;
         }
         let class = pvc.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()).unwrap_or("");
-        let delayed = cache
-            .storage_classes
-            .get(class)
-            .and_then(|sc| sc.volume_binding_mode.as_deref())
-            .is_some_and(|m| m == "WaitForFirstConsumer");
+        let delayed =
+            cache.storage_classes.get(class).and_then(|sc| sc.volume_binding_mode.as_deref()).is_some_and(|m| m == "WaitForFirstConsumer");
         if delayed {
             state.unbound_delayed.push(claim);
         } else {

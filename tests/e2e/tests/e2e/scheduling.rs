@@ -13,7 +13,8 @@ struct Sim(Child);
 impl Sim {
     fn start(cluster: &TestCluster, args: &[&str]) -> Sim {
         let bin = rkube_testkit::rkube_binary().unwrap();
-        let log = std::fs::File::create(cluster.data_dir().join(format!("sim-{}.log", args.join("_").replace(['/', '=', ':', ','], "-")))).unwrap();
+        let log = std::fs::File::create(cluster.data_dir().join(format!("sim-{}.log", args.join("_").replace(['/', '=', ':', ','], "-"))))
+            .unwrap();
         let child = Command::new(bin)
             .arg("sim")
             .arg("--kubeconfig")
@@ -62,7 +63,9 @@ fn wait_nodes_ready(k: &Kubectl, count: usize) {
         let ready = nodes["items"]
             .as_array()?
             .iter()
-            .filter(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+            .filter(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            })
             .count();
         (ready >= count).then_some(())
     });
@@ -208,7 +211,8 @@ fn high_priority_pod_preempts_a_lower_one() {
     let k = c.kubectl();
     let _s = Sim::start(&c, &["--nodes", "1", "--name-prefix", "small", "--cpu", "1", "--memory", "2Gi"]);
     wait_nodes_ready(&k, 1);
-    k.ok_stdin(&["apply", "-f", "-"], "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: high\nvalue: 1000\n").unwrap();
+    k.ok_stdin(&["apply", "-f", "-"], "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: high\nvalue: 1000\n")
+        .unwrap();
     let manifest = |name: &str, class: &str| {
         let class = if class.is_empty() { String::new() } else { format!("  priorityClassName: {class}\n") };
         format!(
@@ -271,7 +275,9 @@ fn stopped_simulator_nodes_become_not_ready_and_pods_are_evicted() {
     let _healthy = Sim::start(&c, &["--nodes", "1", "--name-prefix", "healthy", "--heartbeat-interval", "500ms"]);
     wait_nodes_ready(&k, 2);
     let on_doomed = |name: &str| {
-        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeSelector:\n    kubernetes.io/hostname: doomed-0\n  containers:\n  - name: c\n    image: nginx\n")
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeSelector:\n    kubernetes.io/hostname: doomed-0\n  containers:\n  - name: c\n    image: nginx\n"
+        )
     };
     k.ok_stdin(&["apply", "-f", "-"], &on_doomed("victim")).unwrap();
     wait_phase(&k, "victim", "Running");
