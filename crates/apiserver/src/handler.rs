@@ -396,7 +396,7 @@ async fn resource(
         if !s.verbs.iter().any(|v| *v == info.verb) {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
-        if !matches!(sub, "status" | "finalize" | "scale") {
+        if !matches!(sub, "status" | "finalize" | "scale" | "binding") {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
     } else if !res.allows(&info.verb) {
@@ -452,6 +452,15 @@ async fn resource(
                 opts.field_selector = Some(FieldSelector::parse(&format!("metadata.name={name}")).map_err(|e| fail(ApiError::bad_request(e.to_string())))?);
             }
             crate::watch::serve(state.clone(), res, ns, opts, q, render).await.map_err(fail)
+        }
+        "create" if sub == "binding" || (res.group.is_empty() && res.plural == "bindings") => {
+            // pods/{name}/binding, or the legacy bindings collection naming the pod in the body.
+            let dry = dry_run(q, "CreateOptions").map_err(fail)?;
+            let binding = decode_body(state, headers, &body).map_err(fail)?;
+            let pod_name = if sub == "binding" { name.to_string() } else { rkube_apimachinery::meta::name(&binding).to_string() };
+            let pods = reg.lookup("", "v1", "pods").ok_or_else(|| fail(ApiError::path_not_found()))?;
+            let v = reg.bind_pod(&pods, ns.unwrap_or_default(), &pod_name, &binding, dry).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::CREATED, &v, render))
         }
         "create" if rkube_auth::reviews::is_review(&res.group, &res.plural) => {
             // Reviews are answered by the authorizer, never stored.

@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 pub mod bootstrap_data;
+pub mod components;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ pub struct ServerConfig {
     pub service_cidr: String,
     /// `EncryptionConfiguration` file for encryption at rest (`--encryption-provider-config`).
     pub encryption_provider_config: Option<PathBuf>,
+    /// In-process components not to run (`--disable=scheduler,node-lifecycle`).
+    pub disable: Vec<String>,
+    /// How long a node may go without heartbeats before it is Unknown (40 s upstream).
+    pub node_monitor_grace_period: std::time::Duration,
 }
 
 /// Why the server could not start or stopped.
@@ -158,8 +163,13 @@ pub async fn run_server(
     let crd_task = tokio::spawn(rkube_registry::crd::controller::run(registry.clone()));
     let aggregation_task = tokio::spawn(rkube_auth::aggregation::run(registry.clone()));
     state.ready.store(true, Ordering::Release);
+    // Components are API clients in their own tasks; their requests are answered once serving.
+    let components = components::start(&pki, &url, &cfg.disable, cfg.node_monitor_grace_period).await?;
     on_ready(advertise, kubeconfig);
     rkube_apiserver::server::serve(listener, Arc::new(tls), app, shutdown).await;
+    for c in components {
+        c.abort();
+    }
     namespace_task.abort();
     crd_task.abort();
     aggregation_task.abort();

@@ -6,6 +6,7 @@
 //! it returns objects in their wire form or an [`rkube_apimachinery::ApiError`].
 
 pub mod allocators;
+pub mod binding;
 pub mod continue_token;
 pub mod crd;
 pub mod convert;

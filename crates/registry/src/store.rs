@@ -258,7 +258,7 @@ impl Registry {
         self.to_version(res, stored)
     }
 
-    fn encode(&self, res: &ResourceInfo, obj: &Value) -> Result<Vec<u8>, ApiError> {
+    pub(crate) fn encode(&self, res: &ResourceInfo, obj: &Value) -> Result<Vec<u8>, ApiError> {
         let storage = self.storage_resource(res);
         let mut stored = self.to_version(&storage, obj.clone())?;
         meta::remove_meta(&mut stored, "resourceVersion");

@@ -13,6 +13,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 /// What to measure.
 #[derive(clap::Args)]
 pub struct BenchArgs {
+    /// What to measure: `api` (default) or `scheduler`.
+    #[arg(default_value = "api", value_parser = ["api", "scheduler"])]
+    target: String,
     /// Objects created for the create/s figure.
     #[arg(long, default_value_t = 2000)]
     creates: usize,
@@ -28,6 +31,13 @@ pub struct BenchArgs {
     /// Concurrent client requests.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+}
+
+impl BenchArgs {
+    /// `rkube bench scheduler`.
+    pub fn is_scheduler(&self) -> bool {
+        self.target == "scheduler"
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -78,6 +88,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         tls_sans: vec![],
         service_cidr: "10.43.0.0/16".into(),
         encryption_provider_config: None,
+        disable: vec!["scheduler".into(), "node-lifecycle".into()],
+        node_monitor_grace_period: std::time::Duration::from_secs(40),
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -14,6 +14,7 @@ mod lists;
 mod old_kubectl;
 mod rbac;
 mod scale;
+mod scheduling;
 mod tables;
 mod versions;
 mod watch;

@@ -1,0 +1,403 @@
+//! The scheduler's run loop: watches feed the cache and the queue over one channel; one task
+//! owns both and schedules a pod at a time; binding, status updates, preemption deletions and
+//! events go out in spawned tasks so the loop never waits on the API server
+//! (upstream `pkg/scheduler/scheduler.go`, `schedule_one.go`, `eventhandlers.go`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::cache::{Cache, PodInfo, pod_key};
+use crate::events::{EventRecorder, reference};
+use crate::framework::{Framework, NO_NODES_MESSAGE, ScheduleError};
+use crate::preemption;
+use crate::queue::SchedulingQueue;
+
+/// The scheduler name pods select with `spec.schedulerName` (and the events' component).
+pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
+
+/// How the scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Pods with this `spec.schedulerName` are ours.
+    pub scheduler_name: String,
+    /// The identity written into events (`reportingInstance`).
+    pub identity: String,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self { scheduler_name: DEFAULT_SCHEDULER_NAME.into(), identity: crate::leader::identity() }
+    }
+}
+
+/// Kinds of watched objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Pod,
+    Node,
+    Claim,
+    Class,
+    Namespace,
+    PriorityClass,
+}
+
+/// Everything that reaches the loop.
+enum Msg {
+    Pod(Pod),
+    PodGone(Pod),
+    Node(Node),
+    NodeGone(Node),
+    Claim(PersistentVolumeClaim),
+    ClaimGone(PersistentVolumeClaim),
+    Class(StorageClass),
+    ClassGone(StorageClass),
+    Namespace(Namespace),
+    PriorityClass(PriorityClass, bool),
+    /// A (re)list finished; objects of the kind not in the set are gone.
+    Listed(Kind, HashSet<String>),
+    /// A binding failed: forget the assumption and retry later.
+    BindFailed(String),
+}
+
+fn spawn_watch<K, F>(api: Api<K>, kind: Kind, tx: mpsc::UnboundedSender<Msg>, to_msg: F) -> tokio::task::JoinHandle<()>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default,
+    F: Fn(K, bool) -> Msg + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut listing: HashSet<String> = HashSet::new();
+        while let Some(ev) = stream.next().await {
+            let msg = match ev {
+                Ok(watcher::Event::Apply(o)) => to_msg(o, true),
+                Ok(watcher::Event::Delete(o)) => to_msg(o, false),
+                Ok(watcher::Event::Init) => {
+                    listing.clear();
+                    continue;
+                }
+                Ok(watcher::Event::InitApply(o)) => {
+                    listing.insert(object_key(&o));
+                    to_msg(o, true)
+                }
+                Ok(watcher::Event::InitDone) => Msg::Listed(kind, std::mem::take(&mut listing)),
+                Err(e) => {
+                    tracing::debug!(error = %e, ?kind, "watch error; the watcher retries");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+fn object_key<K: Resource>(o: &K) -> String {
+    format!("{}/{}", o.meta().namespace.as_deref().unwrap_or(""), o.meta().name.as_deref().unwrap_or(""))
+}
+
+/// Runs the scheduler until the task is dropped (leader election aborts it on loss).
+pub async fn run(client: kube::Client, config: SchedulerConfig) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _watches = crate::AbortOnDrop(vec![
+        spawn_watch(Api::<Pod>::all(client.clone()), Kind::Pod, tx.clone(), |o, live| if live { Msg::Pod(o) } else { Msg::PodGone(o) }),
+        spawn_watch(Api::<Node>::all(client.clone()), Kind::Node, tx.clone(), |o, live| if live { Msg::Node(o) } else { Msg::NodeGone(o) }),
+        spawn_watch(Api::<PersistentVolumeClaim>::all(client.clone()), Kind::Claim, tx.clone(), |o, live| {
+            if live { Msg::Claim(o) } else { Msg::ClaimGone(o) }
+        }),
+        spawn_watch(Api::<StorageClass>::all(client.clone()), Kind::Class, tx.clone(), |o, live| {
+            if live { Msg::Class(o) } else { Msg::ClassGone(o) }
+        }),
+        spawn_watch(Api::<Namespace>::all(client.clone()), Kind::Namespace, tx.clone(), |o, _| Msg::Namespace(o)),
+        spawn_watch(Api::<PriorityClass>::all(client.clone()), Kind::PriorityClass, tx.clone(), Msg::PriorityClass),
+    ]);
+    let recorder = EventRecorder::new(client.clone(), config.scheduler_name.clone(), config.identity.clone());
+    let mut sched = Scheduler {
+        client,
+        config,
+        recorder,
+        tx,
+        cache: Cache::default(),
+        queue: SchedulingQueue::default(),
+        framework: Framework::default(),
+        synced: HashSet::new(),
+        priority_classes: Default::default(),
+    };
+    sched.run(rx).await;
+}
+
+struct Scheduler {
+    client: kube::Client,
+    config: SchedulerConfig,
+    recorder: EventRecorder,
+    tx: mpsc::UnboundedSender<Msg>,
+    cache: Cache,
+    queue: SchedulingQueue,
+    framework: Framework,
+    synced: HashSet<Kind>,
+    /// PriorityClass values by name (see `resolve_priority`).
+    priority_classes: std::collections::HashMap<String, (i32, bool)>,
+}
+
+impl Scheduler {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => self.handle(m),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+            let now = Instant::now();
+            let next_backoff = self.queue.flush(now);
+            // Schedule only once pods and nodes are listed, so placements see the whole cluster.
+            let ready = [Kind::Pod, Kind::Node, Kind::Claim, Kind::Class].iter().all(|k| self.synced.contains(k));
+            if ready && let Some(p) = self.queue.pop() {
+                self.schedule_one(p.pod);
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let wait = next_backoff.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now)).min(Duration::from_secs(1));
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => self.handle(m),
+                    None => return,
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn is_ours(&self, pod: &Pod) -> bool {
+        pod.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).unwrap_or(DEFAULT_SCHEDULER_NAME) == self.config.scheduler_name
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        let now = Instant::now();
+        match msg {
+            Msg::Pod(mut pod) => {
+                self.resolve_priority(&mut pod);
+                let key = pod_key(&pod);
+                let assigned = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
+                if assigned {
+                    self.queue.remove(&key);
+                    let was_accounted = self.cache.node_of(&key).is_some();
+                    self.cache.upsert_pod(Arc::new(pod));
+                    if was_accounted && self.cache.node_of(&key).is_none() {
+                        // A pod finished: its resources are free.
+                        self.queue.move_all(now);
+                    }
+                } else if self.cache.is_assumed(&key) {
+                    // An older version while our binding is in flight.
+                } else if pod.metadata.deletion_timestamp.is_some() || !self.is_ours(&pod) {
+                    self.queue.remove(&key);
+                } else {
+                    self.queue.add_or_update(&key, Arc::new(pod), now);
+                }
+            }
+            Msg::PodGone(pod) => {
+                let key = pod_key(&pod);
+                self.queue.remove(&key);
+                if self.cache.node_of(&key).is_some() {
+                    self.cache.remove_pod(&key);
+                    self.cache.forget(&key);
+                    self.queue.move_all(now);
+                }
+            }
+            Msg::Node(node) => {
+                self.cache.upsert_node(node);
+                self.queue.move_all(now);
+            }
+            Msg::NodeGone(node) => self.cache.remove_node(&node.name_any()),
+            Msg::Claim(pvc) => {
+                self.cache.pvcs.insert(object_key(&pvc), Arc::new(pvc));
+                self.queue.move_all(now);
+            }
+            Msg::ClaimGone(pvc) => {
+                self.cache.pvcs.remove(&object_key(&pvc));
+            }
+            Msg::Class(sc) => {
+                self.cache.storage_classes.insert(sc.name_any(), Arc::new(sc));
+                self.queue.move_all(now);
+            }
+            Msg::ClassGone(sc) => {
+                self.cache.storage_classes.remove(&sc.name_any());
+            }
+            Msg::PriorityClass(pc, live) => {
+                if live {
+                    self.priority_classes.insert(pc.name_any(), (pc.value, pc.global_default.unwrap_or(false)));
+                } else {
+                    self.priority_classes.remove(&pc.name_any());
+                }
+            }
+            Msg::Namespace(ns) => {
+                self.cache.namespace_labels.insert(ns.name_any(), ns.metadata.labels.unwrap_or_default());
+            }
+            Msg::Listed(kind, seen) => {
+                self.synced.insert(kind);
+                match kind {
+                    Kind::Node => {
+                        let gone: Vec<String> = self.cache.nodes.keys().filter(|n| !seen.contains(&format!("/{n}"))).cloned().collect();
+                        for n in gone {
+                            self.cache.remove_node(&n);
+                        }
+                    }
+                    Kind::Pod => self.cache.retain_pods(|key| seen.contains(key)),
+                    Kind::Claim | Kind::Class | Kind::Namespace | Kind::PriorityClass => {}
+                }
+                self.queue.move_all(now);
+            }
+            Msg::BindFailed(key) => {
+                self.cache.forget(&key);
+                self.queue.error(&key, now);
+            }
+        }
+    }
+
+    /// Fills `spec.priority` from `spec.priorityClassName` (or the global default class) when
+    /// the API server has not: the Priority admission plugin normally does this, and rkube's
+    /// admission chain does not have it yet. A pod that names a class we have not seen keeps 0.
+    fn resolve_priority(&self, pod: &mut Pod) {
+        let Some(spec) = pod.spec.as_mut() else { return };
+        if spec.priority.is_some() {
+            return;
+        }
+        spec.priority = match spec.priority_class_name.as_deref().filter(|n| !n.is_empty()) {
+            Some("system-cluster-critical") => Some(2_000_000_000),
+            Some("system-node-critical") => Some(2_000_001_000),
+            Some(name) => self.priority_classes.get(name).map(|(v, _)| *v),
+            None => self.priority_classes.values().find(|(_, global)| *global).map(|(v, _)| *v),
+        };
+    }
+
+    fn schedule_one(&mut self, pod: Arc<Pod>) {
+        let key = pod_key(&pod);
+        let info = Arc::new(PodInfo::new(pod.clone()));
+        match self.framework.schedule(info.clone(), &self.cache) {
+            Ok(node) => {
+                self.cache.assume(&info, &node);
+                tokio::spawn(bind(self.client.clone(), self.recorder.clone(), self.tx.clone(), pod, key, node));
+            }
+            Err(err) => {
+                let mut nominated = None;
+                let message = match err {
+                    ScheduleError::NoNodes => NO_NODES_MESSAGE.to_string(),
+                    ScheduleError::Unfit(mut fit, state) => {
+                        if let Some(state) = state {
+                            match preemption::preempt(&state, &self.cache, &fit.diagnosis) {
+                                Ok(candidate) => {
+                                    nominated = Some(candidate.node.clone());
+                                    tokio::spawn(evict_victims(self.client.clone(), self.recorder.clone(), pod.clone(), candidate));
+                                }
+                                Err(msg) => fit.diagnosis.post_filter_msg = Some(format!("preemption: {msg}")),
+                            }
+                        }
+                        fit.to_string()
+                    }
+                };
+                tracing::debug!(pod = %key, %message, "unschedulable");
+                self.queue.unschedulable(&key, Instant::now());
+                tokio::spawn(report_unschedulable(self.client.clone(), self.recorder.clone(), pod, message, nominated));
+            }
+        }
+    }
+}
+
+/// POST pods/{name}/binding, then the `Scheduled` event.
+async fn bind(client: kube::Client, recorder: EventRecorder, tx: mpsc::UnboundedSender<Msg>, pod: Arc<Pod>, key: String, node: String) {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.name_any();
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": name, "namespace": ns, "uid": pod.metadata.uid},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node}
+    });
+    let api: Api<Pod> = Api::namespaced(client, &ns);
+    match api.create_subresource::<_, serde_json::Value>("binding", &name, &PostParams::default(), &binding).await {
+        Ok(_) => {
+            recorder
+                .record(
+                    reference("Pod", &pod.metadata),
+                    "Normal",
+                    "Scheduled",
+                    "Binding",
+                    format!("Successfully assigned {ns}/{name} to {node}"),
+                )
+                .await;
+        }
+        Err(e) => {
+            tracing::info!(pod = %key, error = %e, "binding failed");
+            let _ = tx.send(Msg::BindFailed(key));
+        }
+    }
+}
+
+/// PodScheduled=False (reason Unschedulable) and nominatedNodeName, then `FailedScheduling`.
+async fn report_unschedulable(client: kube::Client, recorder: EventRecorder, pod: Arc<Pod>, message: String, nominated: Option<String>) {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client, &ns);
+    let current = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
+    let same_condition = current
+        .is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable") && c.message.as_deref() == Some(&message));
+    let current_nominated = pod.status.as_ref().and_then(|s| s.nominated_node_name.clone());
+    if !same_condition || (nominated.is_some() && nominated != current_nominated) {
+        let transition = match current {
+            Some(c) if c.status == "False" => c.last_transition_time.as_ref().map(|t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            _ => None,
+        }
+        .unwrap_or_else(crate::events::now_rfc3339);
+        let mut status = json!({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": message, "lastProbeTime": null, "lastTransitionTime": transition}]});
+        if let Some(node) = &nominated {
+            status["nominatedNodeName"] = json!(node);
+        }
+        if let Err(e) = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(json!({"status": status}))).await {
+            tracing::debug!(error = %e, "updating PodScheduled");
+        }
+    }
+    recorder.record(reference("Pod", &pod.metadata), "Warning", "FailedScheduling", "Scheduling", message).await;
+}
+
+/// Deletes the victims chosen by preemption, each marked with a DisruptionTarget condition.
+async fn evict_victims(client: kube::Client, recorder: EventRecorder, preemptor: Arc<Pod>, candidate: preemption::Candidate) {
+    for victim in &candidate.victims {
+        let ns = victim.namespace().to_string();
+        let name = victim.pod.name_any();
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let now = crate::events::now_rfc3339();
+        let condition = json!({"status": {"conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+            "message": format!("{DEFAULT_SCHEDULER_NAME}: preempting to accommodate a higher priority pod"), "lastTransitionTime": now}]}});
+        if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(condition)).await {
+            tracing::debug!(error = %e, "marking the preemption victim");
+        }
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {
+                let uid = preemptor.metadata.uid.clone().unwrap_or_default();
+                recorder
+                    .record(
+                        reference("Pod", &victim.pod.metadata),
+                        "Normal",
+                        "Preempted",
+                        "Preempting",
+                        format!("Preempted by pod {uid} on node {}", candidate.node),
+                    )
+                    .await;
+            }
+            Err(e) => tracing::info!(error = %e, victim = %victim.key, "deleting the preemption victim"),
+        }
+    }
+}
