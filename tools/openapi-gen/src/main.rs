@@ -133,7 +133,26 @@ fn ref_target(schema: &Value) -> Option<&str> {
     schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(DEFS))
 }
 
+/// Upstream `+listMapKey` markers with more keys than the patch merge key: k8s-openapi's
+/// generator keys a list by its patch merge key alone when it has one, so these are restored
+/// from k8s.io/api `core/v1/types.go`.
+const LIST_MAP_KEYS: &[(&str, &str, &[&str])] = &[
+    ("io.k8s.api.core.v1.Container", "ports", &["containerPort", "protocol"]),
+    ("io.k8s.api.core.v1.EphemeralContainer", "ports", &["containerPort", "protocol"]),
+    ("io.k8s.api.core.v1.ServiceSpec", "ports", &["port", "protocol"]),
+    ("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", &["topologyKey", "whenUnsatisfiable"]),
+];
+
 fn apply_merge_markers(defs: &mut BTreeMap<String, Value>, scanned: &BTreeMap<String, ScannedType>) {
+    apply_scanned_markers(defs, scanned);
+    for (name, field, keys) in LIST_MAP_KEYS {
+        if let Some(obj) = defs.get_mut(*name).and_then(|d| d.pointer_mut(&format!("/properties/{field}"))).and_then(Value::as_object_mut) {
+            obj.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+        }
+    }
+}
+
+fn apply_scanned_markers(defs: &mut BTreeMap<String, Value>, scanned: &BTreeMap<String, ScannedType>) {
     for (name, t) in scanned {
         for (field, marker) in &t.markers {
             let Some(json_name) = t.json_names.get(field) else {
@@ -151,6 +170,10 @@ fn apply_merge_markers(defs: &mut BTreeMap<String, Value>, scanned: &BTreeMap<St
             };
             let Some(obj) = prop.as_object_mut() else { continue };
             match marker {
+                // k8s-openapi's own merge override (`metadata.name`), not an upstream marker.
+                Marker::ListMap(keys) if keys.iter().any(|k| k.contains('.')) => {
+                    obj.insert("x-kubernetes-list-type".into(), json!("atomic"));
+                }
                 Marker::ListMap(keys) => {
                     let item_names = item_type.as_ref().and_then(|i| scanned.get(i));
                     let keys: Vec<Value> = keys
@@ -239,8 +262,12 @@ fn descriptor_fields(path: &Path) -> Result<HashMap<String, Vec<(String, i32)>>>
     Ok(out)
 }
 
-/// `io.k8s.api.core.v1.PodSpec` → `k8s.io.api.core.v1.PodSpec`.
+/// `io.k8s.api.core.v1.PodSpec` → `k8s.io.api.core.v1.PodSpec`. EphemeralContainer's fields
+/// live in the embedded EphemeralContainerCommon message.
 fn proto_message_name(definition: &str) -> Option<String> {
+    if definition == "io.k8s.api.core.v1.EphemeralContainer" {
+        return Some("k8s.io.api.core.v1.EphemeralContainerCommon".into());
+    }
     let rest = definition.strip_prefix("io.k8s.")?;
     let (module, tail) = rest.split_once('.')?;
     Some(format!("k8s.io.{}.{tail}", module.replace('-', "_")))
@@ -286,7 +313,8 @@ fn apply_patch_tags(defs: &mut BTreeMap<String, Value>, tags: &BTreeSet<PatchTag
                     continue;
                 }
             }
-            let Some(obj) = defs.get_mut(&name).and_then(|d| d.pointer_mut(&format!("/properties/{}", tag.json))).and_then(Value::as_object_mut)
+            let Some(obj) =
+                defs.get_mut(&name).and_then(|d| d.pointer_mut(&format!("/properties/{}", tag.json))).and_then(Value::as_object_mut)
             else {
                 continue;
             };
