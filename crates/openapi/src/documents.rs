@@ -24,12 +24,11 @@ const META_TYPES: [&str; 8] =
 pub struct V2Document {
     /// Swagger 2.0 JSON.
     pub json: Vec<u8>,
-    /// Quoted ETag of `json`.
-    pub json_etag: String,
     /// gnostic `openapi.v2.Document` protobuf.
     pub protobuf: Vec<u8>,
-    /// Quoted ETag of `protobuf`.
-    pub protobuf_etag: String,
+    /// Quoted upper-case hex SHA-512 of `json`, the ETag of both forms (kube-openapi
+    /// `handler.go` computes one ETag from the JSON).
+    pub etag: String,
 }
 
 /// One `/openapi/v3/<key>` document.
@@ -148,7 +147,7 @@ impl OpenApiDocuments {
         });
         let json = serde_json::to_vec(&doc).unwrap_or_default();
         let protobuf = gnostic::encode(&doc);
-        V2Document { json_etag: format!("\"{}\"", hash_hex(&json)), json, protobuf_etag: format!("\"{}\"", hash_hex(&protobuf)), protobuf }
+        V2Document { etag: format!("\"{}\"", hash_hex(&json)), json, protobuf }
     }
 
     fn build_v3(&self) -> V3Documents {
@@ -252,6 +251,6 @@ mod tests {
             containers.value.unwrap().vendor_extension.into_iter().map(|e| (e.name, e.value.unwrap().yaml)).collect();
         assert_eq!(ext["x-kubernetes-patch-merge-key"], "\"name\"");
         assert_eq!(ext["x-kubernetes-patch-strategy"], "\"merge\"");
-        assert_ne!(v2.json_etag, v2.protobuf_etag);
+        assert_eq!(v2.etag.len(), 130, "quoted SHA-512 hex");
     }
 }

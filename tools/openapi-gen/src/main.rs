@@ -399,6 +399,17 @@ fn special_cases(defs: &mut BTreeMap<String, Value>) {
     if let Some(obj) = defs.get_mut(quantity).and_then(Value::as_object_mut) {
         obj.shift_remove("x-kubernetes-int-or-string");
     }
+    // k8s-openapi makes `metadata` a required Rust field for convenience; upstream never
+    // requires it (an object may be created with `generateName` alone, in a List or template).
+    for schema in defs.values_mut() {
+        let Some(obj) = schema.as_object_mut() else { continue };
+        if let Some(required) = obj.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|r| r != "metadata");
+            if required.is_empty() {
+                obj.shift_remove("required");
+            }
+        }
+    }
     // `+union` markers (flowcontrol `types.go`): a discriminator and the member it selects.
     let flowcontrol = ["v1", "v1beta3"];
     for v in flowcontrol {

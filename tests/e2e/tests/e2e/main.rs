@@ -7,6 +7,7 @@ mod crud;
 mod kube_client;
 mod lists;
 mod old_kubectl;
+mod openapi;
 mod watch;
 
 use rkube_testkit::TestCluster;
