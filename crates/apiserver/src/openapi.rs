@@ -151,6 +151,58 @@ pub async fn v3_response(openapi: &OpenApiV3, path: &str, hash: Option<&str>, he
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rkube_apimachinery::resources::builtin::builtin_resources;
+
+    fn openapi() -> OpenApiV3 {
+        let resources: Vec<Arc<ResourceInfo>> = builtin_resources().into_iter().map(Arc::new).collect();
+        OpenApiV3::build(&resources, "v1.33.5+rkube")
+    }
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn header_of<'a>(r: &'a Response, name: header::HeaderName) -> &'a str {
+        r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn v2_serves_protobuf_and_honours_if_none_match() {
+        let openapi = openapi();
+        let r = v2_response(&openapi, &headers(&[(header::ACCEPT, V2_PROTOBUF_AT)])).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header_of(&r, header::CONTENT_TYPE), V2_PROTOBUF);
+        let etag = header_of(&r, header::ETAG).to_string();
+        assert!(etag.starts_with('"') && etag.len() == 130, "{etag}");
+        let json = v2_response(&openapi, &headers(&[(header::ACCEPT, "application/json")])).await.unwrap();
+        assert_eq!(header_of(&json, header::CONTENT_TYPE), "application/json");
+        let again = v2_response(&openapi, &headers(&[(header::ACCEPT, V2_PROTOBUF_AT), (header::IF_NONE_MATCH, &etag)])).await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        let refused = v2_response(&openapi, &headers(&[(header::ACCEPT, "text/html")])).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE);
+    }
+
+    #[tokio::test]
+    async fn v3_documents_are_immutable_under_their_hash() {
+        let openapi = openapi();
+        let hash = openapi.documents().v3().docs["apis/apps/v1"].hash.clone();
+        let current = v3_response(&openapi, "/openapi/v3/apis/apps/v1", Some(&hash), &HeaderMap::new()).await.unwrap();
+        assert_eq!(current.status(), StatusCode::OK);
+        assert_eq!(header_of(&current, header::CACHE_CONTROL), "public, immutable");
+        assert_eq!(header_of(&current, header::ETAG), format!("\"{hash}\""));
+        assert!(header_of(&current, header::EXPIRES).ends_with(" GMT"));
+        let stale = v3_response(&openapi, "/openapi/v3/apis/apps/v1", Some("0BAD"), &HeaderMap::new()).await.unwrap();
+        assert_eq!(stale.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(header_of(&stale, header::LOCATION), format!("/openapi/v3/apis/apps/v1?hash={hash}"));
+        let unhashed = v3_response(&openapi, "/openapi/v3/apis/apps/v1", None, &HeaderMap::new()).await.unwrap();
+        assert_eq!(header_of(&unhashed, header::CACHE_CONTROL), "");
+        let missing = v3_response(&openapi, "/openapi/v3/apis/nope/v1", None, &HeaderMap::new()).await.unwrap_err();
+        assert_eq!(missing.code, 404);
+    }
 
     #[test]
     fn v2_accept_negotiation_follows_kube_openapi() {
