@@ -280,6 +280,11 @@ mod tests {
         );
         let selector = catalog.schema_for_gvk("", "v1", "Service").and_then(|s| s.path(&["spec", "selector"])).unwrap();
         assert_eq!(selector.map_type(), Some(MapType::Atomic));
+        // A struct-level marker on the referenced definition.
+        let label_selector = catalog.schema_for_gvk("apps", "v1", "Deployment").and_then(|d| d.path(&["spec", "selector"])).unwrap();
+        assert_eq!(label_selector.definition_name(), Some("io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"));
+        assert_eq!(label_selector.map_type(), Some(MapType::Atomic));
+        assert_eq!(meta.field("labels").and_then(|l| l.map_type()), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 
 #[macro_use]
+#[rustfmt::skip]
 mod types;
 
 const DEFS: &str = "#/definitions/";
@@ -409,6 +410,23 @@ fn special_cases(defs: &mut BTreeMap<String, Value>) {
                 obj.shift_remove("required");
             }
         }
+    }
+    // `+structType=atomic` markers (k8s.io/api `core/v1/types.go`, apimachinery `meta/v1/types.go`):
+    // DeepMerge merges structs field by field, so these are not visible in k8s-openapi.
+    for name in [
+        "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+        "io.k8s.api.core.v1.LocalObjectReference",
+        "io.k8s.api.core.v1.ObjectReference",
+        "io.k8s.api.core.v1.TypedLocalObjectReference",
+        "io.k8s.api.core.v1.NodeSelector",
+        "io.k8s.api.core.v1.NodeSelectorTerm",
+        "io.k8s.api.core.v1.TopologySelectorTerm",
+        "io.k8s.api.core.v1.ObjectFieldSelector",
+        "io.k8s.api.core.v1.ResourceFieldSelector",
+        "io.k8s.api.core.v1.ConfigMapKeySelector",
+        "io.k8s.api.core.v1.SecretKeySelector",
+    ] {
+        set(defs, name, "x-kubernetes-map-type", json!("atomic"));
     }
     // `+union` markers (flowcontrol `types.go`): a discriminator and the member it selects.
     let flowcontrol = ["v1", "v1beta3"];
