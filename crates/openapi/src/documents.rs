@@ -195,6 +195,27 @@ mod tests {
     }
 
     #[test]
+    fn every_served_kind_and_subresource_kind_has_a_definition() {
+        let catalog = Catalog::new();
+        let mut missing = Vec::new();
+        for r in builtin_resources() {
+            let mut kinds = vec![Gvk::new(&r.group, &r.version, &r.kind)];
+            if r.allows("list") {
+                kinds.push(Gvk::new(&r.group, &r.version, &format!("{}List", r.kind)));
+            }
+            // Connect subresources stream bytes and have no schema, as upstream.
+            let connect = ["log", "exec", "attach", "portforward", "proxy"];
+            for s in r.subresources.iter().filter(|s| !connect.contains(&s.name.as_str())) {
+                let group = if s.group.is_empty() { &r.group } else { &s.group };
+                let version = if s.version.is_empty() { &r.version } else { &s.version };
+                kinds.push(Gvk::new(group, version, &s.kind));
+            }
+            missing.extend(kinds.into_iter().filter(|g| catalog.name_for_gvk(g).is_none()));
+        }
+        assert!(missing.is_empty(), "no definition for {missing:?}");
+    }
+
+    #[test]
     fn v3_apps_document_has_paths_and_schemas() {
         let docs = documents();
         let v3 = docs.v3();
