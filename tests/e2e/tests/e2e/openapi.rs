@@ -64,6 +64,23 @@ fn explain_deployment_strategy_1_27() {
     explain_strategy(27);
 }
 
+/// kubectl 1.27's older explain reads the definitions from the gnostic protobuf `/openapi/v2`.
+#[test]
+fn explain_from_openapi_v2_protobuf_1_27() {
+    let c = cluster();
+    let args = ["explain", "deployment.spec.strategy", "--output", "plaintext-openapiv2"];
+    let out = c.kubectl_version(27).ok(&args).unwrap();
+    for expected in [
+        "KIND:     Deployment\nVERSION:  apps/v1\n",
+        "RESOURCE: strategy <Object>",
+        "     The deployment strategy to use to replace existing pods with new ones.",
+        "   rollingUpdate\t<Object>",
+        "   type\t<string>",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
 #[test]
 fn explain_pods_recursive() {
     let c = cluster();
