@@ -21,6 +21,7 @@ use crate::discovery;
 use crate::encode::{self, Render};
 use crate::field_validation;
 use crate::negotiate::{self, Input, Output};
+use crate::openapi;
 use crate::patch::{self, PatchType};
 use crate::request_info::{self, RequestInfo};
 use crate::state::{AppState, UserInfo};
@@ -126,13 +127,13 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     if !decision.allowed {
         return encode::error(&state, &attrs.forbidden(&decision.reason), render);
     }
-    if path == "/openapi/v2" {
-        let mut r = Response::new(Body::from(state.openapi_v3.v2.clone()));
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        return r;
-    }
-    if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
-        return openapi_v3(&state, &path, &q);
+    if path == "/openapi/v2" || path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
+        let served = if path == "/openapi/v2" {
+            openapi::v2_response(&state.openapi_v3, &parts.headers).await
+        } else {
+            openapi::v3_response(&state.openapi_v3, &path, q.get("hash"), &parts.headers).await
+        };
+        return served.unwrap_or_else(|e| encode::error(&state, &e, Render::JSON));
     }
     if !info.is_resource {
         return discovery_response(&state, &path, &info, accept.as_deref(), render);
@@ -188,29 +189,6 @@ fn field_writer(info: &RequestInfo, headers: &HeaderMap, q: &Query) -> Result<Op
     let applying = info.verb == "patch"
         && headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(PatchType::from_content_type) == Some(PatchType::Apply);
     Ok(Some(rkube_registry::ownership::Writer { manager, subresource: info.subresource.clone(), applying }))
-}
-
-fn openapi_v3(state: &AppState, path: &str, q: &Query) -> Response {
-    let bytes_response = |body: Vec<u8>, immutable: Option<&str>| {
-        let mut r = Response::new(Body::from(body));
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(hash) = immutable {
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
-            if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
-                r.headers_mut().insert(header::ETAG, v);
-            }
-        }
-        r
-    };
-    let key = path.trim_start_matches("/openapi/v3").trim_matches('/');
-    if key.is_empty() {
-        return bytes_response(state.openapi_v3.root.clone(), None);
-    }
-    match state.openapi_v3.docs.get(key) {
-        // A stale hash still gets the current document, without the immutable caching headers.
-        Some((hash, body)) => bytes_response(body.clone(), (q.get("hash") == Some(hash.as_str())).then_some(hash.as_str())),
-        None => encode::error(state, &ApiError::path_not_found(), Render::JSON),
-    }
 }
 
 fn version_info(state: &AppState) -> Value {

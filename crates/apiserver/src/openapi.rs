@@ -1,144 +1,215 @@
-//! OpenAPI v3 discovery (`/openapi/v3` and `/openapi/v3/<gv>?hash=`), as kubectl reads it
-//! (apiserver `pkg/endpoints/openapi`, kube-openapi `handler3`): the root index names every
-//! group-version with a content hash; each document lists the resource paths with their
-//! operations, `x-kubernetes-group-version-kind` and query parameters. kubectl uses this to learn
-//! that the server does field validation (kubectl `resource/query_param_verifier_v3.go`).
+//! `/openapi/v2` and `/openapi/v3[/<group-version>]` over HTTP, as kube-openapi's `handler` and
+//! `handler3` serve them. The documents themselves come from `rkube-openapi`, built on the first
+//! request rather than at start.
 //!
-//! Component schemas (for `kubectl explain` and strategic merge metadata) come with the kubectl
-//! compatibility work; documents are built once at start and served from memory.
+//! - `/openapi/v2`: JSON, or gnostic protobuf when the client asks for
+//!   `application/com.github.proto-openapi.spec.v2@v1.0+protobuf` (kubectl ≤1.27); each form
+//!   has its ETag, and `If-None-Match` with it answers 304.
+//! - `/openapi/v3`: the root index; each `serverRelativeURL` carries `?hash=` (SHA-512 of the
+//!   document). With the current hash a document is served `Cache-Control: public, immutable`;
+//!   with a stale one the client is redirected to the current URL, as upstream does.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rkube_apimachinery::ResourceInfo;
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha512};
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use rkube_apimachinery::{ApiError, ResourceInfo};
+use rkube_openapi::{Catalog, OpenApiDocuments};
 
-/// Pre-rendered documents.
-pub struct OpenApiV3 {
-    /// `/openapi/v2` (Swagger 2.0, JSON): the same paths in one document.
-    pub v2: Vec<u8>,
-    /// The root index body.
-    pub root: Vec<u8>,
-    /// Path (without the `/openapi/v3/` prefix, e.g. `apis/apps/v1`) → (hash, body).
-    pub docs: BTreeMap<String, (String, Vec<u8>)>,
-}
+/// Media type of the gnostic protobuf form of `/openapi/v2`, as responses carry it. Clients
+/// also ask for it as `…spec.v2@v1.0+protobuf` (kubectl ≤1.27), which kube-openapi accepts but
+/// never sends back: Go's `mime.ParseMediaType` rejects the `@`.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+const V2_PROTOBUF_AT: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
-fn param(name: &str, description: &str, ty: &str) -> Value {
-    json!({"name": name, "in": "query", "description": description, "schema": {"type": ty, "uniqueItems": true}})
-}
-
-fn gvk_ext(r: &ResourceInfo) -> Value {
-    json!({"group": r.group, "version": r.version, "kind": r.kind})
-}
-
-fn operation(r: &ResourceInfo, verb: &str, action: &str, params: Vec<Value>) -> Value {
-    let op_id = format!("{verb}{}{}", r.kind, if r.namespaced() { "Namespaced" } else { "" });
-    json!({
-        "description": format!("{verb} the specified {}", r.kind),
-        "operationId": op_id,
-        "parameters": params,
-        "responses": {"200": {"description": "OK"}, "401": {"description": "Unauthorized"}},
-        "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": gvk_ext(r),
+/// Which form of `/openapi/v2` an `Accept` header picks: the highest-quality clause that names
+/// JSON, either protobuf spelling, or a wildcard (JSON first, as kube-openapi orders them).
+fn v2_form(accept: &str) -> Option<&'static str> {
+    let accept = if accept.trim().is_empty() { "*/*" } else { accept };
+    let mut clauses: Vec<(f32, &str)> = accept
+        .split(',')
+        .map(|c| {
+            let mut parts = c.split(';');
+            let media = parts.next().unwrap_or_default().trim();
+            let q = parts.filter_map(|p| p.trim().strip_prefix("q=")).find_map(|q| q.parse().ok()).unwrap_or(1.0);
+            (q, media)
+        })
+        .filter(|(q, _)| *q > 0.0)
+        .collect();
+    clauses.sort_by(|a, b| b.0.total_cmp(&a.0));
+    clauses.into_iter().find_map(|(_, media)| match media {
+        "application/json" | "application/*" | "*/*" => Some("application/json"),
+        V2_PROTOBUF | V2_PROTOBUF_AT => Some(V2_PROTOBUF),
+        _ => None,
     })
 }
 
-fn write_params() -> Vec<Value> {
-    vec![
-        param("dryRun", "When present, indicates that modifications should not be persisted.", "string"),
-        param("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes.", "string"),
-        param("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict", "string"),
-    ]
-}
-
-fn gv_paths(resources: &[&Arc<ResourceInfo>], base: &str) -> Map<String, Value> {
-    let mut paths = Map::new();
-    for r in resources {
-        let coll = if r.namespaced() { format!("{base}/namespaces/{{namespace}}/{}", r.plural) } else { format!("{base}/{}", r.plural) };
-        let item = format!("{coll}/{{name}}");
-        let mut coll_ops = Map::new();
-        if r.allows("list") {
-            coll_ops.insert("get".into(), operation(r, "list", "list", vec![]));
-        }
-        if r.allows("create") {
-            coll_ops.insert("post".into(), operation(r, "create", "post", write_params()));
-        }
-        if r.allows("deletecollection") {
-            coll_ops.insert("delete".into(), operation(r, "deletecollection", "deletecollection", vec![]));
-        }
-        if !coll_ops.is_empty() {
-            paths.insert(coll, Value::Object(coll_ops));
-        }
-        let mut item_ops = Map::new();
-        if r.allows("get") {
-            item_ops.insert("get".into(), operation(r, "read", "get", vec![]));
-        }
-        if r.allows("update") {
-            item_ops.insert("put".into(), operation(r, "replace", "put", write_params()));
-        }
-        if r.allows("patch") {
-            let mut p = write_params();
-            p.push(param("force", "Force is going to \"force\" Apply requests.", "boolean"));
-            item_ops.insert("patch".into(), operation(r, "patch", "patch", p));
-        }
-        if r.allows("delete") {
-            item_ops.insert("delete".into(), operation(r, "delete", "delete", vec![]));
-        }
-        if !item_ops.is_empty() {
-            paths.insert(item, Value::Object(item_ops));
-        }
-    }
-    paths
+/// The OpenAPI documents of one server.
+pub struct OpenApiV3 {
+    documents: Arc<OpenApiDocuments>,
 }
 
 impl OpenApiV3 {
-    /// Builds every document from the resource table.
+    /// Documents for the served resources; nothing is built until a client asks.
     pub fn build(resources: &[Arc<ResourceInfo>], version: &str) -> Self {
-        let mut by_gv: BTreeMap<String, Vec<&Arc<ResourceInfo>>> = BTreeMap::new();
-        for r in resources {
-            let key = if r.group.is_empty() { format!("api/{}", r.version) } else { format!("apis/{}/{}", r.group, r.version) };
-            by_gv.entry(key).or_default().push(r);
-        }
-        let mut docs = BTreeMap::new();
-        let mut index = Map::new();
-        let mut all_paths = Map::new();
-        for (key, rs) in by_gv {
-            let paths = gv_paths(&rs, &format!("/{key}"));
-            all_paths.extend(paths.clone());
-            let doc = json!({
-                "openapi": "3.0.0",
-                "info": {"title": "Kubernetes", "version": version},
-                "paths": Value::Object(paths),
-                "components": {"schemas": {}},
-            });
-            let body = serde_json::to_vec(&doc).unwrap_or_default();
-            let hash = hex::encode_upper(Sha512::digest(&body));
-            index.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}));
-            docs.insert(key, (hash, body));
-        }
-        let root = serde_json::to_vec(&json!({"paths": Value::Object(index)})).unwrap_or_default();
-        // Swagger 2.0 puts parameter types at the top level instead of under `schema`.
-        let mut v2_paths = Value::Object(all_paths);
-        for item in v2_paths.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
-            for op in item.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
-                for p in op.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {
-                    if let Some(schema) = p.as_object_mut().and_then(|o| o.shift_remove("schema")) {
-                        if let (Some(o), Some(ty)) = (p.as_object_mut(), schema.get("type")) {
-                            o.insert("type".into(), ty.clone());
-                            o.insert("uniqueItems".into(), Value::Bool(true));
-                        }
-                    }
-                }
+        Self { documents: Arc::new(OpenApiDocuments::new(Arc::new(Catalog::new()), resources.to_vec(), version)) }
+    }
+
+    /// The definitions: schema lookups for patches, and custom resources' schemas.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        self.documents.catalog()
+    }
+
+    /// The document builder (to update the served resources when custom resources change).
+    pub fn documents(&self) -> &Arc<OpenApiDocuments> {
+        &self.documents
+    }
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn not_modified(etag: &str) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NOT_MODIFIED;
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+fn body_response(body: Vec<u8>, content_type: &'static str, etag: Option<&str>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(v) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+/// Builds (or reuses) documents off the async worker: the first build takes a while.
+async fn blocking<T: Send + 'static>(docs: &Arc<OpenApiDocuments>, f: fn(&OpenApiDocuments) -> T) -> Result<T, ApiError> {
+    let docs = docs.clone();
+    tokio::task::spawn_blocking(move || f(&docs)).await.map_err(|e| ApiError::internal(format!("building the OpenAPI document: {e}")))
+}
+
+/// `GET /openapi/v2`.
+pub async fn v2_response(openapi: &OpenApiV3, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let doc = blocking(&openapi.documents, OpenApiDocuments::v2).await?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Some(content_type) = v2_form(accept) else {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_ACCEPTABLE;
+        return Ok(r);
+    };
+    let body = if content_type == V2_PROTOBUF { &doc.protobuf } else { &doc.json };
+    let etag = &doc.etag;
+    let mut r = if if_none_match(headers, etag) { not_modified(etag) } else { body_response(body.clone(), content_type, Some(etag)) };
+    r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+    Ok(r)
+}
+
+/// `GET /openapi/v3` and `GET /openapi/v3/<key>`.
+pub async fn v3_response(openapi: &OpenApiV3, path: &str, hash: Option<&str>, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let docs = blocking(&openapi.documents, OpenApiDocuments::v3).await?;
+    let key = path.trim_start_matches("/openapi/v3").trim_matches('/');
+    if key.is_empty() {
+        return Ok(body_response(docs.root.clone(), "application/json", None));
+    }
+    let doc = docs.docs.get(key).ok_or_else(ApiError::path_not_found)?;
+    let etag = format!("\"{}\"", doc.hash);
+    let response = match hash {
+        Some(h) if h != doc.hash => {
+            // kube-openapi handler3: a stale hash is redirected to the current document.
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            if let Ok(v) = HeaderValue::from_str(&format!("/openapi/v3/{key}?hash={}", doc.hash)) {
+                r.headers_mut().insert(header::LOCATION, v);
             }
+            r
         }
-        let v2 = serde_json::to_vec(&json!({
-            "swagger": "2.0",
-            "info": {"title": "Kubernetes", "version": version},
-            "paths": v2_paths,
-            "definitions": {},
-        }))
-        .unwrap_or_default();
-        Self { v2, root, docs }
+        _ if if_none_match(headers, &etag) => not_modified(&etag),
+        Some(_) => {
+            let mut r = body_response(doc.body.clone(), "application/json", Some(&etag));
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+            let expires = chrono::Utc::now() + chrono::Duration::days(365);
+            if let Ok(v) = HeaderValue::from_str(&expires.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+                r.headers_mut().insert(header::EXPIRES, v);
+            }
+            r
+        }
+        None => body_response(doc.body.clone(), "application/json", Some(&etag)),
+    };
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rkube_apimachinery::resources::builtin::builtin_resources;
+
+    fn openapi() -> OpenApiV3 {
+        let resources: Vec<Arc<ResourceInfo>> = builtin_resources().into_iter().map(Arc::new).collect();
+        OpenApiV3::build(&resources, "v1.33.5+rkube")
+    }
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn header_of(r: &Response, name: header::HeaderName) -> &str {
+        r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn v2_serves_protobuf_and_honours_if_none_match() {
+        let openapi = openapi();
+        let r = v2_response(&openapi, &headers(&[(header::ACCEPT, V2_PROTOBUF_AT)])).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header_of(&r, header::CONTENT_TYPE), V2_PROTOBUF);
+        let etag = header_of(&r, header::ETAG).to_string();
+        assert!(etag.starts_with('"') && etag.len() == 130, "{etag}");
+        let json = v2_response(&openapi, &headers(&[(header::ACCEPT, "application/json")])).await.unwrap();
+        assert_eq!(header_of(&json, header::CONTENT_TYPE), "application/json");
+        let again = v2_response(&openapi, &headers(&[(header::ACCEPT, V2_PROTOBUF_AT), (header::IF_NONE_MATCH, &etag)])).await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        let refused = v2_response(&openapi, &headers(&[(header::ACCEPT, "text/html")])).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE);
+    }
+
+    #[tokio::test]
+    async fn v3_documents_are_immutable_under_their_hash() {
+        let openapi = openapi();
+        let hash = openapi.documents().v3().docs["apis/apps/v1"].hash.clone();
+        let current = v3_response(&openapi, "/openapi/v3/apis/apps/v1", Some(&hash), &HeaderMap::new()).await.unwrap();
+        assert_eq!(current.status(), StatusCode::OK);
+        assert_eq!(header_of(&current, header::CACHE_CONTROL), "public, immutable");
+        assert_eq!(header_of(&current, header::ETAG), format!("\"{hash}\""));
+        assert!(header_of(&current, header::EXPIRES).ends_with(" GMT"));
+        let stale = v3_response(&openapi, "/openapi/v3/apis/apps/v1", Some("0BAD"), &HeaderMap::new()).await.unwrap();
+        assert_eq!(stale.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(header_of(&stale, header::LOCATION), format!("/openapi/v3/apis/apps/v1?hash={hash}"));
+        let unhashed = v3_response(&openapi, "/openapi/v3/apis/apps/v1", None, &HeaderMap::new()).await.unwrap();
+        assert_eq!(header_of(&unhashed, header::CACHE_CONTROL), "");
+        let missing = v3_response(&openapi, "/openapi/v3/apis/nope/v1", None, &HeaderMap::new()).await.unwrap_err();
+        assert_eq!(missing.code, 404);
+    }
+
+    #[test]
+    fn v2_accept_negotiation_follows_kube_openapi() {
+        assert_eq!(v2_form(V2_PROTOBUF_AT), Some(V2_PROTOBUF));
+        assert_eq!(v2_form("application/json, */*"), Some("application/json"));
+        assert_eq!(v2_form(""), Some("application/json"));
+        assert_eq!(v2_form("application/json;q=0.5, application/com.github.proto-openapi.spec.v2.v1.0+protobuf"), Some(V2_PROTOBUF));
+        assert_eq!(v2_form("text/html"), None);
     }
 }

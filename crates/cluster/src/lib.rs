@@ -87,6 +87,17 @@ fn token_authenticators(_cfg: &ServerConfig) -> rkube_auth::authn::TokenAuthenti
     rkube_auth::authn::TokenAuthenticators::new()
 }
 
+/// Field management (server-side apply, managedFields) reads built-in kinds' list types and map
+/// keys from the OpenAPI definitions.
+fn install_field_schemas(registry: &Registry, catalog: Arc<rkube_openapi::Catalog>) {
+    let lookup_catalog = catalog.clone();
+    let definitions: rkube_fieldmanager::DefinitionLookup = Arc::new(move |name: &str| lookup_catalog.definition(name));
+    registry.set_schema_provider(Arc::new(move |group: &str, version: &str, kind: &str| {
+        let name = catalog.name_for_gvk(&rkube_openapi::Gvk::new(group, version, kind))?;
+        rkube_fieldmanager::JsonSchemaNode::definition(definitions.clone(), &name)
+    }));
+}
+
 /// Runs the server until `shutdown` resolves. `on_ready` is called with the bound address and
 /// the kubeconfig path once `/readyz` answers ok.
 pub async fn run_server(
@@ -149,6 +160,7 @@ pub async fn run_server(
         tokens: token_authenticators(&cfg),
     });
     let app = rkube_apiserver::router(state.clone());
+    install_field_schemas(&registry, state.openapi_v3.catalog().clone());
 
     let kubeconfig = cfg.data_dir.join("admin.kubeconfig");
     let url = format!("https://{advertise}");

@@ -12,6 +12,7 @@ mod field_validation;
 mod kube_client;
 mod lists;
 mod old_kubectl;
+mod openapi;
 mod rbac;
 mod scale;
 mod scheduling;
