@@ -77,6 +77,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         datastore: None,
         tls_sans: vec![],
         service_cidr: "10.43.0.0/16".into(),
+        // The API benchmark measures the server alone: controllers would add their own load.
+        disabled: vec!["controller-manager".into()],
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server on the embedded datastore).
     Server(ServerArgs),
+    /// Run the controller manager as its own process against a cluster.
+    ControllerManager(ControllerManagerArgs),
     /// Measure the API server end to end (creates, gets, large lists, watch latency) on a
     /// temporary data directory and print a table.
     Bench(bench::BenchArgs),
@@ -43,6 +45,23 @@ struct ServerArgs {
     /// Range Service ClusterIPs are allocated from.
     #[arg(long, default_value = "10.43.0.0/16")]
     service_cidr: String,
+    /// Components not to run (comma-separated, repeatable): controller names such as
+    /// `deployment` or `garbage-collector`, or `controller-manager` for all controllers.
+    #[arg(long, value_delimiter = ',')]
+    disable: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct ControllerManagerArgs {
+    /// Kubeconfig of the cluster to manage (its user should be system:kube-controller-manager).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Controllers not to run (comma-separated, repeatable).
+    #[arg(long, value_delimiter = ',')]
+    disable: Vec<String>,
+    /// CA bundle published as the `kube-root-ca.crt` ConfigMap (default: the kubeconfig's CA).
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
 }
 
 fn init_tracing() {
@@ -84,6 +103,7 @@ fn main() -> anyhow::Result<()> {
                 datastore: a.datastore,
                 tls_sans: a.tls_san,
                 service_cidr: a.service_cidr,
+                disabled: a.disable,
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.
@@ -93,7 +113,22 @@ fn main() -> anyhow::Result<()> {
                 println!("rkube: ready");
             }))?;
         }
+        Command::ControllerManager(a) => rt.block_on(run_controller_manager(a))?,
         Command::Bench(a) => rt.block_on(bench::run(a))?,
     }
+    Ok(())
+}
+
+async fn run_controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
+    let yaml = std::fs::read_to_string(&a.kubeconfig).map_err(|e| anyhow::anyhow!("reading {}: {e}", a.kubeconfig.display()))?;
+    let root_ca_pem = match &a.root_ca_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        None => rkube_controllers::kubeconfig_ca_pem(&yaml)?,
+    };
+    let config = rkube_controllers::ManagerConfig { disabled: a.disable.into_iter().collect(), root_ca_pem };
+    config.check()?;
+    let client = rkube_controllers::client_from_kubeconfig(&yaml).await?;
+    println!("rkube: controller manager running");
+    rkube_controllers::run(client, config, shutdown_signal()).await?;
     Ok(())
 }
