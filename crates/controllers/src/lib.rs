@@ -7,8 +7,12 @@
 //! Each controller has upstream's name and can be disabled by it.
 
 pub mod context;
+pub mod deployment;
+pub mod deployment_util;
 pub mod error;
+pub mod discovery;
 pub mod events;
+pub mod garbage_collector;
 pub mod expectations;
 pub mod leader;
 pub mod pod_util;
@@ -26,7 +30,7 @@ pub use context::Context;
 pub use error::{Error, Result};
 
 /// Upstream's controller names, in start order.
-pub const CONTROLLERS: &[&str] = &["replicaset", "replicationcontroller"];
+pub const CONTROLLERS: &[&str] = &["deployment", "replicaset", "replicationcontroller", "garbage-collector"];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
 pub const USER_NAME: &str = "system:kube-controller-manager";
@@ -143,6 +147,8 @@ async fn supervise(name: &'static str, ctx: Context) {
     loop {
         tracing::info!(controller = name, "starting controller");
         let result = match name {
+            "garbage-collector" => garbage_collector::run(ctx.clone()).await,
+            "deployment" => deployment::run(ctx.clone()).await,
             "replicaset" => replicaset::run::<ReplicaSet>(ctx.clone()).await,
             "replicationcontroller" => replicaset::run::<ReplicationController>(ctx.clone()).await,
             _ => Ok(()),
@@ -158,4 +164,10 @@ async fn supervise(name: &'static str, ctx: Context) {
 /// Now as RFC 3339 with second precision, as metav1.Time serialises.
 pub fn now_rfc3339() -> String {
     k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A list for a merge patch: `null` when empty, so the field disappears as it does upstream
+/// (Go omits empty lists) instead of staying as `[]`.
+pub fn list_or_null<T: serde::Serialize>(items: &[T]) -> serde_json::Value {
+    if items.is_empty() { serde_json::Value::Null } else { serde_json::to_value(items).unwrap_or(serde_json::Value::Null) }
 }

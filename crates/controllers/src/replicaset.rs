@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::context::{Context, drain, requeue_on_error};
+use crate::list_or_null;
 use crate::error::{Error, Result};
 use crate::events::{EventRecorder, EventType};
 use crate::expectations::Expectations;
@@ -328,7 +329,7 @@ fn pod_from_template<K: ReplicaOwner>(owner: &K) -> Result<Pod> {
 async fn adopt(api: &Api<Pod>, pod: &Pod, owner_ref: OwnerReference) -> Result<Option<Pod>> {
     let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
     refs.push(owner_ref);
-    let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": pod.metadata.resource_version, "uid": pod.metadata.uid}});
+    let patch = json!({"metadata": {"ownerReferences": list_or_null(&refs), "resourceVersion": pod.metadata.resource_version, "uid": pod.metadata.uid}});
     match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(p) => Ok(Some(p)),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(None),
@@ -339,7 +340,7 @@ async fn adopt(api: &Api<Pod>, pod: &Pod, owner_ref: OwnerReference) -> Result<O
 /// Removes the owner's reference from a pod it no longer selects (upstream `ReleasePod`).
 async fn release(api: &Api<Pod>, pod: &Pod, owner_uid: &str) -> Result<()> {
     let refs: Vec<&OwnerReference> = pod.metadata.owner_references.iter().flatten().filter(|r| r.uid != owner_uid).collect();
-    let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": pod.metadata.resource_version}});
+    let patch = json!({"metadata": {"ownerReferences": list_or_null(&refs), "resourceVersion": pod.metadata.resource_version}});
     match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
