@@ -15,8 +15,10 @@ pub mod events;
 pub mod garbage_collector;
 pub mod expectations;
 pub mod leader;
+pub mod namespace;
 pub mod pod_util;
 pub mod replicaset;
+pub mod serviceaccount;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -30,7 +32,15 @@ pub use context::Context;
 pub use error::{Error, Result};
 
 /// Upstream's controller names, in start order.
-pub const CONTROLLERS: &[&str] = &["deployment", "replicaset", "replicationcontroller", "garbage-collector"];
+pub const CONTROLLERS: &[&str] = &[
+    "serviceaccount",
+    "root-ca-cert-publisher",
+    "namespace",
+    "garbage-collector",
+    "deployment",
+    "replicaset",
+    "replicationcontroller",
+];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
 pub const USER_NAME: &str = "system:kube-controller-manager";
@@ -147,6 +157,9 @@ async fn supervise(name: &'static str, ctx: Context) {
     loop {
         tracing::info!(controller = name, "starting controller");
         let result = match name {
+            "serviceaccount" => serviceaccount::run_serviceaccounts(ctx.clone()).await,
+            "root-ca-cert-publisher" => serviceaccount::run_root_ca_publisher(ctx.clone()).await,
+            "namespace" => namespace::run(ctx.clone()).await,
             "garbage-collector" => garbage_collector::run(ctx.clone()).await,
             "deployment" => deployment::run(ctx.clone()).await,
             "replicaset" => replicaset::run::<ReplicaSet>(ctx.clone()).await,

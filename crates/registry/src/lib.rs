@@ -9,7 +9,6 @@ pub mod allocators;
 pub mod continue_token;
 pub mod keys;
 pub mod list;
-pub mod namespaces;
 pub mod options;
 pub mod ownership;
 pub mod policy;
