@@ -11,14 +11,18 @@ pub mod deployment;
 pub mod deployment_util;
 pub mod error;
 pub mod discovery;
+pub mod endpoints;
+pub mod endpoints_util;
 pub mod events;
 pub mod garbage_collector;
 pub mod expectations;
 pub mod leader;
 pub mod namespace;
 pub mod pod_util;
+pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod ttl_after_finished;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -40,6 +44,10 @@ pub const CONTROLLERS: &[&str] = &[
     "deployment",
     "replicaset",
     "replicationcontroller",
+    "endpoint",
+    "endpointslice",
+    "pod-garbage-collector",
+    "ttl-after-finished",
 ];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
@@ -160,6 +168,10 @@ async fn supervise(name: &'static str, ctx: Context) {
             "serviceaccount" => serviceaccount::run_serviceaccounts(ctx.clone()).await,
             "root-ca-cert-publisher" => serviceaccount::run_root_ca_publisher(ctx.clone()).await,
             "namespace" => namespace::run(ctx.clone()).await,
+            "endpoint" => endpoints::run_endpoints(ctx.clone()).await,
+            "endpointslice" => endpoints::run_slices(ctx.clone()).await,
+            "pod-garbage-collector" => podgc::run(ctx.clone()).await,
+            "ttl-after-finished" => ttl_after_finished::run(ctx.clone()).await,
             "garbage-collector" => garbage_collector::run(ctx.clone()).await,
             "deployment" => deployment::run(ctx.clone()).await,
             "replicaset" => replicaset::run::<ReplicaSet>(ctx.clone()).await,
