@@ -4,6 +4,7 @@
 mod api_discovery;
 mod apply;
 mod crash;
+mod controllers;
 mod crud;
 mod kube_client;
 mod lists;
