@@ -32,7 +32,9 @@ const SAFE_ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// Maps every character of `s` into the safe alphabet, as upstream does for hashes.
 pub fn safe_encode(s: &str) -> String {
-    s.chars().map(|c| char::from(SAFE_ALPHANUMS[(c as usize) % SAFE_ALPHANUMS.len()])).collect()
+    s.chars()
+        .map(|c| char::from(SAFE_ALPHANUMS[(c as usize) % SAFE_ALPHANUMS.len()]))
+        .collect()
 }
 
 /// FNV-1a, 32 bits.
@@ -67,10 +69,11 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
             labels.remove(POD_TEMPLATE_HASH);
         }
         let mut v = serde_json::to_value(&t).unwrap_or_default();
-        if v["metadata"]["labels"].as_object().is_some_and(serde_json::Map::is_empty) {
-            if let Some(m) = v["metadata"].as_object_mut() {
-                m.remove("labels");
-            }
+        let no_labels = v["metadata"]["labels"]
+            .as_object()
+            .is_some_and(serde_json::Map::is_empty);
+        if let Some(m) = v["metadata"].as_object_mut().filter(|_| no_labels) {
+            m.remove("labels");
         }
         v
     };
@@ -84,9 +87,15 @@ pub fn scaled_value(value: Option<&IntOrString>, total: i32, round_up: bool) -> 
         None => 0,
         Some(IntOrString::Int(i)) => *i,
         Some(IntOrString::String(s)) => {
-            let Some(pct) = s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) else { return 0 };
+            let Some(pct) = s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) else {
+                return 0;
+            };
             let scaled = pct * i64::from(total);
-            let v = if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) };
+            let v = if round_up {
+                (scaled + 99).div_euclid(100)
+            } else {
+                scaled.div_euclid(100)
+            };
             i32::try_from(v).unwrap_or(i32::MAX)
         }
     }
@@ -98,23 +107,51 @@ pub fn replicas(d: &Deployment) -> i32 {
 }
 
 fn is_rolling(d: &Deployment) -> bool {
-    d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate"
+    d.spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate")
+        == "RollingUpdate"
 }
 
 /// (maxSurge, maxUnavailable) resolved against `replicas`; both zero becomes unavailable 1
 /// (upstream `ResolveFenceposts`).
 pub fn resolve_fenceposts(d: &Deployment) -> (i32, i32) {
     let desired = replicas(d);
-    let ru = d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.rolling_update.as_ref());
+    let ru = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.rolling_update.as_ref());
     let default = IntOrString::String("25%".into());
-    let surge = scaled_value(Some(ru.and_then(|r| r.max_surge.as_ref()).unwrap_or(&default)), desired, true);
-    let unavailable = scaled_value(Some(ru.and_then(|r| r.max_unavailable.as_ref()).unwrap_or(&default)), desired, false);
-    if surge == 0 && unavailable == 0 { (0, 1) } else { (surge, unavailable) }
+    let surge = scaled_value(
+        Some(ru.and_then(|r| r.max_surge.as_ref()).unwrap_or(&default)),
+        desired,
+        true,
+    );
+    let unavailable = scaled_value(
+        Some(
+            ru.and_then(|r| r.max_unavailable.as_ref())
+                .unwrap_or(&default),
+        ),
+        desired,
+        false,
+    );
+    if surge == 0 && unavailable == 0 {
+        (0, 1)
+    } else {
+        (surge, unavailable)
+    }
 }
 
 /// `MaxSurge`: 0 unless RollingUpdate.
 pub fn max_surge(d: &Deployment) -> i32 {
-    if is_rolling(d) { resolve_fenceposts(d).0 } else { 0 }
+    if is_rolling(d) {
+        resolve_fenceposts(d).0
+    } else {
+        0
+    }
 }
 
 /// `MaxUnavailable`: 0 unless RollingUpdate with replicas; never above replicas.
@@ -132,7 +169,10 @@ pub fn rs_replicas(rs: &ReplicaSet) -> i32 {
 
 /// `status.availableReplicas` of a ReplicaSet.
 pub fn rs_available(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 
 /// The replica count the new ReplicaSet should have now (upstream `NewRSNewReplicas`).
@@ -160,7 +200,12 @@ pub fn max_scaled_down(d: &Deployment, all: &[&ReplicaSet], new_rs: Option<&Repl
 
 /// The revision annotation as a number (0 when missing or bad).
 pub fn revision(rs: &ReplicaSet) -> i64 {
-    rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).and_then(|r| r.parse().ok()).unwrap_or(0)
+    rs.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Copies the Deployment's annotations onto the ReplicaSet except the ones upstream skips;
@@ -183,11 +228,19 @@ pub fn copy_annotations(d: &Deployment, rs: &mut ReplicaSet) -> bool {
 /// Sets the new ReplicaSet's revision to `new_revision` when it is behind, remembering the
 /// revision it had in `revision-history` (upstream `SetNewReplicaSetAnnotations`); a ReplicaSet
 /// about to be created also gets the replica annotations. True when something changed.
-pub fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision: i64, exists: bool) -> bool {
+pub fn set_new_rs_annotations(
+    d: &Deployment,
+    rs: &mut ReplicaSet,
+    new_revision: i64,
+    exists: bool,
+) -> bool {
     let mut changed = copy_annotations(d, rs);
     let annotations = rs.metadata.annotations.get_or_insert_with(Default::default);
     let old = annotations.get(REVISION).cloned();
-    let old_number = old.as_deref().and_then(|o| o.parse::<i64>().ok()).unwrap_or(0);
+    let old_number = old
+        .as_deref()
+        .and_then(|o| o.parse::<i64>().ok())
+        .unwrap_or(0);
     if old_number < new_revision {
         annotations.insert(REVISION.into(), new_revision.to_string());
         changed = true;
@@ -209,7 +262,8 @@ pub fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision:
 pub fn set_replicas_annotations(rs: &mut ReplicaSet, desired: i32, max: i32) -> bool {
     let annotations = rs.metadata.annotations.get_or_insert_with(Default::default);
     let (desired, max) = (desired.to_string(), max.to_string());
-    let changed = annotations.get(DESIRED_REPLICAS) != Some(&desired) || annotations.get(MAX_REPLICAS) != Some(&max);
+    let changed = annotations.get(DESIRED_REPLICAS) != Some(&desired)
+        || annotations.get(MAX_REPLICAS) != Some(&max);
     annotations.insert(DESIRED_REPLICAS.into(), desired);
     annotations.insert(MAX_REPLICAS.into(), max);
     changed
@@ -220,7 +274,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn deployment(replicas: i32, surge: serde_json::Value, unavailable: serde_json::Value) -> Deployment {
+    fn deployment(
+        replicas: i32,
+        surge: serde_json::Value,
+        unavailable: serde_json::Value,
+    ) -> Deployment {
         serde_json::from_value(json!({
             "metadata": {"name": "web"},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
@@ -231,8 +289,10 @@ mod tests {
     }
 
     fn rs(replicas: i32, available: i32) -> ReplicaSet {
-        serde_json::from_value(json!({"metadata": {"name": "rs"}, "spec": {"replicas": replicas, "selector": {}},
-            "status": {"replicas": replicas, "availableReplicas": available}}))
+        serde_json::from_value(
+            json!({"metadata": {"name": "rs"}, "spec": {"replicas": replicas, "selector": {}},
+            "status": {"replicas": replicas, "availableReplicas": available}}),
+        )
         .unwrap()
     }
 
@@ -248,13 +308,23 @@ mod tests {
         let t = d.spec.as_ref().unwrap().template.clone();
         let h = compute_hash(&t, None);
         assert_eq!(h, compute_hash(&t, None));
-        assert!(h.len() <= 10 && h.chars().all(|c| SAFE_ALPHANUMS.contains(&(c as u8))), "{h}");
+        assert!(
+            h.len() <= 10 && h.chars().all(|c| SAFE_ALPHANUMS.contains(&(c as u8))),
+            "{h}"
+        );
         assert_ne!(h, compute_hash(&t, Some(1)));
         let mut other = t.clone();
         other.spec.as_mut().unwrap().containers[0].image = Some("nginx:2".into());
         assert_ne!(h, compute_hash(&other, None));
         let mut hashed = t.clone();
-        hashed.metadata.as_mut().unwrap().labels.as_mut().unwrap().insert(POD_TEMPLATE_HASH.into(), h);
+        hashed
+            .metadata
+            .as_mut()
+            .unwrap()
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(POD_TEMPLATE_HASH.into(), h);
         assert!(equal_ignore_hash(&hashed, &t));
         assert!(!equal_ignore_hash(&other, &t));
     }
@@ -264,7 +334,11 @@ mod tests {
         let d = deployment(10, json!("25%"), json!("25%"));
         assert_eq!(resolve_fenceposts(&d), (3, 2));
         let d = deployment(1, json!(0), json!(0));
-        assert_eq!(resolve_fenceposts(&d), (0, 1), "both zero would deadlock: unavailable becomes 1");
+        assert_eq!(
+            resolve_fenceposts(&d),
+            (0, 1),
+            "both zero would deadlock: unavailable becomes 1"
+        );
         let d = deployment(2, json!(1), json!(5));
         assert_eq!(max_unavailable(&d), 2, "never above replicas");
     }

@@ -27,12 +27,18 @@ pub async fn deletable_resources(client: &Client, include_events: bool) -> Resul
             if !usable(&caps) || (!include_events && resource.plural == "events") {
                 continue;
             }
-            out.push(Deletable { namespaced: caps.scope == Scope::Namespaced, delete_collection: caps.supports_operation(verbs::DELETE_COLLECTION), resource });
+            out.push(Deletable {
+                namespaced: caps.scope == Scope::Namespaced,
+                delete_collection: caps.supports_operation(verbs::DELETE_COLLECTION),
+                resource,
+            });
         }
     }
     Ok(out)
 }
 
 fn usable(caps: &ApiCapabilities) -> bool {
-    [verbs::LIST, verbs::WATCH, verbs::DELETE].iter().all(|v| caps.supports_operation(v))
+    [verbs::LIST, verbs::WATCH, verbs::DELETE]
+        .iter()
+        .all(|v| caps.supports_operation(v))
 }

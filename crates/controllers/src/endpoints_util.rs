@@ -57,10 +57,16 @@ pub fn find_port(pod: &Pod, sp: &ServicePort) -> Option<i32> {
             if let Ok(n) = name.parse::<i32>() {
                 return Some(n);
             }
-            pod.spec.as_ref()?.containers.iter().flat_map(|c| c.ports.iter().flatten()).find_map(|p| {
-                let same_protocol = p.protocol.as_deref().unwrap_or("TCP") == protocol;
-                (p.name.as_deref() == Some(name.as_str()) && same_protocol).then_some(p.container_port)
-            })
+            pod.spec
+                .as_ref()?
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find_map(|p| {
+                    let same_protocol = p.protocol.as_deref().unwrap_or("TCP") == protocol;
+                    (p.name.as_deref() == Some(name.as_str()) && same_protocol)
+                        .then_some(p.container_port)
+                })
         }
     }
 }
@@ -68,11 +74,26 @@ pub fn find_port(pod: &Pod, sp: &ServicePort) -> Option<i32> {
 /// The pods of `pods` the Service selects and may route to (upstream
 /// `ShouldPodBeInEndpoints`): matching the selector, with an IP, not terminated;
 /// `include_terminating` keeps pods being deleted (EndpointSlices report them as terminating).
-pub fn select_endpoints(service: &Service, pods: &[Pod], include_terminating: bool) -> Vec<PodEndpoint> {
-    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty()) else { return Vec::new() };
+pub fn select_endpoints(
+    service: &Service,
+    pods: &[Pod],
+    include_terminating: bool,
+) -> Vec<PodEndpoint> {
+    let Some(selector) = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .filter(|s| !s.is_empty())
+    else {
+        return Vec::new();
+    };
     let ns = service.namespace().unwrap_or_default();
     let service_name = service.name_any();
-    let service_ports = service.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
+    let service_ports = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for pod in pods {
         if pod.namespace().as_deref() != Some(ns.as_str()) {
@@ -89,7 +110,14 @@ pub fn select_endpoints(service: &Service, pods: &[Pod], include_terminating: bo
         if terminating && !include_terminating {
             continue;
         }
-        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty()) else { continue };
+        let Some(ip) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .filter(|ip| !ip.is_empty())
+        else {
+            continue;
+        };
         let mut ports: Vec<ResolvedPort> = service_ports
             .iter()
             .filter_map(|sp| {
@@ -109,7 +137,9 @@ pub fn select_endpoints(service: &Service, pods: &[Pod], include_terminating: bo
             .filter(|h| !h.is_empty());
         out.push(PodEndpoint {
             ip,
-            node_name: spec.and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()),
+            node_name: spec
+                .and_then(|s| s.node_name.clone())
+                .filter(|n| !n.is_empty()),
             pod_name: pod.name_any(),
             namespace: ns.clone(),
             uid: pod.uid().unwrap_or_default(),
@@ -125,7 +155,10 @@ pub fn select_endpoints(service: &Service, pods: &[Pod], include_terminating: bo
 
 /// Endpoints grouped by their port sets (one Endpoints subset or EndpointSlice per set), in a
 /// stable order. A Service without ports gets one group with no ports.
-pub fn group_by_ports(endpoints: &[PodEndpoint], service_has_ports: bool) -> BTreeMap<Vec<ResolvedPort>, Vec<PodEndpoint>> {
+pub fn group_by_ports(
+    endpoints: &[PodEndpoint],
+    service_has_ports: bool,
+) -> BTreeMap<Vec<ResolvedPort>, Vec<PodEndpoint>> {
     let mut groups: BTreeMap<Vec<ResolvedPort>, Vec<PodEndpoint>> = BTreeMap::new();
     for e in endpoints {
         if service_has_ports && e.ports.is_empty() {
@@ -170,10 +203,25 @@ mod tests {
 
     #[test]
     fn named_target_ports_resolve_per_pod_and_pods_without_ip_are_left_out() {
-        let pods = vec![pod("a", Some("10.0.0.2"), true, Some(8080)), pod("b", None, true, Some(8080)), pod("c", Some("10.0.0.1"), false, Some(8081))];
+        let pods = vec![
+            pod("a", Some("10.0.0.2"), true, Some(8080)),
+            pod("b", None, true, Some(8080)),
+            pod("c", Some("10.0.0.1"), false, Some(8081)),
+        ];
         let eps = select_endpoints(&service(), &pods, false);
-        assert_eq!(eps.iter().map(|e| e.pod_name.as_str()).collect::<Vec<_>>(), ["c", "a"], "sorted by IP, b has no IP");
-        assert_eq!(eps[1].ports.iter().map(|p| (p.name.as_str(), p.port)).collect::<Vec<_>>(), [("http", 8080), ("metrics", 9100)]);
+        assert_eq!(
+            eps.iter().map(|e| e.pod_name.as_str()).collect::<Vec<_>>(),
+            ["c", "a"],
+            "sorted by IP, b has no IP"
+        );
+        assert_eq!(
+            eps[1]
+                .ports
+                .iter()
+                .map(|p| (p.name.as_str(), p.port))
+                .collect::<Vec<_>>(),
+            [("http", 8080), ("metrics", 9100)]
+        );
         assert!(eps[1].ready && !eps[0].ready);
         // Different resolved ports → different groups (subsets / slices).
         assert_eq!(group_by_ports(&eps, true).len(), 2);
@@ -182,16 +230,27 @@ mod tests {
     #[test]
     fn a_pod_without_the_named_port_serves_only_the_numeric_one() {
         let eps = select_endpoints(&service(), &[pod("a", Some("10.0.0.2"), true, None)], false);
-        assert_eq!(eps[0].ports.iter().map(|p| (p.name.as_str(), p.port)).collect::<Vec<_>>(), [("metrics", 9100)]);
+        assert_eq!(
+            eps[0]
+                .ports
+                .iter()
+                .map(|p| (p.name.as_str(), p.port))
+                .collect::<Vec<_>>(),
+            [("metrics", 9100)]
+        );
     }
 
     #[test]
     fn selectorless_services_and_terminating_pods() {
         let mut s = service();
         s.spec.as_mut().unwrap().selector = None;
-        assert!(select_endpoints(&s, &[pod("a", Some("10.0.0.2"), true, Some(80))], false).is_empty());
+        assert!(
+            select_endpoints(&s, &[pod("a", Some("10.0.0.2"), true, Some(80))], false).is_empty()
+        );
         let mut p = pod("a", Some("10.0.0.2"), true, Some(80));
-        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2024-01-01T00:00:00Z".parse().unwrap()));
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2024-01-01T00:00:00Z".parse().unwrap(),
+        ));
         assert!(select_endpoints(&service(), std::slice::from_ref(&p), false).is_empty());
         assert!(select_endpoints(&service(), &[p], true)[0].terminating);
     }

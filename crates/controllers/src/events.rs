@@ -40,7 +40,11 @@ pub struct EventRecorder {
 impl EventRecorder {
     /// A recorder whose events carry `component` (upstream's `<name>-controller`) as source.
     pub fn new(client: Client, component: &str, host: &str) -> Self {
-        Self { client, component: component.to_string(), host: host.to_string() }
+        Self {
+            client,
+            component: component.to_string(),
+            host: host.to_string(),
+        }
     }
 
     /// Records an event about `obj`. Failures are logged, never returned: events are best effort
@@ -54,12 +58,30 @@ impl EventRecorder {
     }
 
     /// Records an event about the object `reference` points to.
-    pub async fn record_ref(&self, reference: ObjectReference, kind_type: EventType, reason: &str, message: String) {
-        let namespace = reference.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".to_string());
+    pub async fn record_ref(
+        &self,
+        reference: ObjectReference,
+        kind_type: EventType,
+        reason: &str,
+        message: String,
+    ) {
+        let namespace = reference
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_string());
         let now = k8s_openapi::jiff::Timestamp::now();
-        let name = format!("{}.{:x}", reference.name.as_deref().unwrap_or(&self.component), now.as_nanosecond());
+        let name = format!(
+            "{}.{:x}",
+            reference.name.as_deref().unwrap_or(&self.component),
+            now.as_nanosecond()
+        );
         let event = Event {
-            metadata: ObjectMeta { name: Some(name), namespace: Some(namespace.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(namespace.clone()),
+                ..Default::default()
+            },
             involved_object: reference,
             reason: Some(reason.to_string()),
             message: Some(message),
@@ -68,7 +90,10 @@ impl EventRecorder {
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
             event_time: None::<MicroTime>,
-            source: Some(EventSource { component: Some(self.component.clone()), host: None }),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: None,
+            }),
             reporting_component: Some(self.component.clone()),
             reporting_instance: Some(self.host.clone()),
             ..Default::default()

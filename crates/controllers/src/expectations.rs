@@ -30,7 +30,12 @@ impl Expectations {
     }
 
     /// Records pods just created and deleted for `key`.
-    pub fn expect(&self, key: &str, created: impl IntoIterator<Item = String>, deleted: impl IntoIterator<Item = String>) {
+    pub fn expect(
+        &self,
+        key: &str,
+        created: impl IntoIterator<Item = String>,
+        deleted: impl IntoIterator<Item = String>,
+    ) {
         let mut map = self.lock();
         let entry = map.entry(key.to_string()).or_default();
         entry.created.extend(created);
@@ -42,7 +47,9 @@ impl Expectations {
     /// holds an active pod of that name. Satisfied entries are dropped.
     pub fn satisfied(&self, key: &str, seen: impl Fn(&str) -> bool) -> bool {
         let mut map = self.lock();
-        let Some(entry) = map.get_mut(key) else { return true };
+        let Some(entry) = map.get_mut(key) else {
+            return true;
+        };
         entry.created.retain(|n| !seen(n));
         entry.deleted.retain(|n| seen(n));
         let expired = entry.since.is_some_and(|s| s.elapsed() > TIMEOUT);
@@ -68,8 +75,14 @@ mod tests {
         let e = Expectations::default();
         assert!(e.satisfied("ns/rs", |_| false));
         e.expect("ns/rs", ["a".to_string()], ["b".to_string()]);
-        assert!(!e.satisfied("ns/rs", |n| n == "b"), "a not seen yet, b still there");
-        assert!(!e.satisfied("ns/rs", |n| n == "a" || n == "b"), "b still there");
+        assert!(
+            !e.satisfied("ns/rs", |n| n == "b"),
+            "a not seen yet, b still there"
+        );
+        assert!(
+            !e.satisfied("ns/rs", |n| n == "a" || n == "b"),
+            "b still there"
+        );
         assert!(e.satisfied("ns/rs", |n| n == "a"));
     }
 }

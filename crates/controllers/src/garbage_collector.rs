@@ -24,8 +24,8 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::discovery::{Deletable, deletable_resources};
-use crate::list_or_null;
 use crate::error::Result;
+use crate::list_or_null;
 
 /// Full passes happen at least this often even without events.
 const RESYNC: Duration = Duration::from_secs(10);
@@ -55,7 +55,9 @@ pub async fn run(ctx: Context) -> Result<()> {
         let api: Api<Meta> = Api::all_with(client.clone(), &resource.resource);
         let writer = reflector::store::Writer::<Meta>::new(resource.resource.clone());
         let store = writer.as_reader();
-        let events = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().touched_objects();
+        let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .touched_objects();
         triggers.push(events.map(|_| ()).boxed());
         informers.push(Informer { resource, store });
     }
@@ -83,7 +85,9 @@ pub async fn run(ctx: Context) -> Result<()> {
 
 fn all_ready(informers: &[Informer]) -> bool {
     // A store is ready once its first list arrived; until then its resource is unknown.
-    informers.iter().all(|i| futures::FutureExt::now_or_never(i.store.wait_until_ready()).is_some_and(|r| r.is_ok()))
+    informers.iter().all(|i| {
+        futures::FutureExt::now_or_never(i.store.wait_until_ready()).is_some_and(|r| r.is_ok())
+    })
 }
 
 /// One object as the collector sees it.
@@ -104,7 +108,9 @@ impl Node<'_> {
     }
     fn api(&self, client: &Client) -> Api<DynamicObject> {
         match self.namespace() {
-            Some(ns) if self.informer.resource.namespaced => Api::namespaced_with(client.clone(), &ns, &self.informer.resource.resource),
+            Some(ns) if self.informer.resource.namespaced => {
+                Api::namespaced_with(client.clone(), &ns, &self.informer.resource.resource)
+            }
             _ => Api::all_with(client.clone(), &self.informer.resource.resource),
         }
     }
@@ -117,20 +123,36 @@ async fn collect(client: &Client, informers: &[Informer]) -> Result<()> {
         for meta in informer.store.state() {
             let Some(uid) = meta.uid() else { continue };
             for owner in meta.owner_references() {
-                dependents.entry(owner.uid.clone()).or_default().push(uid.clone());
+                dependents
+                    .entry(owner.uid.clone())
+                    .or_default()
+                    .push(uid.clone());
             }
             by_uid.insert(uid, Node { informer, meta });
         }
     }
     let kinds: HashMap<(String, String), &Informer> = informers
         .iter()
-        .map(|i| ((i.resource.resource.api_version.clone(), i.resource.resource.kind.clone()), i))
+        .map(|i| {
+            (
+                (
+                    i.resource.resource.api_version.clone(),
+                    i.resource.resource.kind.clone(),
+                ),
+                i,
+            )
+        })
         .collect();
 
     // Owners being deleted: orphan or delete their dependents, then release them.
     for node in by_uid.values().filter(|n| n.deleting()) {
         let uid = node.meta.uid().unwrap_or_default();
-        let deps: Vec<&Node<'_>> = dependents.get(&uid).into_iter().flatten().filter_map(|d| by_uid.get(d)).collect();
+        let deps: Vec<&Node<'_>> = dependents
+            .get(&uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| by_uid.get(d))
+            .collect();
         if node.has_finalizer(ORPHAN) {
             for dep in &deps {
                 remove_owner_refs(client, dep, &HashSet::from([uid.clone()])).await?;
@@ -139,7 +161,12 @@ async fn collect(client: &Client, informers: &[Informer]) -> Result<()> {
         } else if node.has_finalizer(FOREGROUND) {
             let blocking: Vec<&&Node<'_>> = deps
                 .iter()
-                .filter(|d| d.meta.owner_references().iter().any(|r| r.uid == uid && r.block_owner_deletion == Some(true)))
+                .filter(|d| {
+                    d.meta
+                        .owner_references()
+                        .iter()
+                        .any(|r| r.uid == uid && r.block_owner_deletion == Some(true))
+                })
                 .collect();
             for dep in deps.iter().filter(|d| !d.deleting()) {
                 attempt_delete(client, dep, &by_uid, &kinds, &dependents).await?;
@@ -155,8 +182,16 @@ async fn collect(client: &Client, informers: &[Informer]) -> Result<()> {
         if node.meta.owner_references().is_empty() || node.deleting() {
             continue;
         }
-        let all_owners_unseen = node.meta.owner_references().iter().all(|r| !by_uid.contains_key(&r.uid));
-        let any_owner_missing = node.meta.owner_references().iter().any(|r| !by_uid.contains_key(&r.uid));
+        let all_owners_unseen = node
+            .meta
+            .owner_references()
+            .iter()
+            .all(|r| !by_uid.contains_key(&r.uid));
+        let any_owner_missing = node
+            .meta
+            .owner_references()
+            .iter()
+            .any(|r| !by_uid.contains_key(&r.uid));
         if all_owners_unseen || any_owner_missing {
             attempt_delete(client, node, &by_uid, &kinds, &dependents).await?;
         }
@@ -209,10 +244,18 @@ async fn attempt_delete(
     tracing::info!(kind = %node.informer.resource.resource.kind, namespace = ?node.namespace(), name = %node.meta.name_any(), ?policy, "garbage collector deleting an object whose owners are gone");
     let params = DeleteParams {
         propagation_policy: Some(policy),
-        preconditions: Some(kube::api::Preconditions { uid: Some(uid), resource_version: None }),
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
         ..Default::default()
     };
-    ignore_gone(node.api(client).delete(&node.meta.name_any(), &params).await.map(|_| ()))
+    ignore_gone(
+        node.api(client)
+            .delete(&node.meta.name_any(), &params)
+            .await
+            .map(|_| ()),
+    )
 }
 
 enum OwnerState {
@@ -229,7 +272,11 @@ async fn owner_state(
     kinds: &HashMap<(String, String), &Informer>,
 ) -> Result<OwnerState> {
     if let Some(o) = by_uid.get(&owner.uid) {
-        return Ok(if o.deleting() && o.has_finalizer(FOREGROUND) { OwnerState::Waiting } else { OwnerState::Solid });
+        return Ok(if o.deleting() && o.has_finalizer(FOREGROUND) {
+            OwnerState::Waiting
+        } else {
+            OwnerState::Solid
+        });
     }
     // Not in the caches: ask the API before believing it gone.
     let Some(informer) = kinds.get(&(owner.api_version.clone(), owner.kind.clone())) else {
@@ -237,31 +284,66 @@ async fn owner_state(
         return Ok(OwnerState::Dangling);
     };
     let api: Api<DynamicObject> = match node.namespace() {
-        Some(ns) if informer.resource.namespaced => Api::namespaced_with(client.clone(), &ns, &informer.resource.resource),
+        Some(ns) if informer.resource.namespaced => {
+            Api::namespaced_with(client.clone(), &ns, &informer.resource.resource)
+        }
         _ => Api::all_with(client.clone(), &informer.resource.resource),
     };
     match api.get_opt(&owner.name).await? {
         Some(live) if live.uid().as_deref() == Some(owner.uid.as_str()) => {
-            let waiting = live.metadata.deletion_timestamp.is_some() && live.finalizers().iter().any(|f| f == FOREGROUND);
-            Ok(if waiting { OwnerState::Waiting } else { OwnerState::Solid })
+            let waiting = live.metadata.deletion_timestamp.is_some()
+                && live.finalizers().iter().any(|f| f == FOREGROUND);
+            Ok(if waiting {
+                OwnerState::Waiting
+            } else {
+                OwnerState::Solid
+            })
         }
         _ => Ok(OwnerState::Dangling),
     }
 }
 
 async fn remove_owner_refs(client: &Client, node: &Node<'_>, uids: &HashSet<String>) -> Result<()> {
-    let refs: Vec<&OwnerReference> = node.meta.owner_references().iter().filter(|r| !uids.contains(&r.uid)).collect();
+    let refs: Vec<&OwnerReference> = node
+        .meta
+        .owner_references()
+        .iter()
+        .filter(|r| !uids.contains(&r.uid))
+        .collect();
     if refs.len() == node.meta.owner_references().len() {
         return Ok(());
     }
     let patch = json!({"metadata": {"ownerReferences": list_or_null(&refs), "resourceVersion": node.meta.resource_version()}});
-    ignore_gone(node.api(client).patch(&node.meta.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()))
+    ignore_gone(
+        node.api(client)
+            .patch(
+                &node.meta.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map(|_| ()),
+    )
 }
 
 async fn remove_finalizer(client: &Client, node: &Node<'_>, finalizer: &str) -> Result<()> {
-    let rest: Vec<&String> = node.meta.finalizers().iter().filter(|f| *f != finalizer).collect();
+    let rest: Vec<&String> = node
+        .meta
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .collect();
     let patch = json!({"metadata": {"finalizers": list_or_null(&rest), "resourceVersion": node.meta.resource_version()}});
-    ignore_gone(node.api(client).patch(&node.meta.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()))
+    ignore_gone(
+        node.api(client)
+            .patch(
+                &node.meta.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map(|_| ()),
+    )
 }
 
 /// Not found and conflicts mean the cache was behind: the next pass sees the truth.

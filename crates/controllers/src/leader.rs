@@ -14,8 +14,14 @@ const GRACE_SECONDS: u64 = 5;
 
 /// This manager's holder identity: `<hostname>_<random>` like upstream's `<hostname>_<uuid>`.
 pub fn identity() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
-    let host = if host.is_empty() { "rkube".to_string() } else { host };
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "rkube".to_string()
+    } else {
+        host
+    };
     format!("{host}_{:016x}", rand::random::<u64>())
 }
 

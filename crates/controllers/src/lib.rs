@@ -9,13 +9,13 @@
 pub mod context;
 pub mod deployment;
 pub mod deployment_util;
-pub mod error;
 pub mod discovery;
 pub mod endpoints;
 pub mod endpoints_util;
+pub mod error;
 pub mod events;
-pub mod garbage_collector;
 pub mod expectations;
+pub mod garbage_collector;
 pub mod leader;
 pub mod namespace;
 pub mod pod_util;
@@ -67,7 +67,10 @@ impl ManagerConfig {
     pub fn check(&self) -> Result<()> {
         for name in &self.disabled {
             if !CONTROLLERS.contains(&name.as_str()) {
-                return Err(Error::Config(format!("{name:?} is not a known controller (known: {})", CONTROLLERS.join(", "))));
+                return Err(Error::Config(format!(
+                    "{name:?} is not a known controller (known: {})",
+                    CONTROLLERS.join(", ")
+                )));
             }
         }
         Ok(())
@@ -80,17 +83,22 @@ impl ManagerConfig {
 
 /// Builds a client from kubeconfig YAML (its current context).
 pub async fn client_from_kubeconfig(yaml: &str) -> Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| Error::Config(e.to_string()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-        .await
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| Error::Config(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .map_err(|e| Error::Config(e.to_string()))?;
     kube::Client::try_from(config).map_err(Error::Kube)
 }
 
 /// The CA bundle (PEM) of the kubeconfig's current cluster, embedded or as a file.
 pub fn kubeconfig_ca_pem(yaml: &str) -> Result<String> {
     use base64::Engine;
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| Error::Config(e.to_string()))?;
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| Error::Config(e.to_string()))?;
     let context_name = kubeconfig.current_context.clone().unwrap_or_default();
     let cluster_name = kubeconfig
         .contexts
@@ -106,21 +114,35 @@ pub fn kubeconfig_ca_pem(yaml: &str) -> Result<String> {
         .and_then(|c| c.cluster.as_ref())
         .ok_or_else(|| Error::Config(format!("cluster {cluster_name:?} not found")))?;
     if let Some(data) = &cluster.certificate_authority_data {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(data.trim()).map_err(|e| Error::Config(format!("certificate-authority-data: {e}")))?;
-        return String::from_utf8(bytes).map_err(|e| Error::Config(format!("certificate-authority-data: {e}")));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| Error::Config(format!("certificate-authority-data: {e}")))?;
+        return String::from_utf8(bytes)
+            .map_err(|e| Error::Config(format!("certificate-authority-data: {e}")));
     }
     if let Some(file) = &cluster.certificate_authority {
-        return std::fs::read_to_string(file).map_err(|e| Error::Config(format!("reading {file}: {e}")));
+        return std::fs::read_to_string(file)
+            .map_err(|e| Error::Config(format!("reading {file}: {e}")));
     }
-    Err(Error::Config(format!("cluster {cluster_name:?} has no certificate authority")))
+    Err(Error::Config(format!(
+        "cluster {cluster_name:?} has no certificate authority"
+    )))
 }
 
 /// Runs the manager until `shutdown` resolves: waits for leadership, runs the enabled
 /// controllers while leading, stops them when leadership is lost.
-pub async fn run(client: kube::Client, config: ManagerConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn run(
+    client: kube::Client,
+    config: ManagerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     config.check()?;
     let identity = leader::identity();
-    let ctx = Context { client: client.clone(), identity: identity.clone(), root_ca_pem: config.root_ca_pem.clone() };
+    let ctx = Context {
+        client: client.clone(),
+        identity: identity.clone(),
+        root_ca_pem: config.root_ca_pem.clone(),
+    };
     tokio::pin!(shutdown);
     let mut leading = tokio::select! {
         r = leader::elect(client, &identity) => r?,
@@ -180,7 +202,9 @@ async fn supervise(name: &'static str, ctx: Context) {
         };
         match result {
             Ok(()) => tracing::warn!(controller = name, "controller stopped; restarting"),
-            Err(e) => tracing::error!(controller = name, error = %e, "controller failed; restarting"),
+            Err(e) => {
+                tracing::error!(controller = name, error = %e, "controller failed; restarting")
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -188,11 +212,17 @@ async fn supervise(name: &'static str, ctx: Context) {
 
 /// Now as RFC 3339 with second precision, as metav1.Time serialises.
 pub fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// A list for a merge patch: `null` when empty, so the field disappears as it does upstream
 /// (Go omits empty lists) instead of staying as `[]`.
 pub fn list_or_null<T: serde::Serialize>(items: &[T]) -> serde_json::Value {
-    if items.is_empty() { serde_json::Value::Null } else { serde_json::to_value(items).unwrap_or(serde_json::Value::Null) }
+    if items.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::to_value(items).unwrap_or(serde_json::Value::Null)
+    }
 }

@@ -15,7 +15,10 @@ pub fn is_active(pod: &Pod) -> bool {
 
 /// `status.phase`, empty when unset.
 pub fn phase(pod: &Pod) -> &str {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
 }
 
 /// The pod's Ready condition is True.
@@ -52,11 +55,17 @@ pub fn seconds_until_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp
 }
 
 fn restart_count(pod: &Pod) -> i32 {
-    pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum())
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum())
 }
 
 fn node_name(pod: &Pod) -> &str {
-    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .unwrap_or("")
 }
 
 fn phase_rank(pod: &Pod) -> u8 {
@@ -78,7 +87,10 @@ pub fn sort_for_deletion(pods: &mut [Pod], all_related: &[Pod]) {
         if node.is_empty() {
             return 0;
         }
-        all_related.iter().filter(|p| is_active(p) && node_name(p) == node).count()
+        all_related
+            .iter()
+            .filter(|p| is_active(p) && node_name(p) == node)
+            .count()
     };
     let mut ranked: Vec<(usize, Pod)> = pods.iter().map(|p| (on_node(p), p.clone())).collect();
     ranked.sort_by(|(rank_a, a), (rank_b, b)| deletion_order(a, *rank_a, b, *rank_b));
@@ -139,13 +151,16 @@ mod tests {
             v["spec"]["nodeName"] = json!(node);
         }
         if let Some(t) = ready {
-            v["status"]["conditions"] = json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]);
+            v["status"]["conditions"] =
+                json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]);
         }
         serde_json::from_value(v).unwrap()
     }
 
     fn names(pods: &[Pod]) -> Vec<String> {
-        pods.iter().map(|p| p.metadata.name.clone().unwrap_or_default()).collect()
+        pods.iter()
+            .map(|p| p.metadata.name.clone().unwrap_or_default())
+            .collect()
     }
 
     #[test]
@@ -159,7 +174,15 @@ mod tests {
         ];
         let all = pods.clone();
         sort_for_deletion(&mut pods, &all);
-        assert_eq!(names(&pods), ["unassigned", "pending-on-node", "running-unready", "running-ready"]);
+        assert_eq!(
+            names(&pods),
+            [
+                "unassigned",
+                "pending-on-node",
+                "running-unready",
+                "running-ready"
+            ]
+        );
     }
 
     #[test]
@@ -175,7 +198,10 @@ mod tests {
         sort_for_deletion(&mut pods, &all);
         assert_eq!(names(&pods), ["crowded-b", "crowded-a", "alone"]);
 
-        let mut same = vec![pod("older", "", "Pending", None, old), pod("newer", "", "Pending", None, new)];
+        let mut same = vec![
+            pod("older", "", "Pending", None, old),
+            pod("newer", "", "Pending", None, new),
+        ];
         let all = same.clone();
         sort_for_deletion(&mut same, &all);
         assert_eq!(names(&same), ["newer", "older"]);
@@ -183,12 +209,25 @@ mod tests {
 
     #[test]
     fn availability_waits_for_min_ready_seconds() {
-        let p = pod("p", "n", "Running", Some("2024-01-01T00:00:00Z"), "2024-01-01T00:00:00Z");
+        let p = pod(
+            "p",
+            "n",
+            "Running",
+            Some("2024-01-01T00:00:00Z"),
+            "2024-01-01T00:00:00Z",
+        );
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
         assert!(is_available(&p, 0, at("2024-01-01T00:00:01Z")));
         assert!(!is_available(&p, 10, at("2024-01-01T00:00:05Z")));
-        assert_eq!(seconds_until_available(&p, 10, at("2024-01-01T00:00:05Z")), Some(5));
+        assert_eq!(
+            seconds_until_available(&p, 10, at("2024-01-01T00:00:05Z")),
+            Some(5)
+        );
         assert!(is_available(&p, 10, at("2024-01-01T00:00:10Z")));
-        assert!(!is_available(&pod("q", "", "Pending", None, "2024-01-01T00:00:00Z"), 0, at("2024-01-01T00:00:10Z")));
+        assert!(!is_available(
+            &pod("q", "", "Pending", None, "2024-01-01T00:00:00Z"),
+            0,
+            at("2024-01-01T00:00:10Z")
+        ));
     }
 }

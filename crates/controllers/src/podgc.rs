@@ -31,18 +31,38 @@ pub async fn run(ctx: Context) -> Result<()> {
 }
 
 async fn pass(client: &Client, threshold: usize) -> Result<()> {
-    let pods = Api::<Pod>::all(client.clone()).list(&ListParams::default()).await?.items;
-    let nodes: HashSet<String> = Api::<Node>::all(client.clone()).list_metadata(&ListParams::default()).await?.items.iter().map(|n| n.name_any()).collect();
-    let force = DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
+    let pods = Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let nodes: HashSet<String> = Api::<Node>::all(client.clone())
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    let force = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
 
     for pod in terminated_over_threshold(&pods, threshold) {
         delete(client, pod, &DeleteParams::default()).await?;
     }
     for pod in &pods {
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("");
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .unwrap_or("");
         if !node.is_empty() && !nodes.contains(node) {
             // Re-check live: the node may have been created after the list.
-            if Api::<Node>::all(client.clone()).get_opt(node).await?.is_some() {
+            if Api::<Node>::all(client.clone())
+                .get_opt(node)
+                .await?
+                .is_some()
+            {
                 continue;
             }
             mark_failed(client, pod).await?;
@@ -56,11 +76,18 @@ async fn pass(client: &Client, threshold: usize) -> Result<()> {
 
 /// The oldest terminated pods beyond `threshold`.
 pub fn terminated_over_threshold(pods: &[Pod], threshold: usize) -> Vec<&Pod> {
-    let mut terminated: Vec<&Pod> = pods.iter().filter(|p| matches!(pod_util::phase(p), "Succeeded" | "Failed")).collect();
+    let mut terminated: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| matches!(pod_util::phase(p), "Succeeded" | "Failed"))
+        .collect();
     if terminated.len() <= threshold {
         return Vec::new();
     }
-    terminated.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp));
+    terminated.sort_by(|a, b| {
+        a.metadata
+            .creation_timestamp
+            .cmp(&b.metadata.creation_timestamp)
+    });
     let surplus = terminated.len() - threshold;
     terminated.truncate(surplus);
     terminated
@@ -71,14 +98,28 @@ async fn mark_failed(client: &Client, pod: &Pod) -> Result<()> {
         return Ok(());
     }
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
-    let mut conditions = serde_json::to_value(pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default())?;
+    let mut conditions = serde_json::to_value(
+        pod.status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default(),
+    )?;
     if let Some(list) = conditions.as_array_mut() {
         list.retain(|c| c["type"] != "DisruptionTarget");
-        list.push(json!({"type": "DisruptionTarget", "status": "True", "reason": "DeletionByPodGC",
-            "message": "PodGC: node no longer exists", "lastTransitionTime": crate::now_rfc3339()}));
+        list.push(
+            json!({"type": "DisruptionTarget", "status": "True", "reason": "DeletionByPodGC",
+            "message": "PodGC: node no longer exists", "lastTransitionTime": crate::now_rfc3339()}),
+        );
     }
     let patch = json!({"status": {"phase": "Failed", "conditions": conditions}});
-    match api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         other => other.map(|_| ()).map_err(Into::into),
     }
@@ -109,7 +150,10 @@ mod tests {
             pod("old-failed", "Failed", "2024-01-01T00:00:00Z"),
             pod("mid-done", "Succeeded", "2024-01-02T00:00:00Z"),
         ];
-        let names: Vec<String> = terminated_over_threshold(&pods, 1).iter().map(|p| p.name_any()).collect();
+        let names: Vec<String> = terminated_over_threshold(&pods, 1)
+            .iter()
+            .map(|p| p.name_any())
+            .collect();
         assert_eq!(names, ["old-failed", "mid-done"]);
         assert!(terminated_over_threshold(&pods, 3).is_empty());
     }

@@ -28,10 +28,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::context::{Context, drain, requeue_on_error};
-use crate::list_or_null;
 use crate::error::{Error, Result};
 use crate::events::{EventRecorder, EventType};
 use crate::expectations::Expectations;
+use crate::list_or_null;
 use crate::pod_util;
 
 /// Upstream's `BurstReplicas`: at most this many creations or deletions per sync.
@@ -39,7 +39,14 @@ const BURST_REPLICAS: usize = 500;
 
 /// What the replica controller needs to know about its owner kind.
 pub trait ReplicaOwner:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// Event source component (`replicaset-controller`, `replication-controller`).
     const COMPONENT: &'static str;
@@ -61,19 +68,31 @@ impl ReplicaOwner for ReplicaSet {
         self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
     }
     fn min_ready_seconds(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
     }
     fn pod_selector(&self) -> Option<Selector> {
         let selector = self.spec.as_ref()?.selector.clone();
-        let empty = selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-            && selector.match_expressions.as_ref().is_none_or(Vec::is_empty);
+        let empty = selector
+            .match_labels
+            .as_ref()
+            .is_none_or(BTreeMap::is_empty)
+            && selector
+                .match_expressions
+                .as_ref()
+                .is_none_or(Vec::is_empty);
         if empty {
             return None;
         }
         Selector::try_from(selector).ok()
     }
     fn pod_template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template).and_then(Option::as_ref)
+        self.spec
+            .as_ref()
+            .map(|s| &s.template)
+            .and_then(Option::as_ref)
     }
     fn status_value(&self) -> Value {
         serde_json::to_value(&self.status).unwrap_or(Value::Null)
@@ -86,10 +105,18 @@ impl ReplicaOwner for ReplicationController {
         self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
     }
     fn min_ready_seconds(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
     }
     fn pod_selector(&self) -> Option<Selector> {
-        let labels = self.spec.as_ref()?.selector.clone().filter(|m| !m.is_empty())?;
+        let labels = self
+            .spec
+            .as_ref()?
+            .selector
+            .clone()
+            .filter(|m| !m.is_empty())?;
         Some(labels.into_iter().collect())
     }
     fn pod_template(&self) -> Option<&PodTemplateSpec> {
@@ -112,9 +139,12 @@ struct State<K: ReplicaOwner> {
 pub async fn run<K: ReplicaOwner>(ctx: Context) -> Result<()> {
     let client = ctx.client.clone();
     let (pods, writer) = reflector::store::<Pod>();
-    let pod_events = reflector::reflector(writer, watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let pod_events = reflector::reflector(
+        writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects();
     let controller = Controller::new(Api::<K>::all(client), watcher::Config::default());
     let owners = controller.store();
     let state = Arc::new(State::<K> {
@@ -153,7 +183,11 @@ fn owners_to_sync<K: ReplicaOwner>(pod: &Pod, owners: &Store<K>) -> Vec<ObjectRe
 
 /// The ownerReference with `controller: true`, if any.
 pub fn controller_of<K: Resource>(obj: &K) -> Option<&OwnerReference> {
-    obj.meta().owner_references.as_ref()?.iter().find(|r| r.controller == Some(true))
+    obj.meta()
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
 }
 
 /// An ownerReference to `owner` marked as its controller, blocking owner deletion (upstream
@@ -170,7 +204,10 @@ pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferenc
 }
 
 async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Result<Action> {
-    if tokio::time::timeout(Duration::from_secs(1), state.pods.wait_until_ready()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(1), state.pods.wait_until_ready())
+        .await
+        .is_err()
+    {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let ns = owner.namespace().unwrap_or_default();
@@ -199,7 +236,9 @@ async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Resu
             }
             Some(_) => {}
             None if matches && !deleting => {
-                if let Some(adopted) = adopt(&pods_api, &pod, controller_ref(owner.as_ref())).await? {
+                if let Some(adopted) =
+                    adopt(&pods_api, &pod, controller_ref(owner.as_ref())).await?
+                {
                     owned.push(adopted);
                 }
             }
@@ -208,7 +247,10 @@ async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Resu
     }
 
     let seen = |pod_name: &str| {
-        state.pods.get(&ObjectRef::new(pod_name).within(&ns)).is_some_and(|p| pod_util::is_active(&p))
+        state
+            .pods
+            .get(&ObjectRef::new(pod_name).within(&ns))
+            .is_some_and(|p| pod_util::is_active(&p))
     };
     let mut failure = None;
     if !deleting && state.expectations.satisfied(&key, seen) {
@@ -218,7 +260,10 @@ async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Resu
 
     let now = Timestamp::now();
     let min_ready = owner.min_ready_seconds();
-    let wait = owned.iter().filter_map(|p| pod_util::seconds_until_available(p, min_ready, now)).min();
+    let wait = owned
+        .iter()
+        .filter_map(|p| pod_util::seconds_until_available(p, min_ready, now))
+        .min();
     Ok(match wait {
         Some(secs) => Action::requeue(Duration::from_secs(secs.unsigned_abs() + 1)),
         None => Action::await_change(),
@@ -248,17 +293,34 @@ async fn manage_replicas<K: ReplicaOwner>(
         let mut failure = None;
         'batches: while created.len() < missing {
             let size = batch.min(missing - created.len());
-            let results = futures::future::join_all((0..size).map(|_| pods_api.create(&post, &pod))).await;
+            let results =
+                futures::future::join_all((0..size).map(|_| pods_api.create(&post, &pod))).await;
             for r in results {
                 match r {
                     Ok(p) => {
                         let pod_name = p.name_any();
-                        state.recorder.record(owner, EventType::Normal, "SuccessfulCreate", format!("Created pod: {pod_name}")).await;
+                        state
+                            .recorder
+                            .record(
+                                owner,
+                                EventType::Normal,
+                                "SuccessfulCreate",
+                                format!("Created pod: {pod_name}"),
+                            )
+                            .await;
                         created.push(pod_name);
                     }
                     Err(e) => {
                         let message = api_message(&e);
-                        state.recorder.record(owner, EventType::Warning, "FailedCreate", format!("Error creating: {message}")).await;
+                        state
+                            .recorder
+                            .record(
+                                owner,
+                                EventType::Warning,
+                                "FailedCreate",
+                                format!("Error creating: {message}"),
+                            )
+                            .await;
                         failure = Some(("FailedCreate", message));
                     }
                 }
@@ -276,18 +338,36 @@ async fn manage_replicas<K: ReplicaOwner>(
         let mut ranked = owned.to_vec();
         pod_util::sort_for_deletion(&mut ranked, owned);
         let victims: Vec<Pod> = ranked.into_iter().take(surplus).collect();
-        state.expectations.expect(key, Vec::new(), victims.iter().map(ResourceExt::name_any));
+        state
+            .expectations
+            .expect(key, Vec::new(), victims.iter().map(ResourceExt::name_any));
         let mut failure = None;
         for pod in victims {
             let pod_name = pod.name_any();
             match pods_api.delete(&pod_name, &DeleteParams::default()).await {
                 Ok(_) => {
-                    state.recorder.record(owner, EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {pod_name}")).await;
+                    state
+                        .recorder
+                        .record(
+                            owner,
+                            EventType::Normal,
+                            "SuccessfulDelete",
+                            format!("Deleted pod: {pod_name}"),
+                        )
+                        .await;
                 }
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => {
                     let message = api_message(&e);
-                    state.recorder.record(owner, EventType::Warning, "FailedDelete", format!("Error deleting: {message}")).await;
+                    state
+                        .recorder
+                        .record(
+                            owner,
+                            EventType::Warning,
+                            "FailedDelete",
+                            format!("Error deleting: {message}"),
+                        )
+                        .await;
                     failure = Some(("FailedDelete", message));
                 }
             }
@@ -307,7 +387,9 @@ pub fn api_message(e: &kube::Error) -> String {
 
 /// A pod for `owner` from its template (upstream `GetPodFromTemplate`).
 fn pod_from_template<K: ReplicaOwner>(owner: &K) -> Result<Pod> {
-    let template = owner.pod_template().ok_or_else(|| Error::Invalid("spec.template is missing".into()))?;
+    let template = owner
+        .pod_template()
+        .ok_or_else(|| Error::Invalid("spec.template is missing".into()))?;
     let meta = template.metadata.clone().unwrap_or_default();
     let name = owner.name_any();
     Ok(Pod {
@@ -330,7 +412,14 @@ async fn adopt(api: &Api<Pod>, pod: &Pod, owner_ref: OwnerReference) -> Result<O
     let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
     refs.push(owner_ref);
     let patch = json!({"metadata": {"ownerReferences": list_or_null(&refs), "resourceVersion": pod.metadata.resource_version, "uid": pod.metadata.uid}});
-    match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Ok(p) => Ok(Some(p)),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(None),
         Err(e) => Err(e.into()),
@@ -339,9 +428,22 @@ async fn adopt(api: &Api<Pod>, pod: &Pod, owner_ref: OwnerReference) -> Result<O
 
 /// Removes the owner's reference from a pod it no longer selects (upstream `ReleasePod`).
 async fn release(api: &Api<Pod>, pod: &Pod, owner_uid: &str) -> Result<()> {
-    let refs: Vec<&OwnerReference> = pod.metadata.owner_references.iter().flatten().filter(|r| r.uid != owner_uid).collect();
+    let refs: Vec<&OwnerReference> = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|r| r.uid != owner_uid)
+        .collect();
     let patch = json!({"metadata": {"ownerReferences": list_or_null(&refs), "resourceVersion": pod.metadata.resource_version}});
-    match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
         Err(e) => Err(e.into()),
@@ -349,21 +451,47 @@ async fn release(api: &Api<Pod>, pod: &Pod, owner_uid: &str) -> Result<()> {
 }
 
 /// Writes `status` when it changed (upstream `calculateStatus` + `updateReplicaSetStatus`).
-async fn update_status<K: ReplicaOwner>(client: &kube::Client, owner: &K, owned: &[Pod], failure: Option<(&str, String)>) -> Result<()> {
+async fn update_status<K: ReplicaOwner>(
+    client: &kube::Client,
+    owner: &K,
+    owned: &[Pod],
+    failure: Option<(&str, String)>,
+) -> Result<()> {
     let now = Timestamp::now();
-    let template_labels = owner.pod_template().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
-    let fully_labeled = owned.iter().filter(|p| template_labels.iter().all(|(k, v)| p.labels().get(k) == Some(v))).count();
+    let template_labels = owner
+        .pod_template()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let fully_labeled = owned
+        .iter()
+        .filter(|p| {
+            template_labels
+                .iter()
+                .all(|(k, v)| p.labels().get(k) == Some(v))
+        })
+        .count();
     let ready = owned.iter().filter(|p| pod_util::is_ready(p)).count();
-    let available = owned.iter().filter(|p| pod_util::is_available(p, owner.min_ready_seconds(), now)).count();
+    let available = owned
+        .iter()
+        .filter(|p| pod_util::is_available(p, owner.min_ready_seconds(), now))
+        .count();
     let current = owner.status_value();
-    let mut conditions: Vec<Value> = current["conditions"].as_array().cloned().unwrap_or_default();
+    let mut conditions: Vec<Value> = current["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     match failure {
         Some((reason, message)) => {
-            let existing = conditions.iter().position(|c| c["type"] == "ReplicaFailure");
+            let existing = conditions
+                .iter()
+                .position(|c| c["type"] == "ReplicaFailure");
             let condition = json!({"type": "ReplicaFailure", "status": "True", "reason": reason, "message": message,
                 "lastTransitionTime": crate::now_rfc3339()});
             match existing {
-                Some(i) if conditions[i]["reason"] == reason && conditions[i]["message"] == condition["message"] => {}
+                Some(i)
+                    if conditions[i]["reason"] == reason
+                        && conditions[i]["message"] == condition["message"] => {}
                 Some(i) => conditions[i] = condition,
                 None => conditions.push(condition),
             }
@@ -378,16 +506,33 @@ async fn update_status<K: ReplicaOwner>(client: &kube::Client, owner: &K, owned:
         "observedGeneration": owner.meta().generation,
         "conditions": conditions,
     });
-    let unchanged = ["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"]
-        .iter()
-        .all(|f| current[*f].as_i64().unwrap_or(0) == desired[*f].as_i64().unwrap_or(0))
-        && current["conditions"].as_array().cloned().unwrap_or_default() == conditions;
+    let unchanged = [
+        "replicas",
+        "fullyLabeledReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "observedGeneration",
+    ]
+    .iter()
+    .all(|f| current[*f].as_i64().unwrap_or(0) == desired[*f].as_i64().unwrap_or(0))
+        && current["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            == conditions;
     if unchanged {
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(client.clone(), &owner.namespace().unwrap_or_default());
     let patch = json!({"status": desired});
-    match api.patch_status(&owner.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch_status(
+            &owner.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),

@@ -24,11 +24,13 @@ const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 
 fn namespace_of<K: Resource>(obj: &K, name: &str) -> Option<ObjectRef<Namespace>> {
-    (obj.meta().name.as_deref() == Some(name)).then(|| ObjectRef::new(obj.meta().namespace.as_deref().unwrap_or_default()))
+    (obj.meta().name.as_deref() == Some(name))
+        .then(|| ObjectRef::new(obj.meta().namespace.as_deref().unwrap_or_default()))
 }
 
 fn active(ns: &Namespace) -> bool {
-    ns.metadata.deletion_timestamp.is_none() && ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating")
+    ns.metadata.deletion_timestamp.is_none()
+        && ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating")
 }
 
 /// Creating in a namespace that started terminating meanwhile, or that exists already, is fine.
@@ -42,9 +44,20 @@ fn ignore_benign(r: std::result::Result<(), kube::Error>) -> Result<()> {
 /// Runs the ServiceAccount controller.
 pub async fn run_serviceaccounts(ctx: Context) -> Result<()> {
     let client = ctx.client.clone();
-    let stream = Controller::new(Api::<Namespace>::all(client.clone()), watcher::Config::default())
-        .watches(Api::<ServiceAccount>::all(client), watcher::Config::default(), |sa| namespace_of(&sa, DEFAULT_SA))
-        .run(ensure_default_service_account, requeue_on_error, Arc::new(ctx));
+    let stream = Controller::new(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .watches(
+        Api::<ServiceAccount>::all(client),
+        watcher::Config::default(),
+        |sa| namespace_of(&sa, DEFAULT_SA),
+    )
+    .run(
+        ensure_default_service_account,
+        requeue_on_error,
+        Arc::new(ctx),
+    );
     drain("serviceaccount", stream).await;
     Ok(())
 }
@@ -55,7 +68,13 @@ async fn ensure_default_service_account(ns: Arc<Namespace>, ctx: Arc<Context>) -
     }
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns.name_any());
     if api.get_opt(DEFAULT_SA).await?.is_none() {
-        let sa = ServiceAccount { metadata: ObjectMeta { name: Some(DEFAULT_SA.into()), ..Default::default() }, ..Default::default() };
+        let sa = ServiceAccount {
+            metadata: ObjectMeta {
+                name: Some(DEFAULT_SA.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         ignore_benign(api.create(&PostParams::default(), &sa).await.map(|_| ()))?;
     }
     Ok(Action::await_change())
@@ -64,9 +83,16 @@ async fn ensure_default_service_account(ns: Arc<Namespace>, ctx: Arc<Context>) -
 /// Runs the root CA publisher.
 pub async fn run_root_ca_publisher(ctx: Context) -> Result<()> {
     let client = ctx.client.clone();
-    let stream = Controller::new(Api::<Namespace>::all(client.clone()), watcher::Config::default())
-        .watches(Api::<ConfigMap>::all(client), watcher::Config::default(), |cm| namespace_of(&cm, ROOT_CA_CONFIGMAP))
-        .run(ensure_root_ca, requeue_on_error, Arc::new(ctx));
+    let stream = Controller::new(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .watches(
+        Api::<ConfigMap>::all(client),
+        watcher::Config::default(),
+        |cm| namespace_of(&cm, ROOT_CA_CONFIGMAP),
+    )
+    .run(ensure_root_ca, requeue_on_error, Arc::new(ctx));
     drain("root-ca-cert-publisher", stream).await;
     Ok(())
 }
@@ -82,7 +108,13 @@ async fn ensure_root_ca(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action>
             let cm = ConfigMap {
                 metadata: ObjectMeta {
                     name: Some(ROOT_CA_CONFIGMAP.into()),
-                    annotations: Some([("kubernetes.io/description".to_string(), ROOT_CA_DESCRIPTION.to_string())].into()),
+                    annotations: Some(
+                        [(
+                            "kubernetes.io/description".to_string(),
+                            ROOT_CA_DESCRIPTION.to_string(),
+                        )]
+                        .into(),
+                    ),
                     ..Default::default()
                 },
                 data: Some(data),
@@ -92,8 +124,18 @@ async fn ensure_root_ca(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action>
         }
         Some(mut cm) if cm.data.as_ref() != Some(&data) => {
             cm.data = Some(data);
-            cm.metadata.annotations.get_or_insert_with(Default::default).insert("kubernetes.io/description".into(), ROOT_CA_DESCRIPTION.into());
-            ignore_benign(api.replace(ROOT_CA_CONFIGMAP, &PostParams::default(), &cm).await.map(|_| ()))?;
+            cm.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(
+                    "kubernetes.io/description".into(),
+                    ROOT_CA_DESCRIPTION.into(),
+                );
+            ignore_benign(
+                api.replace(ROOT_CA_CONFIGMAP, &PostParams::default(), &cm)
+                    .await
+                    .map(|_| ()),
+            )?;
         }
         Some(_) => {}
     }

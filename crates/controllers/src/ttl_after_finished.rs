@@ -7,17 +7,21 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
-use kube::ResourceExt;
 
 use crate::context::{Context, drain, requeue_on_error};
 use crate::error::Result;
 
 /// Runs the controller.
 pub async fn run(ctx: Context) -> Result<()> {
-    let stream = Controller::new(Api::<Job>::all(ctx.client.clone()), watcher::Config::default()).run(reconcile, requeue_on_error, Arc::new(ctx));
+    let stream = Controller::new(
+        Api::<Job>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .run(reconcile, requeue_on_error, Arc::new(ctx));
     drain("ttl-after-finished", stream).await;
     Ok(())
 }
@@ -32,11 +36,15 @@ pub fn finished_at(job: &Job) -> Option<Timestamp> {
 }
 
 async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
-    let Some(ttl) = job.spec.as_ref().and_then(|s| s.ttl_seconds_after_finished) else { return Ok(Action::await_change()) };
+    let Some(ttl) = job.spec.as_ref().and_then(|s| s.ttl_seconds_after_finished) else {
+        return Ok(Action::await_change());
+    };
     if job.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let Some(finished) = finished_at(&job) else { return Ok(Action::await_change()) };
+    let Some(finished) = finished_at(&job) else {
+        return Ok(Action::await_change());
+    };
     let left = finished.as_second() + i64::from(ttl) - Timestamp::now().as_second();
     if left > 0 {
         return Ok(Action::requeue(Duration::from_secs(left.unsigned_abs())));
@@ -44,7 +52,10 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Foreground),
-        preconditions: Some(Preconditions { uid: job.uid(), resource_version: job.resource_version() }),
+        preconditions: Some(Preconditions {
+            uid: job.uid(),
+            resource_version: job.resource_version(),
+        }),
         ..Default::default()
     };
     tracing::info!(namespace = ?job.namespace(), job = %job.name_any(), "deleting a finished Job whose TTL expired");
