@@ -53,6 +53,9 @@ pub const CONTROLLERS: &[&str] = &[
 /// The user the manager authenticates as (bound by upstream's default RBAC).
 pub const USER_NAME: &str = "system:kube-controller-manager";
 
+/// User-Agent of the manager's requests (upstream's shape: `<command>/<version> (<os>/<arch>) …`).
+const USER_AGENT: &str = "kube-controller-manager/v1.33.5+rkube (linux/amd64) rkube";
+
 /// How the manager runs.
 #[derive(Debug, Clone, Default)]
 pub struct ManagerConfig {
@@ -85,12 +88,18 @@ impl ManagerConfig {
 pub async fn client_from_kubeconfig(yaml: &str) -> Result<kube::Client> {
     let kubeconfig =
         kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| Error::Config(e.to_string()))?;
-    let config = kube::Config::from_custom_kubeconfig(
+    let mut config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
         &kube::config::KubeConfigOptions::default(),
     )
     .await
     .map_err(|e| Error::Config(e.to_string()))?;
+    // The server names field managers after the User-Agent's first word, so writes show up in
+    // managedFields as `kube-controller-manager`, as upstream's do.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     kube::Client::try_from(config).map_err(Error::Kube)
 }
 
