@@ -38,7 +38,7 @@ pub struct ServerConfig {
     pub service_cidr: String,
     /// `EncryptionConfiguration` file for encryption at rest (`--encryption-provider-config`).
     pub encryption_provider_config: Option<PathBuf>,
-    /// In-process components not to run (`--disable=scheduler,node-lifecycle`).
+    /// In-process components not to run (`--disable=scheduler,deployment,...`; `controller-manager` for every controller).
     pub disable: Vec<String>,
     /// How long a node may go without heartbeats before it is Unknown (40 s upstream).
     pub node_monitor_grace_period: std::time::Duration,
@@ -166,7 +166,6 @@ pub async fn run_server(
     let url = format!("https://{advertise}");
     rkube_pki::write_kubeconfig(&kubeconfig, &url, &pki).map_err(|e| ClusterError::Pki(e.to_string()))?;
 
-    let namespace_task = tokio::spawn(rkube_registry::namespaces::run_namespace_finalizer(registry.clone()));
     // Stored CRDs are served again before /readyz says ok (upstream's
     // `crd-informer-synced` post-start hook).
     rkube_registry::crd::controller::sync_all(&registry)
@@ -174,17 +173,69 @@ pub async fn run_server(
         .map_err(|e| ClusterError::Bootstrap(format!("serving CustomResourceDefinitions: {}", e.message)))?;
     let crd_task = tokio::spawn(rkube_registry::crd::controller::run(registry.clone()));
     let aggregation_task = tokio::spawn(rkube_auth::aggregation::run(registry.clone()));
+    let controller_manager = controller_manager_config(&cfg)?;
     state.ready.store(true, Ordering::Release);
     // Components are API clients in their own tasks; their requests are answered once serving.
     let components = components::start(&pki, &url, &cfg.disable, cfg.node_monitor_grace_period).await?;
+    let manager_task = match controller_manager {
+        Some(manager_cfg) => Some(start_controller_manager(&cfg, &url, &pki, manager_cfg).await?),
+        None => None,
+    };
     on_ready(advertise, kubeconfig);
     rkube_apiserver::server::serve(listener, Arc::new(tls), app, shutdown).await;
     for c in components {
         c.abort();
     }
-    namespace_task.abort();
+    if let Some(task) = manager_task {
+        task.abort();
+    }
     crd_task.abort();
     aggregation_task.abort();
     feed_task.abort();
     Ok(())
+}
+
+/// The in-process controller manager's configuration, `None` when `--disable=controller-manager`.
+fn controller_manager_config(cfg: &ServerConfig) -> Result<Option<rkube_controllers::ManagerConfig>, ClusterError> {
+    if cfg.disable.iter().any(|d| d == "controller-manager") {
+        return Ok(None);
+    }
+    let manager_cfg = rkube_controllers::ManagerConfig {
+        disabled: cfg.disable.iter().filter(|d| rkube_controllers::CONTROLLERS.contains(&d.as_str())).cloned().collect(),
+        root_ca_pem: String::new(),
+    };
+    Ok(Some(manager_cfg))
+}
+
+/// Starts the controller manager as an API client of this server, authenticated by a client
+/// certificate for `system:kube-controller-manager` (also written to
+/// `controller-manager.kubeconfig` for running it as its own process).
+async fn start_controller_manager(
+    cfg: &ServerConfig,
+    url: &str,
+    pki: &rkube_pki::ClusterPki,
+    mut manager_cfg: rkube_controllers::ManagerConfig,
+) -> Result<tokio::task::JoinHandle<()>, ClusterError> {
+    let user = rkube_controllers::USER_NAME;
+    let (cert, key) = pki.issue_client_cert(user, &[]).map_err(|e| ClusterError::Pki(e.to_string()))?;
+    let yaml = rkube_pki::kubeconfig_yaml(url, "rkube", user, &pki.ca_cert_pem, &cert, &key).map_err(|e| ClusterError::Pki(e.to_string()))?;
+    let path = cfg.data_dir.join("controller-manager.kubeconfig");
+    write_private(&path, &yaml).map_err(|e| ClusterError::Pki(format!("writing {}: {e}", path.display())))?;
+    let client = rkube_controllers::client_from_kubeconfig(&yaml).await.map_err(|e| ClusterError::Config(e.to_string()))?;
+    manager_cfg.root_ca_pem = pki.ca_cert_pem.clone();
+    Ok(tokio::spawn(async move {
+        if let Err(e) = rkube_controllers::run(client, manager_cfg, std::future::pending()).await {
+            tracing::error!(error = %e, "controller manager stopped");
+        }
+    }))
+}
+
+/// Writes a file only its owner can read (it holds a private key).
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
 }

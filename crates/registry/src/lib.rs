@@ -12,7 +12,6 @@ pub mod crd;
 pub mod convert;
 pub mod keys;
 pub mod list;
-pub mod namespaces;
 pub mod options;
 pub mod ownership;
 pub mod policy;

@@ -624,7 +624,8 @@ impl Registry {
     /// `rest.BeforeDelete` and the pod/namespace strategies).
     fn deletion_plan(&self, res: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> DeletionPlan {
         let already = meta::meta_str(obj, "deletionTimestamp").is_some();
-        let has_finalizers = !meta::finalizers(obj).is_empty();
+        let finalizers = gc_finalizers(res, obj, opts);
+        let has_finalizers = !finalizers.is_empty();
         let is_namespace = res.group.is_empty() && res.plural == "namespaces";
         let is_pod = res.group.is_empty() && res.plural == "pods";
         // Pods on a node terminate gracefully: the node agent deletes them with grace 0 once
@@ -670,6 +671,9 @@ impl Registry {
             return DeletionPlan::Immediate;
         }
         let mut marked = obj.clone();
+        if finalizers != meta::finalizers(obj) {
+            meta::set_meta(&mut marked, "finalizers", Value::from(finalizers));
+        }
         if !already {
             let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
             meta::set_meta(&mut marked, "deletionTimestamp", Value::String(when.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
@@ -726,6 +730,39 @@ impl Registry {
 fn is_crd(res: &ResourceInfo) -> bool {
     res.group == crd::GROUP && res.plural == crd::PLURAL
 }
+
+/// The object's finalizers with the garbage collector's `orphan`/`foregroundDeletion` set as the
+/// delete options ask (upstream `deletionFinalizersForGarbageCollection`, `shouldOrphanDependents`
+/// and `shouldDeleteDependents` in pkg/registry/generic/registry/store.go). apps/v1 and every
+/// other served version default to background propagation; Events do not take part in GC.
+fn gc_finalizers(res: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Vec<String> {
+    let current = meta::finalizers(obj);
+    if res.plural == "events" {
+        return current;
+    }
+    let has = |f: &str| current.iter().any(|x| x == f);
+    let (orphan, foreground) = match (opts.orphan_dependents, opts.propagation_policy.as_deref()) {
+        (Some(orphan), _) => (orphan, false),
+        (None, Some("Orphan")) => (true, false),
+        (None, Some("Foreground")) => (false, true),
+        (None, Some(_)) => (false, false),
+        (None, None) => (has(FINALIZER_ORPHAN), !has(FINALIZER_ORPHAN) && has(FINALIZER_FOREGROUND)),
+    };
+    let mut out: Vec<String> = current.iter().filter(|f| *f != FINALIZER_ORPHAN && *f != FINALIZER_FOREGROUND).cloned().collect();
+    if orphan {
+        out.push(FINALIZER_ORPHAN.to_string());
+    }
+    if foreground {
+        out.push(FINALIZER_FOREGROUND.to_string());
+    }
+    let unchanged = out.len() == current.len() && out.iter().all(|f| current.contains(f));
+    if unchanged { current } else { out }
+}
+
+/// metav1.FinalizerOrphanDependents
+const FINALIZER_ORPHAN: &str = "orphan";
+/// metav1.FinalizerDeleteDependents
+const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
 
 enum DeletionPlan {
     Immediate,

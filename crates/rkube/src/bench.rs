@@ -88,7 +88,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         tls_sans: vec![],
         service_cidr: "10.43.0.0/16".into(),
         encryption_provider_config: None,
-        disable: vec!["scheduler".into(), "node-lifecycle".into()],
+        // The API benchmark measures the server alone: components would add their own load.
+        disable: vec!["scheduler".into(), "node-lifecycle".into(), "controller-manager".into()],
         node_monitor_grace_period: std::time::Duration::from_secs(40),
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

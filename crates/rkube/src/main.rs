@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server on the embedded datastore).
     Server(ServerArgs),
+    /// Run the controller manager as its own process against a cluster.
+    ControllerManager(ControllerManagerArgs),
     /// Measure the API server end to end (creates, gets, large lists, watch latency) on a
     /// temporary data directory and print a table; `rkube bench scheduler` measures scheduling
     /// throughput on simulated nodes.
@@ -55,12 +57,27 @@ struct ServerArgs {
     /// (aescbc, aesgcm, secretbox, identity), as kube-apiserver's flag of the same name.
     #[arg(long)]
     encryption_provider_config: Option<PathBuf>,
-    /// In-process components not to run, comma-separated (scheduler, node-lifecycle).
+    /// Components not to run (comma-separated, repeatable): `scheduler`, `node-lifecycle`,
+    /// controller names such as `deployment` or `garbage-collector`, or `controller-manager` for
+    /// every controller.
     #[arg(long, value_delimiter = ',')]
     disable: Vec<String>,
     /// How long a node may go without heartbeats before its Ready condition becomes Unknown.
     #[arg(long, default_value = "40s", value_parser = components::parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+}
+
+#[derive(clap::Args)]
+struct ControllerManagerArgs {
+    /// Kubeconfig of the cluster to manage (its user should be system:kube-controller-manager).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Controllers not to run (comma-separated, repeatable).
+    #[arg(long, value_delimiter = ',')]
+    disable: Vec<String>,
+    /// CA bundle published as the `kube-root-ca.crt` ConfigMap (default: the kubeconfig's CA).
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
 }
 
 fn init_tracing() {
@@ -115,9 +132,24 @@ fn main() -> anyhow::Result<()> {
             }))?;
         }
         Command::Bench(a) if a.is_scheduler() => rt.block_on(bench_scheduler::run())?,
+        Command::ControllerManager(a) => rt.block_on(run_controller_manager(a))?,
         Command::Bench(a) => rt.block_on(bench::run(a))?,
         Command::Scheduler(a) => rt.block_on(components::run_scheduler(a, shutdown_signal()))?,
         Command::Sim(a) => rt.block_on(components::run_sim(a, shutdown_signal()))?,
     }
+    Ok(())
+}
+
+async fn run_controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> {
+    let yaml = std::fs::read_to_string(&a.kubeconfig).map_err(|e| anyhow::anyhow!("reading {}: {e}", a.kubeconfig.display()))?;
+    let root_ca_pem = match &a.root_ca_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        None => rkube_controllers::kubeconfig_ca_pem(&yaml)?,
+    };
+    let config = rkube_controllers::ManagerConfig { disabled: a.disable.into_iter().collect(), root_ca_pem };
+    config.check()?;
+    let client = rkube_controllers::client_from_kubeconfig(&yaml).await?;
+    println!("rkube: controller manager running");
+    rkube_controllers::run(client, config, shutdown_signal()).await?;
     Ok(())
 }

@@ -38,11 +38,14 @@ fn replicas_only(replicas: u32) -> String {
     format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: {replicas}\n")
 }
 
+/// Field managers other than the controller manager (whose status writes get their own
+/// `kube-controller-manager` Update entry, as upstream).
 fn managers(obj: &serde_json::Value) -> Vec<(String, String)> {
     obj["metadata"]["managedFields"]
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|e| e["manager"] != "kube-controller-manager")
         .map(|e| (e["manager"].as_str().unwrap_or_default().to_string(), e["operation"].as_str().unwrap_or_default().to_string()))
         .collect()
 }

@@ -3,6 +3,7 @@
 
 mod api_discovery;
 mod apply;
+mod controllers;
 mod crash;
 mod crd;
 mod crud;
@@ -25,6 +26,15 @@ use rkube_testkit::TestCluster;
 /// Starts a cluster or fails the test with the reason.
 pub fn cluster() -> TestCluster {
     match TestCluster::start() {
+        Ok(c) => c,
+        Err(e) => panic!("starting rkube: {e:#}"),
+    }
+}
+
+/// Starts an API server without controllers, scheduler or node lifecycle: objects stay exactly
+/// as the test writes them (for checks of stored fields and printed tables).
+pub fn api_only_cluster() -> TestCluster {
+    match TestCluster::start_with(&["--disable=controller-manager,scheduler,node-lifecycle"]) {
         Ok(c) => c,
         Err(e) => panic!("starting rkube: {e:#}"),
     }

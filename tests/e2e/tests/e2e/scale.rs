@@ -1,10 +1,10 @@
 //! The scale subresource through `kubectl scale` and raw requests.
 
-use crate::cluster;
+use crate::api_only_cluster;
 
 #[test]
 fn kubectl_scale_changes_replicas_through_the_scale_subresource() {
-    let c = cluster();
+    let c = api_only_cluster();
     let k = c.kubectl();
     k.ok(&["create", "deployment", "web", "--image=registry.example/nginx:1.25", "--replicas=1"]).unwrap();
     let out = k.ok(&["scale", "deployment", "web", "--replicas=3"]).unwrap();
@@ -49,7 +49,7 @@ fn kubectl_scale_changes_replicas_through_the_scale_subresource() {
 
 #[test]
 fn replicasets_statefulsets_and_replication_controllers_scale() {
-    let c = cluster();
+    let c = api_only_cluster();
     let k = c.kubectl();
     let manifests = r#"
 apiVersion: apps/v1

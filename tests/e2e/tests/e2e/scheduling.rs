@@ -290,13 +290,16 @@ fn stopped_simulator_nodes_become_not_ready_and_pods_are_evicted() {
     });
     assert_eq!(ready["reason"], "NodeStatusUnknown");
     assert_eq!(ready["message"], "Kubelet stopped posting node status.");
-    let taints = k.json(&["get", "node", "doomed-0", "-o", "json"]).unwrap()["spec"]["taints"].clone();
-    let taints: Vec<(String, String)> = taints
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["key"].as_str().unwrap().to_string(), t["effect"].as_str().unwrap().to_string()))
-        .collect();
+    // The taints follow the condition in a separate write.
+    let taints: Vec<(String, String)> = wait_for("doomed-0 unreachable taints", Duration::from_secs(30), || {
+        let n = k.json(&["get", "node", "doomed-0", "-o", "json"]).ok()?;
+        let taints: Vec<(String, String)> = n["spec"]["taints"]
+            .as_array()?
+            .iter()
+            .map(|t| (t["key"].as_str().unwrap_or_default().to_string(), t["effect"].as_str().unwrap_or_default().to_string()))
+            .collect();
+        (taints.len() >= 2).then_some(taints)
+    });
     assert!(taints.contains(&("node.kubernetes.io/unreachable".into(), "NoExecute".into())), "{taints:?}");
     assert!(taints.contains(&("node.kubernetes.io/unreachable".into(), "NoSchedule".into())), "{taints:?}");
 

@@ -5,7 +5,7 @@
 use chrono::{SecondsFormat, TimeDelta, Utc};
 use rkube_testkit::Kubectl;
 
-use crate::cluster;
+use crate::api_only_cluster;
 
 const OBJECTS: &str = r#"
 apiVersion: v1
@@ -338,19 +338,19 @@ fn tables_read_as_upstream(k: &Kubectl) {
 
 #[test]
 fn kubectl_1_33_tables() {
-    let c = cluster();
+    let c = api_only_cluster();
     tables_read_as_upstream(&c.kubectl_version(33));
 }
 
 #[test]
 fn kubectl_1_27_tables() {
-    let c = cluster();
+    let c = api_only_cluster();
     tables_read_as_upstream(&c.kubectl_version(27));
 }
 
 #[test]
 fn watch_prints_rows_as_they_change() {
-    let c = cluster();
+    let c = api_only_cluster();
     let k = c.kubectl();
     k.ok(&["create", "namespace", "w"]).unwrap();
     k.ok(&[
