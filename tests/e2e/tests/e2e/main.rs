@@ -11,6 +11,7 @@ mod dry_run;
 mod encryption;
 mod field_validation;
 mod kube_client;
+mod kubectl_verbs;
 mod lists;
 mod old_kubectl;
 mod openapi;
