@@ -7,6 +7,7 @@
 pub mod bootstrap;
 pub mod bootstrap_data;
 pub mod components;
+mod custom_openapi;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -161,6 +162,7 @@ pub async fn run_server(
     });
     let app = rkube_apiserver::router(state.clone());
     install_field_schemas(&registry, state.openapi_v3.catalog().clone());
+    custom_openapi::install(&registry, state.openapi_v3.catalog().clone(), state.openapi_v3.documents().clone());
 
     let kubeconfig = cfg.data_dir.join("admin.kubeconfig");
     let url = format!("https://{advertise}");

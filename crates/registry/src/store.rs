@@ -44,6 +44,9 @@ pub enum DeleteOutcome {
     Pending(Value),
 }
 
+/// Called with the served custom resources after they change.
+pub type CustomResourcesListener = Arc<dyn Fn(&[Arc<CustomResource>]) + Send + Sync>;
+
 /// The generic store for every served resource.
 pub struct Registry {
     pub(crate) store: Arc<dyn KvStore>,
@@ -54,6 +57,8 @@ pub struct Registry {
     service_lock: tokio::sync::Mutex<()>,
     /// Schemas for field ownership (`managedFields`); without one, values are deduced.
     schemas: RwLock<Option<crate::ownership::SchemaProvider>>,
+    /// Told when the served custom resources change (OpenAPI publishes their schemas).
+    custom_listeners: RwLock<Vec<CustomResourcesListener>>,
     /// Checks run on every create and update before validation (RBAC escalation prevention).
     write_check: RwLock<Option<WriteCheck>>,
 }
@@ -127,6 +132,7 @@ impl Registry {
             config,
             service_lock: tokio::sync::Mutex::new(()),
             schemas: RwLock::new(None),
+            custom_listeners: RwLock::new(Vec::new()),
             write_check: RwLock::new(None),
         }))
     }
@@ -148,7 +154,16 @@ impl Registry {
             && custom.iter().all(|c| current.iter().any(|x| x.as_ref() == c.as_ref()));
         if !unchanged {
             *self.resources.write() = ResourceIndex::build(&custom);
+            let listeners = self.custom_listeners.read().clone();
+            for l in listeners {
+                l(&custom);
+            }
         }
+    }
+
+    /// Calls `listener` with the served custom resources whenever they change.
+    pub fn on_custom_resources_changed(&self, listener: CustomResourcesListener) {
+        self.custom_listeners.write().push(listener);
     }
 
     /// The custom resource behind `res` and the version `res` addresses, when `res` is one.

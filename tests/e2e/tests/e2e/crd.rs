@@ -551,3 +551,22 @@ fn cluster_scoped_crd_with_scale_and_default_age_column() {
         .unwrap();
     assert!(!o.success && o.stderr.contains("NotFound"), "{}", o.stderr);
 }
+
+/// A new CRD's schema is published in OpenAPI: `kubectl explain` (v3 for 1.33, v2 protobuf for
+/// 1.27) describes its fields, and it disappears with the CRD.
+#[test]
+fn crd_schema_is_served_in_openapi_for_explain() {
+    let c = cluster();
+    let k = c.kubectl();
+    install_crd(&k);
+    let explained = k.ok(&["explain", "externalsecrets.spec"]).unwrap();
+    assert!(explained.contains("KIND:       ExternalSecret"), "{explained}");
+    assert!(explained.contains("backendType\t<string> -required-"), "{explained}");
+    let old = c.kubectl_version(27).ok(&["explain", "externalsecrets.spec.backendType"]).unwrap();
+    assert!(old.contains("FIELD: backendType <string>"), "{old}");
+    let v3 = k.json(&["get", "--raw", "/openapi/v3/apis/kubernetes-client.io/v1"]).unwrap();
+    assert!(v3["components"]["schemas"].get("io.kubernetes-client.v1.ExternalSecret").is_some(), "definition named as upstream");
+    k.ok(&["delete", CRD_NAME]).unwrap();
+    let root = k.json(&["get", "--raw", "/openapi/v3"]).unwrap();
+    assert!(root["paths"].get("apis/kubernetes-client.io/v1").is_none(), "the group-version is gone after the CRD");
+}
