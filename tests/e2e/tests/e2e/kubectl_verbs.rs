@@ -97,6 +97,37 @@ fn edit_with_script(k: &Kubectl) {
     assert_eq!(image, "nginx:1.28");
 }
 
+/// explain, client-side apply (create, change, drop a field), diff and server-side apply with a
+/// conflict and force: the configuration workflow every kubectl version must get through.
+fn configuration_workflow(k: &Kubectl) {
+    let explained = squash(&k.ok(&["explain", "deployment.spec.strategy"]).unwrap());
+    assert!(explained.contains("FIELD: strategy <DeploymentStrategy>"), "{explained}");
+    assert!(explained.contains("rollingUpdate <RollingUpdateDeployment>"), "{explained}");
+    let v1 = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"1\"\n  b: \"2\"\n";
+    let v2 = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"10\"\n";
+    assert_eq!(k.ok_stdin(&["apply", "-f", "-"], v1).unwrap().trim(), "configmap/cfg created");
+    let diff = k.run_stdin(&["diff", "-f", "-"], v2).unwrap();
+    assert_eq!(diff.code, Some(1), "differences found: {}", diff.stderr);
+    assert!(diff.stdout.contains("-  b: \"2\"") && diff.stdout.contains("+  a: \"10\""), "{}", diff.stdout);
+    assert_eq!(k.ok_stdin(&["apply", "-f", "-"], v2).unwrap().trim(), "configmap/cfg configured");
+    assert_eq!(k.json(&["get", "cm", "cfg", "-o", "json"]).unwrap()["data"], json!({"a": "10"}));
+    let ssa = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  k: v\n";
+    assert_eq!(k.ok_stdin(&["apply", "--server-side", "-f", "-"], ssa).unwrap().trim(), "configmap/ssa serverside-applied");
+    let other = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  k: changed\n";
+    let conflict = k.run_stdin(&["apply", "--server-side", "--field-manager=other", "-f", "-"], other).unwrap();
+    assert!(conflict.stderr.contains("conflict with \"kubectl\": .data.k"), "{}", conflict.stderr);
+    k.ok_stdin(&["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"], other).unwrap();
+    assert_eq!(k.ok(&["get", "cm", "ssa", "-o", "jsonpath={.data.k}"]).unwrap(), "changed");
+}
+
+#[test]
+fn configuration_workflow_with_kubectl_1_33_1_32_1_27() {
+    for minor in [33, 32, 27] {
+        let c = api_only_cluster();
+        configuration_workflow(&c.kubectl_version(minor));
+    }
+}
+
 #[test]
 fn everyday_verbs_with_kubectl_1_33() {
     let c = api_only_cluster();

@@ -343,6 +343,12 @@ fn kubectl_1_33_tables() {
 }
 
 #[test]
+fn kubectl_1_32_tables() {
+    let c = api_only_cluster();
+    tables_read_as_upstream(&c.kubectl_version(32));
+}
+
+#[test]
 fn kubectl_1_27_tables() {
     let c = api_only_cluster();
     tables_read_as_upstream(&c.kubectl_version(27));
