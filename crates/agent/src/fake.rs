@@ -21,6 +21,15 @@ struct State {
     clock: i64,
 }
 
+impl State {
+    /// Wall-clock nanoseconds, strictly increasing between calls (ordering of creations).
+    fn tick(&mut self) -> i64 {
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+        self.clock = wall.max(self.clock + 1);
+        self.clock
+    }
+}
+
 /// The fake runtime.
 #[derive(Default)]
 pub struct FakeRuntime {
@@ -46,8 +55,7 @@ impl FakeRuntime {
     /// Ends a running container (by container name) with `exit_code`.
     pub fn exit_container(&self, name: &str, exit_code: i32) {
         let mut s = self.state.lock();
-        s.clock += 1_000_000_000;
-        let now = s.clock;
+        let now = s.tick();
         for (_, _, info) in s.containers.values_mut() {
             if info.name == name && info.state == ContainerState::Running {
                 info.state = ContainerState::Exited;
@@ -104,7 +112,7 @@ impl Runtime for FakeRuntime {
         self.record(format!("run_sandbox {}", spec.name));
         let mut s = self.state.lock();
         s.next_id += 1;
-        s.clock += 1;
+        s.tick();
         let id = format!("sandbox-{}", s.next_id);
         let info = SandboxInfo { id: id.clone(), pod_uid: spec.uid.clone(), attempt: spec.attempt, ready: true, created_at: s.clock };
         s.sandboxes.insert(id.clone(), (spec.clone(), info));
@@ -120,8 +128,7 @@ impl Runtime for FakeRuntime {
     async fn stop_sandbox(&self, id: &str) -> Result<()> {
         self.record(format!("stop_sandbox {id}"));
         let mut s = self.state.lock();
-        s.clock += 1;
-        let now = s.clock;
+        let now = s.tick();
         for (sandbox, _, info) in s.containers.values_mut() {
             if sandbox == id && info.state == ContainerState::Running {
                 info.state = ContainerState::Exited;
@@ -154,7 +161,7 @@ impl Runtime for FakeRuntime {
             return Err(not_found("sandbox", sandbox_id));
         }
         s.next_id += 1;
-        s.clock += 1;
+        s.tick();
         let id = format!("container-{}", s.next_id);
         let info = ContainerInfo {
             id: id.clone(),
@@ -177,8 +184,7 @@ impl Runtime for FakeRuntime {
     async fn start_container(&self, id: &str) -> Result<()> {
         self.record(format!("start_container {id}"));
         let mut s = self.state.lock();
-        s.clock += 1;
-        let now = s.clock;
+        let now = s.tick();
         let (_, _, info) = s.containers.get_mut(id).ok_or_else(|| not_found("container", id))?;
         info.state = ContainerState::Running;
         info.started_at = now;
@@ -188,8 +194,7 @@ impl Runtime for FakeRuntime {
     async fn stop_container(&self, id: &str, timeout_seconds: i64) -> Result<()> {
         self.record(format!("stop_container {id} timeout {timeout_seconds}"));
         let mut s = self.state.lock();
-        s.clock += 1;
-        let now = s.clock;
+        let now = s.tick();
         let (_, _, info) = s.containers.get_mut(id).ok_or_else(|| not_found("container", id))?;
         if info.state == ContainerState::Running {
             info.state = ContainerState::Exited;
