@@ -148,6 +148,19 @@ fn container_status(o: &Observed, spec: &Container, seen: Option<&ObservedContai
     }
 }
 
+/// Names the states a container is no longer in as null: the status is sent as a strategic
+/// merge patch, which would otherwise keep `running` next to a new `terminated`.
+fn with_exclusive_states(mut status: Value) -> Value {
+    for field in ["state", "lastState"] {
+        if let Some(state) = status.get_mut(field).and_then(Value::as_object_mut) {
+            for key in ["waiting", "running", "terminated"] {
+                state.entry(key).or_insert(Value::Null);
+            }
+        }
+    }
+    status
+}
+
 fn condition(type_: &str, ok: bool, reason: Option<&str>, message: Option<String>, now: &str) -> Value {
     let mut c = json!({"type": type_, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now});
     if let Some(r) = reason {
@@ -184,7 +197,7 @@ pub fn pod_status(o: &Observed) -> Value {
         if !ready {
             unready.push(spec.name.clone());
         }
-        statuses.push(status);
+        statuses.push(with_exclusive_states(status));
         progress.push(p);
     }
     let phase = phase(&progress);

@@ -86,6 +86,8 @@ async fn a_container_that_exits_under_never_ends_the_pod() -> anyhow::Result<()>
     assert_eq!(status["phase"], "Succeeded");
     assert_eq!(container_status(&status)["state"]["terminated"]["exitCode"], 0);
     assert_eq!(container_status(&status)["state"]["terminated"]["reason"], "Completed");
+    // Sent as a strategic merge patch: the state it left must be cleared explicitly.
+    assert_eq!(container_status(&status)["state"].get("running"), Some(&Value::Null));
     assert_eq!(condition(&status, "Ready"), "False");
     assert!(runtime.calls().contains(&"stop_sandbox sandbox-1".to_string()), "{:?}", runtime.calls());
     // Until the Succeeded phase reaches the API, syncs keep reporting it and start nothing.
