@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use parking_lot::Mutex;
 
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, ContainerState, PullAuth, Result, Runtime, RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
+    ContainerInfo, ContainerSpec, ContainerState, PullAuth, Result, Runtime, RuntimeError,
+    RuntimeVersion, SandboxInfo, SandboxSpec,
 };
 
 #[derive(Default)]
@@ -24,7 +25,10 @@ struct State {
 impl State {
     /// Wall-clock nanoseconds, strictly increasing between calls (ordering of creations).
     fn tick(&mut self) -> i64 {
-        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
         self.clock = wall.max(self.clock + 1);
         self.clock
     }
@@ -49,7 +53,10 @@ impl FakeRuntime {
 
     /// Makes pulls of `image` fail with `message`.
     pub fn break_image(&self, image: &str, message: &str) {
-        self.state.lock().broken_images.insert(image.to_string(), message.to_string());
+        self.state
+            .lock()
+            .broken_images
+            .insert(image.to_string(), message.to_string());
     }
 
     /// Ends a running container (by container name) with `exit_code`.
@@ -69,7 +76,11 @@ impl FakeRuntime {
     /// Specs of containers created so far, oldest first.
     pub fn created_containers(&self) -> Vec<ContainerSpec> {
         let s = self.state.lock();
-        let mut all: Vec<_> = s.containers.values().map(|(_, spec, info)| (info.created_at, spec.clone())).collect();
+        let mut all: Vec<_> = s
+            .containers
+            .values()
+            .map(|(_, spec, info)| (info.created_at, spec.clone()))
+            .collect();
         all.sort_by_key(|(t, _)| *t);
         all.into_iter().map(|(_, spec)| spec).collect()
     }
@@ -91,11 +102,19 @@ fn not_found(what: &str, id: &str) -> RuntimeError {
 #[async_trait::async_trait]
 impl Runtime for FakeRuntime {
     async fn version(&self) -> Result<RuntimeVersion> {
-        Ok(RuntimeVersion { name: "fake".into(), version: "0.0.1".into() })
+        Ok(RuntimeVersion {
+            name: "fake".into(),
+            version: "0.0.1".into(),
+        })
     }
 
     async fn image_id(&self, image: &str) -> Result<Option<String>> {
-        Ok(self.state.lock().images.contains(image).then(|| format!("sha256:{image}")))
+        Ok(self
+            .state
+            .lock()
+            .images
+            .contains(image)
+            .then(|| format!("sha256:{image}")))
     }
 
     async fn pull_image(&self, image: &str, _auth: Option<PullAuth>) -> Result<String> {
@@ -114,14 +133,23 @@ impl Runtime for FakeRuntime {
         s.next_id += 1;
         s.tick();
         let id = format!("sandbox-{}", s.next_id);
-        let info = SandboxInfo { id: id.clone(), pod_uid: spec.uid.clone(), attempt: spec.attempt, ready: true, created_at: s.clock };
+        let info = SandboxInfo {
+            id: id.clone(),
+            pod_uid: spec.uid.clone(),
+            attempt: spec.attempt,
+            ready: true,
+            created_at: s.clock,
+        };
         s.sandboxes.insert(id.clone(), (spec.clone(), info));
         Ok(id)
     }
 
     async fn sandbox_ip(&self, id: &str) -> Result<Option<String>> {
         let s = self.state.lock();
-        let (spec, _) = s.sandboxes.get(id).ok_or_else(|| not_found("sandbox", id))?;
+        let (spec, _) = s
+            .sandboxes
+            .get(id)
+            .ok_or_else(|| not_found("sandbox", id))?;
         Ok((!spec.host_network).then(|| "10.88.0.7".to_string()))
     }
 
@@ -151,11 +179,25 @@ impl Runtime for FakeRuntime {
     }
 
     async fn list_sandboxes(&self) -> Result<Vec<SandboxInfo>> {
-        Ok(self.state.lock().sandboxes.values().map(|(_, info)| info.clone()).collect())
+        Ok(self
+            .state
+            .lock()
+            .sandboxes
+            .values()
+            .map(|(_, info)| info.clone())
+            .collect())
     }
 
-    async fn create_container(&self, sandbox_id: &str, _sandbox: &SandboxSpec, spec: &ContainerSpec) -> Result<String> {
-        self.record(format!("create_container {} attempt {}", spec.name, spec.attempt));
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        _sandbox: &SandboxSpec,
+        spec: &ContainerSpec,
+    ) -> Result<String> {
+        self.record(format!(
+            "create_container {} attempt {}",
+            spec.name, spec.attempt
+        ));
         let mut s = self.state.lock();
         if !s.sandboxes.contains_key(sandbox_id) {
             return Err(not_found("sandbox", sandbox_id));
@@ -177,7 +219,8 @@ impl Runtime for FakeRuntime {
             image: spec.image.clone(),
             image_ref: format!("sha256:{}", spec.image),
         };
-        s.containers.insert(id.clone(), (sandbox_id.to_string(), spec.clone(), info));
+        s.containers
+            .insert(id.clone(), (sandbox_id.to_string(), spec.clone(), info));
         Ok(id)
     }
 
@@ -185,7 +228,10 @@ impl Runtime for FakeRuntime {
         self.record(format!("start_container {id}"));
         let mut s = self.state.lock();
         let now = s.tick();
-        let (_, _, info) = s.containers.get_mut(id).ok_or_else(|| not_found("container", id))?;
+        let (_, _, info) = s
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| not_found("container", id))?;
         info.state = ContainerState::Running;
         info.started_at = now;
         Ok(())
@@ -195,7 +241,10 @@ impl Runtime for FakeRuntime {
         self.record(format!("stop_container {id} timeout {timeout_seconds}"));
         let mut s = self.state.lock();
         let now = s.tick();
-        let (_, _, info) = s.containers.get_mut(id).ok_or_else(|| not_found("container", id))?;
+        let (_, _, info) = s
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| not_found("container", id))?;
         if info.state == ContainerState::Running {
             info.state = ContainerState::Exited;
             info.exit_code = 137;
@@ -213,6 +262,10 @@ impl Runtime for FakeRuntime {
 
     async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerInfo>> {
         let s = self.state.lock();
-        Ok(s.containers.values().filter(|(sandbox, _, _)| sandbox == sandbox_id).map(|(_, _, info)| info.clone()).collect())
+        Ok(s.containers
+            .values()
+            .filter(|(sandbox, _, _)| sandbox == sandbox_id)
+            .map(|(_, _, info)| info.clone())
+            .collect())
     }
 }

@@ -62,12 +62,18 @@ pub struct AgentConfig {
 
 /// The host's name, as the kubelet's default node name (lower-case).
 pub fn default_node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_lowercase()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// The local address used to reach `server` (the node's InternalIP).
 pub fn local_ip_towards(server: std::net::SocketAddr) -> std::io::Result<IpAddr> {
-    let socket = std::net::UdpSocket::bind(if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+    let socket = std::net::UdpSocket::bind(if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
     socket.connect(server)?;
     Ok(socket.local_addr()?.ip())
 }
@@ -75,11 +81,22 @@ pub fn local_ip_towards(server: std::net::SocketAddr) -> std::io::Result<IpAddr>
 /// Connects to the CRI socket and checks that the runtime answers.
 pub async fn connect_runtime(socket: PathBuf) -> Result<Arc<dyn Runtime>, AgentError> {
     if !socket.exists() {
-        return Err(AgentError::Config(format!("container runtime socket {} does not exist", socket.display())));
+        return Err(AgentError::Config(format!(
+            "container runtime socket {} does not exist",
+            socket.display()
+        )));
     }
-    let runtime = tokio::time::timeout(Duration::from_secs(5), cri::CriRuntime::connect(socket.clone()))
-        .await
-        .map_err(|_| AgentError::Config(format!("container runtime at {} does not answer", socket.display())))??;
+    let runtime = tokio::time::timeout(
+        Duration::from_secs(5),
+        cri::CriRuntime::connect(socket.clone()),
+    )
+    .await
+    .map_err(|_| {
+        AgentError::Config(format!(
+            "container runtime at {} does not answer",
+            socket.display()
+        ))
+    })??;
     runtime.version().await?;
     Ok(Arc::new(runtime))
 }
@@ -93,17 +110,38 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let version = runtime.version().await?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| AgentError::Config(format!("binding {}: {e}", config.listen)))?;
-    let port = listener.local_addr().map_err(|e| AgentError::Config(e.to_string()))?.port();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| AgentError::Config(format!("binding {}: {e}", config.listen)))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| AgentError::Config(e.to_string()))?
+        .port();
     let node_ip = config.node_ip.to_string();
     let host = node::HostFacts::of_this_host();
     let status = node::node_status(&config.node_name, &node_ip, port, &host, &version);
     node::register(&client, &config.node_name, &status).await?;
     tracing::info!(node = %config.node_name, %node_ip, port, runtime = %format!("{}://{}", version.name, version.version), "node registered");
-    let names = vec![config.node_name.clone(), node_ip.clone(), "localhost".into()];
+    let names = vec![
+        config.node_name.clone(),
+        node_ip.clone(),
+        "localhost".into(),
+    ];
     let endpoint = tokio::spawn(server::serve(listener, config.log_root.clone(), names));
-    let heartbeat = tokio::spawn(heartbeat(client.clone(), config.node_name.clone(), node_ip.clone(), port, host, version.clone()));
-    let context = NodeContext { node_name: config.node_name.clone(), node_ip, log_root: config.log_root.clone(), runtime_name: version.name };
+    let heartbeat = tokio::spawn(heartbeat(
+        client.clone(),
+        config.node_name.clone(),
+        node_ip.clone(),
+        port,
+        host,
+        version.clone(),
+    ));
+    let context = NodeContext {
+        node_name: config.node_name.clone(),
+        node_ip,
+        log_root: config.log_root.clone(),
+        runtime_name: version.name,
+    };
     let syncer = Arc::new(PodSyncer::new(runtime, context));
     let pods = tokio::spawn(watch_pods(client, syncer, config.node_name));
     shutdown.await;
@@ -113,7 +151,14 @@ pub async fn run(
     Ok(())
 }
 
-async fn heartbeat(client: kube::Client, name: String, node_ip: String, port: u16, host: node::HostFacts, version: runtime::RuntimeVersion) {
+async fn heartbeat(
+    client: kube::Client,
+    name: String,
+    node_ip: String,
+    port: u16,
+    host: node::HostFacts,
+    version: runtime::RuntimeVersion,
+) {
     let mut lease = tokio::time::interval(node::LEASE_RENEW_INTERVAL);
     let mut status = tokio::time::interval(NODE_STATUS_INTERVAL);
     status.tick().await;
@@ -137,7 +182,11 @@ async fn heartbeat(client: kube::Client, name: String, node_ip: String, port: u1
 /// Watches the pods bound to this node and keeps one worker per pod.
 async fn watch_pods(client: kube::Client, syncer: Arc<PodSyncer>, node_name: String) {
     let api: Api<Pod> = Api::all(client.clone());
-    let mut stream = watcher(api, watcher::Config::default().fields(&format!("spec.nodeName={node_name}"))).boxed();
+    let mut stream = watcher(
+        api,
+        watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
+    )
+    .boxed();
     let mut workers: HashMap<String, watch::Sender<Pod>> = HashMap::new();
     let mut initial: Option<HashSet<String>> = None;
     let mut listed = false;
@@ -174,7 +223,12 @@ async fn watch_pods(client: kube::Client, syncer: Arc<PodSyncer>, node_name: Str
     }
 }
 
-fn deliver(workers: &mut HashMap<String, watch::Sender<Pod>>, client: &kube::Client, syncer: &Arc<PodSyncer>, pod: Pod) {
+fn deliver(
+    workers: &mut HashMap<String, watch::Sender<Pod>>,
+    client: &kube::Client,
+    syncer: &Arc<PodSyncer>,
+    pod: Pod,
+) {
     let uid = pod.uid().unwrap_or_default();
     if let Some(tx) = workers.get(&uid)
         && tx.send(pod.clone()).is_ok()
@@ -190,7 +244,11 @@ fn deliver(workers: &mut HashMap<String, watch::Sender<Pod>>, client: &kube::Cli
 fn grace_period(pod: &Pod) -> i64 {
     pod.metadata
         .deletion_grace_period_seconds
-        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
         .unwrap_or(30)
 }
 
@@ -214,7 +272,9 @@ async fn pod_worker(client: kube::Client, syncer: Arc<PodSyncer>, mut rx: watch:
         match syncer.sync(&pod).await {
             Ok(Some(status)) => {
                 let comparable = status::without_transition_times(&status);
-                if reported.as_ref() != Some(&comparable) && patch_status(&client, &pod, &status).await {
+                if reported.as_ref() != Some(&comparable)
+                    && patch_status(&client, &pod, &status).await
+                {
                     reported = Some(comparable);
                 }
             }
@@ -230,7 +290,14 @@ async fn pod_worker(client: kube::Client, syncer: Arc<PodSyncer>, mut rx: watch:
 
 async fn patch_status(client: &kube::Client, pod: &Pod, status: &Value) -> bool {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
-    match api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(json!({"status": status}))).await {
+    match api
+        .patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"status": status})),
+        )
+        .await
+    {
         Ok(_) => true,
         Err(e) => {
             tracing::debug!(pod = %pod.name_any(), error = %e, "updating pod status");
@@ -244,7 +311,10 @@ async fn delete_object(client: &kube::Client, pod: &Pod) {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
     let params = DeleteParams {
         grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: pod.uid(),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     if let Err(e) = api.delete(&pod.name_any(), &params).await {

@@ -21,7 +21,12 @@ pub fn parse_line(line: &str) -> Option<LogLine<'_>> {
     let stream = parts.next()?;
     let tag = parts.next()?;
     let text = parts.next().unwrap_or("");
-    Some(LogLine { timestamp, stream, partial: tag.split(':').next() == Some("P"), text })
+    Some(LogLine {
+        timestamp,
+        stream,
+        partial: tag.split(':').next() == Some("P"),
+        text,
+    })
 }
 
 /// Options of a logs request.
@@ -79,7 +84,13 @@ pub fn tail(rendered: &str, n: usize) -> String {
 /// The log file of a container: the newest attempt, or the one before it for `previous`.
 /// The pod's directory is `<root>/<ns>_<pod>_<uid>`; with several (a pod recreated under the
 /// same name) the newest wins.
-pub fn find_log_file(root: &Path, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<(String, PathBuf)> {
+pub fn find_log_file(
+    root: &Path,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+) -> Option<(String, PathBuf)> {
     let prefix = format!("{namespace}_{pod}_");
     let mut dirs: Vec<(std::time::SystemTime, PathBuf, String)> = std::fs::read_dir(root)
         .ok()?
@@ -129,11 +140,18 @@ mod tests {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("0.log"), "x")?;
         std::fs::write(dir.join("1.log"), "y")?;
-        let (uid, latest) = find_log_file(root.path(), "default", "web", "app", false).ok_or(std::io::ErrorKind::NotFound)?;
+        let (uid, latest) = find_log_file(root.path(), "default", "web", "app", false)
+            .ok_or(std::io::ErrorKind::NotFound)?;
         assert_eq!(uid, "1234");
         assert_eq!(latest, dir.join("1.log"));
-        assert_eq!(find_log_file(root.path(), "default", "web", "app", true).map(|(_, p)| p), Some(dir.join("0.log")));
-        assert_eq!(find_log_file(root.path(), "default", "we", "app", false), None);
+        assert_eq!(
+            find_log_file(root.path(), "default", "web", "app", true).map(|(_, p)| p),
+            Some(dir.join("0.log"))
+        );
+        assert_eq!(
+            find_log_file(root.path(), "default", "we", "app", false),
+            None
+        );
         Ok(())
     }
 }

@@ -31,7 +31,9 @@ pub struct HostFacts {
 }
 
 fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 impl HostFacts {
@@ -48,7 +50,9 @@ impl HostFacts {
             .map(|v| v.trim_matches('"').to_string())
             .unwrap_or_else(|| "Linux".into());
         Self {
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             memory_kib,
             kernel_version: read_trimmed("/proc/sys/kernel/osrelease"),
             os_image,
@@ -63,7 +67,9 @@ fn now_rfc3339() -> String {
 }
 
 fn micro_time_now() -> String {
-    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }
 
 /// The Node object (metadata and spec) the agent creates.
@@ -87,7 +93,13 @@ pub fn node_object(name: &str) -> Value {
 }
 
 /// The status a Ready kubelet posts.
-pub fn node_status(name: &str, node_ip: &str, port: u16, host: &HostFacts, runtime: &RuntimeVersion) -> Value {
+pub fn node_status(
+    name: &str,
+    node_ip: &str,
+    port: u16,
+    host: &HostFacts,
+    runtime: &RuntimeVersion,
+) -> Value {
     let now = now_rfc3339();
     let resources = json!({
         "cpu": host.cpus.to_string(),
@@ -96,9 +108,7 @@ pub fn node_status(name: &str, node_ip: &str, port: u16, host: &HostFacts, runti
         "ephemeral-storage": "0",
         "hugepages-2Mi": "0",
     });
-    let condition = |type_: &str, status: &str, reason: &str, message: &str| {
-        json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now})
-    };
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now});
     json!({
         "capacity": resources,
         "allocatable": resources,
@@ -128,11 +138,17 @@ pub fn node_status(name: &str, node_ip: &str, port: u16, host: &HostFacts, runti
 /// Creates the Node (or takes over an existing one), posts its status and creates its Lease.
 pub async fn register(client: &kube::Client, name: &str, status: &Value) -> Result<(), AgentError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let object: Node = serde_json::from_value(node_object(name)).map_err(|e| AgentError::Api(e.to_string()))?;
+    let object: Node =
+        serde_json::from_value(node_object(name)).map_err(|e| AgentError::Api(e.to_string()))?;
     let uid = match nodes.create(&PostParams::default(), &object).await {
         Ok(n) => n.metadata.uid,
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            nodes.get(name).await.map_err(|e| AgentError::Api(format!("node {name}: {e}")))?.metadata.uid
+            nodes
+                .get(name)
+                .await
+                .map_err(|e| AgentError::Api(format!("node {name}: {e}")))?
+                .metadata
+                .uid
         }
         Err(e) => return Err(AgentError::Api(format!("creating node {name}: {e}"))),
     };
@@ -154,10 +170,18 @@ pub async fn register(client: &kube::Client, name: &str, status: &Value) -> Resu
 }
 
 /// Patches the Node's status.
-pub async fn post_status(client: &kube::Client, name: &str, status: &Value) -> Result<(), AgentError> {
+pub async fn post_status(
+    client: &kube::Client,
+    name: &str,
+    status: &Value,
+) -> Result<(), AgentError> {
     let nodes: Api<Node> = Api::all(client.clone());
     nodes
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
         .await
         .map(|_| ())
         .map_err(|e| AgentError::Api(format!("node {name} status: {e}")))
@@ -167,5 +191,9 @@ pub async fn post_status(client: &kube::Client, name: &str, status: &Value) -> R
 pub async fn renew_lease(client: &kube::Client, name: &str) -> Result<(), AgentError> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let patch = json!({"spec": {"holderIdentity": name, "renewTime": micro_time_now()}});
-    leases.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await.map(|_| ()).map_err(|e| AgentError::Api(format!("lease {name}: {e}")))
+    leases
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| AgentError::Api(format!("lease {name}: {e}")))
 }

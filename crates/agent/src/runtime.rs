@@ -116,7 +116,12 @@ pub trait Runtime: Send + Sync {
     async fn stop_sandbox(&self, id: &str) -> Result<()>;
     async fn remove_sandbox(&self, id: &str) -> Result<()>;
     async fn list_sandboxes(&self) -> Result<Vec<SandboxInfo>>;
-    async fn create_container(&self, sandbox_id: &str, sandbox: &SandboxSpec, spec: &ContainerSpec) -> Result<String>;
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        sandbox: &SandboxSpec,
+        spec: &ContainerSpec,
+    ) -> Result<String>;
     async fn start_container(&self, id: &str) -> Result<()>;
     /// Stops the container: SIGTERM, then SIGKILL after `timeout_seconds`.
     async fn stop_container(&self, id: &str, timeout_seconds: i64) -> Result<()>;

@@ -24,15 +24,25 @@ use crate::logs::{self, LogOptions};
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 fn text(status: StatusCode, message: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(message)).map_err(|never| match never {}).boxed_unsync());
+    let mut r = Response::new(
+        Full::new(Bytes::from(message))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *r.status_mut() = status;
     r
 }
 
 /// Serves until the task is aborted.
-pub async fn serve(listener: tokio::net::TcpListener, log_root: PathBuf, names: Vec<String>) -> Result<(), AgentError> {
-    let cert = rcgen::generate_simple_self_signed(names).map_err(|e| AgentError::Config(format!("agent serving certificate: {e}")))?;
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).map_err(|e| AgentError::Config(e.to_string()))?;
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    log_root: PathBuf,
+    names: Vec<String>,
+) -> Result<(), AgentError> {
+    let cert = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| AgentError::Config(format!("agent serving certificate: {e}")))?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+        .map_err(|e| AgentError::Config(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -54,7 +64,9 @@ pub async fn serve(listener: tokio::net::TcpListener, log_root: PathBuf, names: 
         let acceptor = acceptor.clone();
         let log_root = log_root.clone();
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let log_root = log_root.clone();
                 async move { Ok::<_, Infallible>(handle(&log_root, req).await) }
@@ -77,7 +89,9 @@ async fn handle(log_root: &std::path::Path, req: Request<Incoming>) -> Response<
         return text(StatusCode::NOT_FOUND, format!("no handler for {path}"));
     };
     let options = LogOptions::from_query(req.uri().query().unwrap_or(""));
-    let Some((_, file)) = logs::find_log_file(log_root, namespace, pod, container, options.previous) else {
+    let Some((_, file)) =
+        logs::find_log_file(log_root, namespace, pod, container, options.previous)
+    else {
         let message = if options.previous {
             format!("previous terminated container \"{container}\" in pod \"{pod}\" not found")
         } else {
@@ -87,10 +101,22 @@ async fn handle(log_root: &std::path::Path, req: Request<Incoming>) -> Response<
     };
     let content = match tokio::fs::read(&file).await {
         Ok(c) => c,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("reading {}: {e}", file.display())),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading {}: {e}", file.display()),
+            );
+        }
     };
-    let complete = content.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
-    let rendered = logs::render(&String::from_utf8_lossy(&content[..complete]), options.timestamps);
+    let complete = content
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let rendered = logs::render(
+        &String::from_utf8_lossy(&content[..complete]),
+        options.timestamps,
+    );
     let first = match options.tail_lines {
         Some(n) => logs::tail(&rendered, n),
         None => rendered,
@@ -113,14 +139,21 @@ fn follow(file: PathBuf, offset: u64, first: String, timestamps: bool) -> Body {
         pending: Option<String>,
         timestamps: bool,
     }
-    let state = State { file, offset, pending: Some(first), timestamps };
+    let state = State {
+        file,
+        offset,
+        pending: Some(first),
+        timestamps,
+    };
     let stream = futures::stream::unfold(state, |mut s| async move {
         if let Some(first) = s.pending.take() {
             return Some((Ok(Frame::data(Bytes::from(first))), s));
         }
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            let Ok(mut f) = tokio::fs::File::open(&s.file).await else { return None };
+            let Ok(mut f) = tokio::fs::File::open(&s.file).await else {
+                return None;
+            };
             if f.seek(std::io::SeekFrom::Start(s.offset)).await.is_err() {
                 return None;
             }
@@ -128,7 +161,11 @@ fn follow(file: PathBuf, offset: u64, first: String, timestamps: bool) -> Body {
             if f.read_to_end(&mut more).await.is_err() {
                 return None;
             }
-            let complete = more.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+            let complete = more
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map(|i| i + 1)
+                .unwrap_or(0);
             if complete > 0 {
                 s.offset += complete as u64;
                 let out = logs::render(&String::from_utf8_lossy(&more[..complete]), s.timestamps);
@@ -143,12 +180,21 @@ fn follow(file: PathBuf, offset: u64, first: String, timestamps: bool) -> Body {
 }
 
 fn newer_attempt_exists(file: &std::path::Path) -> bool {
-    let current: Option<u32> = file.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
-    let (Some(current), Some(dir)) = (current, file.parent()) else { return true };
+    let current: Option<u32> = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok());
+    let (Some(current), Some(dir)) = (current, file.parent()) else {
+        return true;
+    };
     std::fs::read_dir(dir)
         .map(|entries| {
             entries.filter_map(|e| e.ok()).any(|e| {
-                e.file_name().to_string_lossy().strip_suffix(".log").and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > current)
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".log")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n > current)
             })
         })
         .unwrap_or(true)

@@ -60,7 +60,10 @@ pub fn should_restart(restart_policy: &str, exit_code: i32) -> bool {
 
 /// The restart policy of the pod (default Always).
 pub fn restart_policy(pod: &Pod) -> &str {
-    pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always")
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always")
 }
 
 fn terminated(info: &ContainerInfo, container_id: &str) -> Value {
@@ -93,7 +96,11 @@ enum Progress {
     Failed,
 }
 
-fn container_status(o: &Observed, spec: &Container, seen: Option<&ObservedContainer>) -> (Value, Progress, bool) {
+fn container_status(
+    o: &Observed,
+    spec: &Container,
+    seen: Option<&ObservedContainer>,
+) -> (Value, Progress, bool) {
     let id_of = |c: &ContainerInfo| format!("{}://{}", o.runtime_name, c.id);
     let mut status = json!({
         "name": spec.name,
@@ -126,7 +133,8 @@ fn container_status(o: &Observed, spec: &Container, seen: Option<&ObservedContai
     let had_run = latest.attempt > 0;
     match latest.state {
         ContainerState::Running => {
-            status["state"] = json!({"running": {"startedAt": rfc3339_from_nanos(latest.started_at)}});
+            status["state"] =
+                json!({"running": {"startedAt": rfc3339_from_nanos(latest.started_at)}});
             status["ready"] = json!(true);
             status["started"] = json!(true);
             (status, Progress::Running, true)
@@ -138,12 +146,24 @@ fn container_status(o: &Observed, spec: &Container, seen: Option<&ObservedContai
         }
         ContainerState::Exited => {
             status["state"] = terminated(latest, &id_of(latest));
-            let progress = if latest.exit_code == 0 { Progress::Succeeded } else { Progress::Failed };
+            let progress = if latest.exit_code == 0 {
+                Progress::Succeeded
+            } else {
+                Progress::Failed
+            };
             (status, progress, false)
         }
         ContainerState::Created | ContainerState::Unknown => {
             status["state"] = waiting_state("ContainerCreating");
-            (status, if had_run { Progress::Running } else { Progress::NeverStarted }, false)
+            (
+                status,
+                if had_run {
+                    Progress::Running
+                } else {
+                    Progress::NeverStarted
+                },
+                false,
+            )
         }
     }
 }
@@ -161,7 +181,13 @@ fn with_exclusive_states(mut status: Value) -> Value {
     status
 }
 
-fn condition(type_: &str, ok: bool, reason: Option<&str>, message: Option<String>, now: &str) -> Value {
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: Option<&str>,
+    message: Option<String>,
+    now: &str,
+) -> Value {
     let mut c = json!({"type": type_, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now});
     if let Some(r) = reason {
         c["reason"] = json!(r);
@@ -188,7 +214,12 @@ fn phase(progress: &[Progress]) -> &'static str {
 /// The full status to patch onto the pod.
 pub fn pod_status(o: &Observed) -> Value {
     let now = now_rfc3339();
-    let specs = o.pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    let specs = o
+        .pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
     let mut statuses = Vec::new();
     let mut progress = Vec::new();
     let mut unready = Vec::new();
@@ -208,10 +239,21 @@ pub fn pod_status(o: &Observed) -> Value {
     } else if all_ready {
         (None, None)
     } else {
-        (Some("ContainersNotReady"), Some(format!("containers with unready status: [{}]", unready.join(" "))))
+        (
+            Some("ContainersNotReady"),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
+        )
     };
-    let start_time =
-        o.pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or(now.clone());
+    let start_time = o
+        .pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or(now.clone());
     let mut status = json!({
         "phase": phase,
         "hostIP": o.host_ip,

@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::runtime::{
-    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL, Result,
-    Runtime, SandboxInfo, SandboxSpec,
+    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_NAME_LABEL,
+    POD_NAMESPACE_LABEL, POD_UID_LABEL, Result, Runtime, SandboxInfo, SandboxSpec,
 };
 use crate::status::{self, ObservedContainer, Waiting};
 
@@ -44,12 +44,20 @@ pub struct PodSyncer {
 
 /// The back-off before restart number `restart` (1-based).
 pub fn restart_backoff(restart: u32) -> Duration {
-    let factor = 1u32.checked_shl(restart.saturating_sub(1)).unwrap_or(u32::MAX);
-    BACKOFF_INITIAL.checked_mul(factor).unwrap_or(BACKOFF_MAX).min(BACKOFF_MAX)
+    let factor = 1u32
+        .checked_shl(restart.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    BACKOFF_INITIAL
+        .checked_mul(factor)
+        .unwrap_or(BACKOFF_MAX)
+        .min(BACKOFF_MAX)
 }
 
 fn now_nanos() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 /// The log directory of a pod (`<root>/<ns>_<name>_<uid>`), where the runtime writes
@@ -67,7 +75,11 @@ fn pull_policy(container: &Container) -> String {
     let image = container.image.as_deref().unwrap_or("");
     let last = image.rsplit('/').next().unwrap_or(image);
     let tagged = last.contains(':') && !last.ends_with(":latest");
-    if tagged || image.contains('@') { "IfNotPresent".into() } else { "Always".into() }
+    if tagged || image.contains('@') {
+        "IfNotPresent".into()
+    } else {
+        "Always".into()
+    }
 }
 
 /// Expands `$(VAR)` references to variables defined earlier (`$$` escapes a `$`), as the kubelet does.
@@ -109,23 +121,42 @@ fn field_value(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Option<Str
         "metadata.namespace" => pod.namespace(),
         "metadata.uid" => pod.uid(),
         "spec.nodeName" => pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-        "spec.serviceAccountName" => pod.spec.as_ref().and_then(|s| s.service_account_name.clone()),
+        "spec.serviceAccountName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone()),
         "status.podIP" | "status.podIPs" => Some(pod_ip.to_string()),
         "status.hostIP" | "status.hostIPs" => Some(host_ip.to_string()),
-        _ => meta_key("metadata.labels['", pod.labels()).or_else(|| meta_key("metadata.annotations['", pod.annotations())),
+        _ => meta_key("metadata.labels['", pod.labels())
+            .or_else(|| meta_key("metadata.annotations['", pod.annotations())),
     }
 }
 
 /// The environment of a container: `value` (with `$(VAR)` expansion) and `fieldRef`.
-pub fn container_env(pod: &Pod, container: &Container, pod_ip: &str, host_ip: &str) -> std::result::Result<Vec<(String, String)>, String> {
+pub fn container_env(
+    pod: &Pod,
+    container: &Container,
+    pod_ip: &str,
+    host_ip: &str,
+) -> std::result::Result<Vec<(String, String)>, String> {
     let mut env: Vec<(String, String)> = Vec::new();
-    for EnvVar { name, value, value_from } in container.env.as_deref().unwrap_or_default() {
+    for EnvVar {
+        name,
+        value,
+        value_from,
+    } in container.env.as_deref().unwrap_or_default()
+    {
         let resolved = match (value, value_from) {
             (Some(v), _) => expand(v, &env),
             (None, Some(from)) => match &from.field_ref {
-                Some(f) => field_value(pod, &f.field_path, pod_ip, host_ip)
-                    .ok_or_else(|| format!("unsupported fieldPath {:?} in env {name}", f.field_path))?,
-                None => return Err(format!("env {name}: only value and fieldRef are supported by this node agent")),
+                Some(f) => field_value(pod, &f.field_path, pod_ip, host_ip).ok_or_else(|| {
+                    format!("unsupported fieldPath {:?} in env {name}", f.field_path)
+                })?,
+                None => {
+                    return Err(format!(
+                        "env {name}: only value and fieldRef are supported by this node agent"
+                    ));
+                }
             },
             (None, None) => String::new(),
         };
@@ -136,11 +167,19 @@ pub fn container_env(pod: &Pod, container: &Container, pod_ip: &str, host_ip: &s
 
 impl PodSyncer {
     pub fn new(runtime: Arc<dyn Runtime>, node: NodeContext) -> Self {
-        Self { runtime, node, waiting: Mutex::new(HashMap::new()) }
+        Self {
+            runtime,
+            node,
+            waiting: Mutex::new(HashMap::new()),
+        }
     }
 
     fn sandbox_spec(&self, pod: &Pod, attempt: u32) -> SandboxSpec {
-        let (name, namespace, uid) = (pod.name_any(), pod.namespace().unwrap_or_default(), pod.uid().unwrap_or_default());
+        let (name, namespace, uid) = (
+            pod.name_any(),
+            pod.namespace().unwrap_or_default(),
+            pod.uid().unwrap_or_default(),
+        );
         let spec = pod.spec.as_ref();
         let labels = BTreeMap::from([
             (POD_NAME_LABEL.to_string(), name.clone()),
@@ -148,8 +187,12 @@ impl PodSyncer {
             (POD_UID_LABEL.to_string(), uid.clone()),
         ]);
         SandboxSpec {
-            hostname: spec.and_then(|s| s.hostname.clone()).unwrap_or_else(|| name.clone()),
-            log_directory: pod_log_dir(&self.node.log_root, &namespace, &name, &uid).to_string_lossy().into_owned(),
+            hostname: spec
+                .and_then(|s| s.hostname.clone())
+                .unwrap_or_else(|| name.clone()),
+            log_directory: pod_log_dir(&self.node.log_root, &namespace, &name, &uid)
+                .to_string_lossy()
+                .into_owned(),
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
             name,
             namespace,
@@ -160,14 +203,26 @@ impl PodSyncer {
     }
 
     async fn sandboxes_of(&self, uid: &str) -> Result<Vec<SandboxInfo>> {
-        let mut all: Vec<SandboxInfo> = self.runtime.list_sandboxes().await?.into_iter().filter(|s| s.pod_uid == uid).collect();
+        let mut all: Vec<SandboxInfo> = self
+            .runtime
+            .list_sandboxes()
+            .await?
+            .into_iter()
+            .filter(|s| s.pod_uid == uid)
+            .collect();
         all.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(all)
     }
 
     fn set_waiting(&self, key: &str, reason: &str, message: String) {
         tracing::info!(container = key, reason, %message, "container cannot start");
-        self.waiting.lock().insert(key.to_string(), Waiting { reason: reason.into(), message });
+        self.waiting.lock().insert(
+            key.to_string(),
+            Waiting {
+                reason: reason.into(),
+                message,
+            },
+        );
     }
 
     /// Pulls the image when the policy says so; `None` when the container must wait.
@@ -182,7 +237,8 @@ impl PodSyncer {
         };
         match pull_policy(container).as_str() {
             "Never" if !present => {
-                let message = format!("Container image \"{image}\" is not present with pull policy of Never");
+                let message =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
                 self.set_waiting(key, "ErrImageNeverPull", message);
                 None
             }
@@ -190,21 +246,41 @@ impl PodSyncer {
             _ => match self.runtime.pull_image(&image, None).await {
                 Ok(_) => Some(image),
                 Err(e) => {
-                    self.set_waiting(key, "ErrImagePull", format!("failed to pull image \"{image}\": {e}"));
+                    self.set_waiting(
+                        key,
+                        "ErrImagePull",
+                        format!("failed to pull image \"{image}\": {e}"),
+                    );
                     None
                 }
             },
         }
     }
 
-    async fn start_container(&self, pod: &Pod, sandbox_id: &str, sandbox: &SandboxSpec, container: &Container, attempt: u32, pod_ip: &str) {
+    async fn start_container(
+        &self,
+        pod: &Pod,
+        sandbox_id: &str,
+        sandbox: &SandboxSpec,
+        container: &Container,
+        attempt: u32,
+        pod_ip: &str,
+    ) {
         let key = format!("{}/{}", sandbox.uid, container.name);
-        let Some(image) = self.ensure_image(&key, container).await else { return };
+        let Some(image) = self.ensure_image(&key, container).await else {
+            return;
+        };
         let env = match container_env(pod, container, pod_ip, &self.node.node_ip) {
             Ok(env) => env,
             Err(message) => return self.set_waiting(&key, "CreateContainerConfigError", message),
         };
-        let expand_all = |v: &Option<Vec<String>>| v.as_deref().unwrap_or_default().iter().map(|a| expand(a, &env)).collect::<Vec<_>>();
+        let expand_all = |v: &Option<Vec<String>>| {
+            v.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| expand(a, &env))
+                .collect::<Vec<_>>()
+        };
         let spec = ContainerSpec {
             name: container.name.clone(),
             attempt,
@@ -221,7 +297,11 @@ impl PodSyncer {
             ]),
             env,
         };
-        let id = match self.runtime.create_container(sandbox_id, sandbox, &spec).await {
+        let id = match self
+            .runtime
+            .create_container(sandbox_id, sandbox, &spec)
+            .await
+        {
             Ok(id) => id,
             Err(e) => return self.set_waiting(&key, "CreateContainerError", e.to_string()),
         };
@@ -235,7 +315,11 @@ impl PodSyncer {
     /// when the pod has already ended (its status is final).
     pub async fn sync(&self, pod: &Pod) -> Result<Option<Value>> {
         let uid = pod.uid().unwrap_or_default();
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("");
         let sandboxes = self.sandboxes_of(&uid).await?;
         if phase == "Succeeded" || phase == "Failed" {
             for s in sandboxes.iter().filter(|s| s.ready) {
@@ -244,7 +328,11 @@ impl PodSyncer {
             return Ok(None);
         }
         let policy = status::restart_policy(pod).to_string();
-        let specs = pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
+        let specs = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default();
         if let Some(newest) = sandboxes.first()
             && !newest.ready
         {
@@ -252,7 +340,15 @@ impl PodSyncer {
             // final status may not have reached the API yet: report it again, start nothing.
             let containers = self.runtime.list_containers(&newest.id).await?;
             if finished(&containers, &specs, &policy) {
-                return Ok(Some(self.report(pod, &uid, &specs, &policy, &containers, false, None)));
+                return Ok(Some(self.report(
+                    pod,
+                    &uid,
+                    &specs,
+                    &policy,
+                    &containers,
+                    false,
+                    None,
+                )));
             }
         }
         let sandbox_spec;
@@ -269,18 +365,35 @@ impl PodSyncer {
                 self.runtime.run_sandbox(&sandbox_spec).await?
             }
         };
-        let pod_ip =
-            if sandbox_spec.host_network { Some(self.node.node_ip.clone()) } else { self.runtime.sandbox_ip(&sandbox_id).await? };
+        let pod_ip = if sandbox_spec.host_network {
+            Some(self.node.node_ip.clone())
+        } else {
+            self.runtime.sandbox_ip(&sandbox_id).await?
+        };
         let existing = self.runtime.list_containers(&sandbox_id).await?;
         for container in &specs {
             let (latest, previous) = latest_two(&existing, &container.name);
             match latest.map(|c| c.state) {
-                None => self.start_container(pod, &sandbox_id, &sandbox_spec, container, 0, pod_ip.as_deref().unwrap_or("")).await,
+                None => {
+                    self.start_container(
+                        pod,
+                        &sandbox_id,
+                        &sandbox_spec,
+                        container,
+                        0,
+                        pod_ip.as_deref().unwrap_or(""),
+                    )
+                    .await
+                }
                 Some(ContainerState::Created) => {
                     if let Some(c) = latest
                         && let Err(e) = self.runtime.start_container(&c.id).await
                     {
-                        self.set_waiting(&format!("{uid}/{}", container.name), "RunContainerError", e.to_string());
+                        self.set_waiting(
+                            &format!("{uid}/{}", container.name),
+                            "RunContainerError",
+                            e.to_string(),
+                        );
                     }
                 }
                 Some(ContainerState::Exited) => {
@@ -288,7 +401,9 @@ impl PodSyncer {
                     if !status::should_restart(&policy, c.exit_code) {
                         continue;
                     }
-                    let due = c.finished_at.saturating_add(restart_backoff(c.attempt + 1).as_nanos() as i64);
+                    let due = c
+                        .finished_at
+                        .saturating_add(restart_backoff(c.attempt + 1).as_nanos() as i64);
                     if now_nanos() < due {
                         let message = format!(
                             "back-off {}s restarting failed container={} pod={}_{}({uid})",
@@ -297,7 +412,13 @@ impl PodSyncer {
                             pod.name_any(),
                             pod.namespace().unwrap_or_default()
                         );
-                        self.waiting.lock().insert(format!("{uid}/{}", container.name), Waiting { reason: "CrashLoopBackOff".into(), message });
+                        self.waiting.lock().insert(
+                            format!("{uid}/{}", container.name),
+                            Waiting {
+                                reason: "CrashLoopBackOff".into(),
+                                message,
+                            },
+                        );
                         continue;
                     }
                     // The kubelet keeps one dead container per name (for `logs --previous`).
@@ -306,14 +427,25 @@ impl PodSyncer {
                     {
                         tracing::debug!(container = %old.id, error = %e, "removing an old container");
                     }
-                    self.start_container(pod, &sandbox_id, &sandbox_spec, container, c.attempt + 1, pod_ip.as_deref().unwrap_or("")).await;
+                    self.start_container(
+                        pod,
+                        &sandbox_id,
+                        &sandbox_spec,
+                        container,
+                        c.attempt + 1,
+                        pod_ip.as_deref().unwrap_or(""),
+                    )
+                    .await;
                 }
                 Some(ContainerState::Running | ContainerState::Unknown) => {}
             }
         }
         let current = self.runtime.list_containers(&sandbox_id).await?;
         let report = self.report(pod, &uid, &specs, &policy, &current, true, pod_ip);
-        let terminal = matches!(report.get("phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+        let terminal = matches!(
+            report.get("phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
         if terminal {
             // The pod is done: its network goes, its containers (and logs) stay until deletion.
             self.runtime.stop_sandbox(&sandbox_id).await?;
@@ -336,7 +468,9 @@ impl PodSyncer {
         for container in specs {
             let (latest, previous) = latest_two(current, &container.name);
             let key = format!("{uid}/{}", container.name);
-            let will_restart = latest.is_some_and(|c| c.state == ContainerState::Exited && status::should_restart(policy, c.exit_code));
+            let will_restart = latest.is_some_and(|c| {
+                c.state == ContainerState::Exited && status::should_restart(policy, c.exit_code)
+            });
             let waiting = match latest.map(|c| c.state) {
                 Some(ContainerState::Running) => {
                     self.waiting.lock().remove(&key);
@@ -346,7 +480,12 @@ impl PodSyncer {
             };
             observed.insert(
                 container.name.clone(),
-                ObservedContainer { latest: latest.cloned(), previous: previous.cloned(), waiting, will_restart },
+                ObservedContainer {
+                    latest: latest.cloned(),
+                    previous: previous.cloned(),
+                    waiting,
+                    will_restart,
+                },
             );
         }
         status::pod_status(&status::Observed {
@@ -376,18 +515,28 @@ impl PodSyncer {
             self.runtime.stop_sandbox(&sandbox.id).await?;
             self.runtime.remove_sandbox(&sandbox.id).await?;
         }
-        let dir = pod_log_dir(&self.node.log_root, &pod.namespace().unwrap_or_default(), &pod.name_any(), &uid);
+        let dir = pod_log_dir(
+            &self.node.log_root,
+            &pod.namespace().unwrap_or_default(),
+            &pod.name_any(),
+            &uid,
+        );
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             tracing::debug!(dir = %dir.display(), error = %e, "removing pod logs");
         }
-        self.waiting.lock().retain(|k, _| !k.starts_with(&format!("{uid}/")));
+        self.waiting
+            .lock()
+            .retain(|k, _| !k.starts_with(&format!("{uid}/")));
         Ok(())
     }
 
     /// Stops and removes sandboxes of pods that are no longer bound to this node.
-    pub async fn remove_orphans(&self, known_uids: &std::collections::HashSet<String>) -> Result<()> {
+    pub async fn remove_orphans(
+        &self,
+        known_uids: &std::collections::HashSet<String>,
+    ) -> Result<()> {
         for sandbox in self.runtime.list_sandboxes().await? {
             if known_uids.contains(&sandbox.pod_uid) {
                 continue;
@@ -403,14 +552,17 @@ impl PodSyncer {
 /// Whether every container ended and none is restarted.
 fn finished(containers: &[ContainerInfo], specs: &[Container], policy: &str) -> bool {
     specs.iter().all(|spec| {
-        latest_two(containers, &spec.name)
-            .0
-            .is_some_and(|c| c.state == ContainerState::Exited && !status::should_restart(policy, c.exit_code))
+        latest_two(containers, &spec.name).0.is_some_and(|c| {
+            c.state == ContainerState::Exited && !status::should_restart(policy, c.exit_code)
+        })
     })
 }
 
 /// The newest and the one before it of the runtime containers for `name`.
-fn latest_two<'a>(all: &'a [ContainerInfo], name: &str) -> (Option<&'a ContainerInfo>, Option<&'a ContainerInfo>) {
+fn latest_two<'a>(
+    all: &'a [ContainerInfo],
+    name: &str,
+) -> (Option<&'a ContainerInfo>, Option<&'a ContainerInfo>) {
     let mut mine: Vec<&ContainerInfo> = all.iter().filter(|c| c.name == name).collect();
     mine.sort_by_key(|c| std::cmp::Reverse(c.attempt));
     (mine.first().copied(), mine.get(1).copied())

@@ -20,12 +20,23 @@ use crate::handler::Query;
 use crate::state::AppState;
 
 /// Query parameters passed on to the agent.
-const FORWARDED: [&str; 6] = ["follow", "previous", "tailLines", "timestamps", "sinceSeconds", "limitBytes"];
+const FORWARDED: [&str; 6] = [
+    "follow",
+    "previous",
+    "tailLines",
+    "timestamps",
+    "sinceSeconds",
+    "limitBytes",
+];
 
 fn container_names(pod: &Value) -> Vec<String> {
     pod.pointer("/spec/containers")
         .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str().map(String::from)).collect())
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -34,18 +45,34 @@ fn choose_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<Stri
     let names = container_names(pod);
     match asked {
         Some(c) if names.iter().any(|n| n == c) => Ok(c.to_string()),
-        Some(c) => Err(ApiError::bad_request(format!("container {c} is not valid for pod {name}"))),
+        Some(c) => Err(ApiError::bad_request(format!(
+            "container {c} is not valid for pod {name}"
+        ))),
         None if names.len() == 1 => Ok(names[0].clone()),
-        None => Err(ApiError::bad_request(format!("a container name must be specified for pod {name}, choose one of: [{}]", names.join(" ")))),
+        None => Err(ApiError::bad_request(format!(
+            "a container name must be specified for pod {name}, choose one of: [{}]",
+            names.join(" ")
+        ))),
     }
 }
 
 /// Upstream's error for a container that never started.
 fn waiting_error(pod: &Value, name: &str, container: &str) -> Option<ApiError> {
-    let status = pod.pointer("/status/containerStatuses")?.as_array()?.iter().find(|s| s["name"] == container)?;
+    let status = pod
+        .pointer("/status/containerStatuses")?
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == container)?;
     let reason = status.pointer("/state/waiting/reason")?.as_str()?;
-    let ever_ran = status.get("lastState").and_then(Value::as_object).is_some_and(|m| !m.is_empty());
-    (!ever_ran).then(|| ApiError::bad_request(format!("container \"{container}\" in pod \"{name}\" is waiting to start: {reason}")))
+    let ever_ran = status
+        .get("lastState")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty());
+    (!ever_ran).then(|| {
+        ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
+        ))
+    })
 }
 
 /// The node agent's `host:port`.
@@ -57,7 +84,10 @@ fn agent_address(node: &Value) -> Option<(String, u16)> {
         .or_else(|| addresses.first())
         .and_then(|a| a["address"].as_str())?
         .to_string();
-    let port = node.pointer("/status/daemonEndpoints/kubeletEndpoint/Port").and_then(Value::as_u64).unwrap_or(10250);
+    let port = node
+        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_u64)
+        .unwrap_or(10250);
     Some((ip, u16::try_from(port).ok()?))
 }
 
@@ -72,26 +102,50 @@ fn forwarded_query(q: &Query) -> String {
 }
 
 /// Serves `pods/log`.
-pub async fn pod_log(state: &Arc<AppState>, namespace: &str, name: &str, q: &Query) -> Result<Response, ApiError> {
+pub async fn pod_log(
+    state: &Arc<AppState>,
+    namespace: &str,
+    name: &str,
+    q: &Query,
+) -> Result<Response, ApiError> {
     let reg = &state.registry;
-    let pods = reg.lookup("", "v1", "pods").ok_or_else(ApiError::path_not_found)?;
+    let pods = reg
+        .lookup("", "v1", "pods")
+        .ok_or_else(ApiError::path_not_found)?;
     let pod = reg.get(&pods, Some(namespace), name, "").await?;
     let container = choose_container(&pod, name, q.get("container"))?;
     if let Some(e) = waiting_error(&pod, name, &container) {
         return Err(e);
     }
-    let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+    let node_name = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if node_name.is_empty() {
-        return Err(ApiError::bad_request(format!("pod {name} does not have a host assigned")));
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
     }
-    let nodes = reg.lookup("", "v1", "nodes").ok_or_else(ApiError::path_not_found)?;
+    let nodes = reg
+        .lookup("", "v1", "nodes")
+        .ok_or_else(ApiError::path_not_found)?;
     let node = reg.get(&nodes, None, node_name, "").await?;
-    let (host, port) = agent_address(&node).ok_or_else(|| ApiError::internal(format!("node {node_name} has no address")))?;
-    let path = format!("/containerLogs/{namespace}/{name}/{container}?{}", forwarded_query(q));
+    let (host, port) = agent_address(&node)
+        .ok_or_else(|| ApiError::internal(format!("node {node_name} has no address")))?;
+    let path = format!(
+        "/containerLogs/{namespace}/{name}/{container}?{}",
+        forwarded_query(q)
+    );
     let (status, body) = agent_get(&host, port, &path).await?;
     if status != StatusCode::OK {
-        let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        return Err(ApiError::bad_request(String::from_utf8_lossy(&bytes).trim().to_string()));
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(ApiError::bad_request(
+            String::from_utf8_lossy(&bytes).trim().to_string(),
+        ));
     }
     let stream = body.into_data_stream();
     Response::builder()
@@ -101,15 +155,25 @@ pub async fn pod_log(state: &Arc<AppState>, namespace: &str, name: &str, q: &Que
         .map_err(ApiError::internal)
 }
 
-async fn agent_get(host: &str, port: u16, path: &str) -> Result<(StatusCode, hyper::body::Incoming), ApiError> {
-    let unreachable = |e: String| ApiError::internal(format!("Get \"https://{host}:{port}{path}\": {e}"));
-    let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| unreachable(e.to_string()))?;
-    let server_name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| unreachable(e.to_string()))?;
+async fn agent_get(
+    host: &str,
+    port: u16,
+    path: &str,
+) -> Result<(StatusCode, hyper::body::Incoming), ApiError> {
+    let unreachable =
+        |e: String| ApiError::internal(format!("Get \"https://{host}:{port}{path}\": {e}"));
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let server_name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| unreachable(e.to_string()))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(insecure_client_config()?))
         .connect(server_name, tcp)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| unreachable(e.to_string()))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "node agent connection");
@@ -119,7 +183,10 @@ async fn agent_get(host: &str, port: u16, path: &str) -> Result<(StatusCode, hyp
         .header(header::HOST, format!("{host}:{port}"))
         .body(http_body_util::Empty::<Bytes>::new())
         .map_err(ApiError::internal)?;
-    let response = sender.send_request(request).await.map_err(|e| unreachable(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
     Ok((response.status(), response.into_body()))
 }
 
@@ -156,7 +223,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -165,7 +237,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -181,12 +258,26 @@ mod tests {
     #[test]
     fn container_choice_messages_match_upstream() {
         let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
-        let e = choose_container(&pod, "web", None).err().map(|e| e.message).unwrap_or_default();
-        assert_eq!(e, "a container name must be specified for pod web, choose one of: [a b]");
-        let e = choose_container(&pod, "web", Some("c")).err().map(|e| e.message).unwrap_or_default();
+        let e = choose_container(&pod, "web", None)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            "a container name must be specified for pod web, choose one of: [a b]"
+        );
+        let e = choose_container(&pod, "web", Some("c"))
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
         assert_eq!(e, "container c is not valid for pod web");
         let pod = json!({"status": {"containerStatuses": [{"name": "a", "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
-        let e = waiting_error(&pod, "web", "a").map(|e| e.message).unwrap_or_default();
-        assert_eq!(e, "container \"a\" in pod \"web\" is waiting to start: ContainerCreating");
+        let e = waiting_error(&pod, "web", "a")
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            "container \"a\" in pod \"web\" is waiting to start: ContainerCreating"
+        );
     }
 }

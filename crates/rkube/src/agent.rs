@@ -39,16 +39,29 @@ pub struct AgentArgs {
 }
 
 fn server_address(url: &str) -> Result<SocketAddr> {
-    let uri: http::Uri = url.parse().map_err(|e| anyhow!("server URL {url:?}: {e}"))?;
-    let host = uri.host().ok_or_else(|| anyhow!("server URL {url:?} has no host"))?.trim_matches(['[', ']']);
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| anyhow!("server URL {url:?}: {e}"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow!("server URL {url:?} has no host"))?
+        .trim_matches(['[', ']']);
     let port = uri.port_u16().unwrap_or(443);
-    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?.next().ok_or_else(|| anyhow!("cannot resolve {host}"))
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| anyhow!("cannot resolve {host}"))
 }
 
-async fn client(kubeconfig: &std::path::Path, server: Option<&str>) -> Result<(kube::Client, String)> {
-    let yaml = std::fs::read_to_string(kubeconfig).map_err(|e| anyhow!("reading {}: {e}", kubeconfig.display()))?;
+async fn client(
+    kubeconfig: &std::path::Path,
+    server: Option<&str>,
+) -> Result<(kube::Client, String)> {
+    let yaml = std::fs::read_to_string(kubeconfig)
+        .map_err(|e| anyhow!("reading {}: {e}", kubeconfig.display()))?;
     let kc: kube::config::Kubeconfig = serde_yaml_ng::from_str(&yaml)?;
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+    let mut cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
     if let Some(s) = server {
         cfg.cluster_url = s.parse()?;
     }
@@ -78,7 +91,9 @@ pub async fn run(
         None => rkube_agent::local_ip_towards(server_address(&url)?)?,
     };
     let config = rkube_agent::AgentConfig {
-        node_name: flags.node_name.unwrap_or_else(rkube_agent::default_node_name),
+        node_name: flags
+            .node_name
+            .unwrap_or_else(rkube_agent::default_node_name),
         node_ip,
         listen: SocketAddr::new(node_ip, flags.agent_port),
         containerd_socket: flags.containerd_socket,
@@ -90,6 +105,9 @@ pub async fn run(
 }
 
 /// `rkube agent`.
-pub async fn run_agent(args: AgentArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+pub async fn run_agent(
+    args: AgentArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     run(args.kubeconfig, args.server, args.flags, true, shutdown).await
 }
