@@ -115,18 +115,18 @@ fn wait_for(
 }
 
 #[test]
-fn pods_run_as_containers_with_logs_and_graceful_deletion() -> anyhow::Result<()> {
+fn pods_run_as_containers_with_logs_adoption_and_graceful_deletion() -> anyhow::Result<()> {
     if let Some(why) = missing_prerequisites() {
         if std::env::var_os("CI").is_some() {
             anyhow::bail!("node agent e2e cannot run under CI: {why}");
         }
-        eprintln!("SKIPPED pods_run_as_containers_with_logs_and_graceful_deletion: {why}");
+        eprintln!("SKIPPED pods_run_as_containers_with_logs_adoption_and_graceful_deletion: {why}");
         return Ok(());
     }
     let env = RuntimeEnv::start()?;
     let socket = env.socket();
     let log_dir = env.dir.path().join("pods");
-    let cluster = TestCluster::start_with(&[
+    let mut cluster = TestCluster::start_with(&[
         "--containerd-socket",
         &socket.to_string_lossy(),
         "--agent-port",
@@ -232,6 +232,19 @@ fn pods_run_as_containers_with_logs_and_graceful_deletion() -> anyhow::Result<()
     assert_eq!(
         String::from_utf8_lossy(&page.stdout),
         "hello from busybox pod\n"
+    );
+
+    // The server (and its agent) restarted while the pod runs: the new agent adopts the
+    // container instead of starting another one.
+    let status = "jsonpath={.status.phase} {.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}";
+    let before = k.ok(&["get", "pod", "web", "-o", status])?;
+    cluster.restart()?;
+    let k = cluster.kubectl();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(k.ok(&["get", "pod", "web", "-o", status])?, before);
+    assert!(
+        before.starts_with("Running containerd://") && before.ends_with(" 0"),
+        "{before}"
     );
 
     // Graceful deletion: the container ignores SIGTERM, so it is killed after the 3 s grace
