@@ -12,6 +12,15 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The CRI bindings (k8s-cri) are generated at build time from the CRI proto: protoc.
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+# The node agent's end-to-end tests run real containers: containerd (CRI) with runc, the bridge
+# and host-local CNI plugins, a local registry, and busybox-static to build the test image.
+command -v containerd >/dev/null 2>&1 || need_apt+=(containerd)
+command -v runc >/dev/null 2>&1 || need_apt+=(runc)
+[ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${need_apt[@]}"

@@ -374,6 +374,9 @@ async fn resource(
         if !s.verbs.iter().any(|v| *v == info.verb) {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
+        if sub == "log" && res.group.is_empty() && res.plural == "pods" {
+            return crate::pod_logs::pod_log(state, ns.unwrap_or_default(), &info.name, q).await.map_err(fail);
+        }
         if !matches!(sub, "status" | "finalize" | "scale" | "binding") {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }

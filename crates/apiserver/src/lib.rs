@@ -14,6 +14,7 @@ pub mod handler;
 pub mod negotiate;
 pub mod openapi;
 pub mod patch;
+pub mod pod_logs;
 pub mod request_info;
 pub mod scale;
 pub mod server;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod bench;
 mod bench_scheduler;
 mod components;
@@ -31,6 +32,9 @@ enum Command {
     /// Simulated nodes for tests and benchmarks: register nodes, keep their Leases fresh and
     /// carry pods bound to them through their lifecycle. No containers run.
     Sim(components::SimArgs),
+    /// The node agent: register this host as a Node and run the pods bound to it as
+    /// containers through containerd (CRI).
+    Agent(agent::AgentArgs),
 }
 
 #[derive(clap::Args)]
@@ -65,6 +69,12 @@ struct ServerArgs {
     /// How long a node may go without heartbeats before its Ready condition becomes Unknown.
     #[arg(long, default_value = "40s", value_parser = components::parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    /// Do not run a node agent for this host. Without this flag the agent runs when the
+    /// container runtime's socket answers, and is skipped (with a log line) otherwise.
+    #[arg(long)]
+    disable_agent: bool,
+    #[command(flatten)]
+    agent: agent::AgentFlags,
 }
 
 #[derive(clap::Args)]
@@ -112,6 +122,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Server(a) => {
+            let (disable_agent, agent_flags) = (a.disable_agent, a.agent.clone());
             let cfg = rkube_cluster::ServerConfig {
                 data_dir: a.data_dir,
                 bind_address: a.bind_address,
@@ -129,6 +140,13 @@ fn main() -> anyhow::Result<()> {
                 println!("rkube: kubeconfig written to {}", kubeconfig.display());
                 println!("rkube: use it with: export KUBECONFIG={}", kubeconfig.display());
                 println!("rkube: ready");
+                if !disable_agent {
+                    tokio::spawn(async move {
+                        if let Err(e) = agent::run(kubeconfig, None, agent_flags, false, shutdown_signal()).await {
+                            tracing::error!(error = %e, "node agent stopped");
+                        }
+                    });
+                }
             }))?;
         }
         Command::Bench(a) if a.is_scheduler() => rt.block_on(bench_scheduler::run())?,
@@ -136,6 +154,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(a) => rt.block_on(bench::run(a))?,
         Command::Scheduler(a) => rt.block_on(components::run_scheduler(a, shutdown_signal()))?,
         Command::Sim(a) => rt.block_on(components::run_sim(a, shutdown_signal()))?,
+        Command::Agent(a) => rt.block_on(agent::run_agent(a, shutdown_signal()))?,
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real kubectl (and kube-rs) against the `rkube` binary, each test on its
 //! own server with its own data directory on a free loopback port.
 
+mod agent;
 mod api_discovery;
 mod apply;
 mod controllers;

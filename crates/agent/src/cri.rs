@@ -1,0 +1,378 @@
+//! [`Runtime`] over CRI v1 (gRPC on a unix socket), as containerd and CRI-O serve it. Bindings
+//! come from the `k8s-cri` crate (generated from k8s.io/cri-api's v1 `api.proto`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use hyper_util::rt::TokioIo;
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::runtime::{
+    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_UID_LABEL, PullAuth,
+    Result, Runtime, RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
+};
+
+/// CRI's `NamespaceMode::NODE`: share the host's namespace.
+const NAMESPACE_MODE_NODE: i32 = 2;
+
+/// A CRI runtime reached over its unix socket.
+pub struct CriRuntime {
+    runtime: RuntimeServiceClient<Channel>,
+    images: ImageServiceClient<Channel>,
+}
+
+fn rpc_error(call: &str, status: tonic::Status) -> RuntimeError {
+    RuntimeError(format!("{call}: {}", status.message()))
+}
+
+impl CriRuntime {
+    /// Connects to the socket (the channel reconnects by itself when the runtime restarts).
+    pub async fn connect(socket: PathBuf) -> Result<Self> {
+        let endpoint =
+            Endpoint::try_from("http://[::]:50051").map_err(|e| RuntimeError(e.to_string()))?;
+        let channel =
+            endpoint
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let socket = socket.clone();
+                    async move {
+                        Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?))
+                    }
+                }))
+                .await
+                .map_err(|e| RuntimeError(format!("connecting to the container runtime: {e}")))?;
+        Ok(Self {
+            runtime: RuntimeServiceClient::new(channel.clone()),
+            images: ImageServiceClient::new(channel),
+        })
+    }
+
+    async fn container_status(&self, id: &str) -> Result<cri::ContainerStatus> {
+        let response = self
+            .runtime
+            .clone()
+            .container_status(cri::ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: false,
+            })
+            .await
+            .map_err(|e| rpc_error("ContainerStatus", e))?;
+        response
+            .into_inner()
+            .status
+            .ok_or_else(|| RuntimeError(format!("ContainerStatus {id}: no status")))
+    }
+}
+
+fn container_state(state: i32) -> ContainerState {
+    match cri::ContainerState::try_from(state) {
+        Ok(cri::ContainerState::ContainerCreated) => ContainerState::Created,
+        Ok(cri::ContainerState::ContainerRunning) => ContainerState::Running,
+        Ok(cri::ContainerState::ContainerExited) => ContainerState::Exited,
+        _ => ContainerState::Unknown,
+    }
+}
+
+fn to_map(labels: &std::collections::BTreeMap<String, String>) -> HashMap<String, String> {
+    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn sandbox_config(spec: &SandboxSpec) -> cri::PodSandboxConfig {
+    let network = if spec.host_network {
+        NAMESPACE_MODE_NODE
+    } else {
+        0
+    };
+    cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: spec.name.clone(),
+            uid: spec.uid.clone(),
+            namespace: spec.namespace.clone(),
+            attempt: spec.attempt,
+        }),
+        hostname: spec.hostname.clone(),
+        log_directory: spec.log_directory.clone(),
+        labels: to_map(&spec.labels),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(cri::NamespaceOption {
+                    network,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for CriRuntime {
+    async fn version(&self) -> Result<RuntimeVersion> {
+        let v = self
+            .runtime
+            .clone()
+            .version(cri::VersionRequest {
+                version: "v1".into(),
+            })
+            .await
+            .map_err(|e| rpc_error("Version", e))?
+            .into_inner();
+        Ok(RuntimeVersion {
+            name: v.runtime_name,
+            version: v.runtime_version,
+        })
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        let request = cri::ImageStatusRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        };
+        let response = self
+            .images
+            .clone()
+            .image_status(request)
+            .await
+            .map_err(|e| rpc_error("ImageStatus", e))?
+            .into_inner();
+        Ok(response.image.map(|i| i.id))
+    }
+
+    async fn pull_image(&self, image: &str, auth: Option<PullAuth>) -> Result<String> {
+        let request = cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            auth: auth.map(|a| cri::AuthConfig {
+                username: a.username,
+                password: a.password,
+                ..Default::default()
+            }),
+            sandbox_config: None,
+        };
+        let response = self
+            .images
+            .clone()
+            .pull_image(request)
+            .await
+            .map_err(|e| rpc_error("PullImage", e))?;
+        Ok(response.into_inner().image_ref)
+    }
+
+    async fn run_sandbox(&self, spec: &SandboxSpec) -> Result<String> {
+        let request = cri::RunPodSandboxRequest {
+            config: Some(sandbox_config(spec)),
+            runtime_handler: String::new(),
+        };
+        let response = self
+            .runtime
+            .clone()
+            .run_pod_sandbox(request)
+            .await
+            .map_err(|e| rpc_error("RunPodSandbox", e))?;
+        Ok(response.into_inner().pod_sandbox_id)
+    }
+
+    async fn sandbox_ip(&self, id: &str) -> Result<Option<String>> {
+        let request = cri::PodSandboxStatusRequest {
+            pod_sandbox_id: id.into(),
+            verbose: false,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .pod_sandbox_status(request)
+            .await
+            .map_err(|e| rpc_error("PodSandboxStatus", e))?;
+        let ip = response
+            .into_inner()
+            .status
+            .and_then(|s| s.network)
+            .map(|n| n.ip)
+            .filter(|ip| !ip.is_empty());
+        Ok(ip)
+    }
+
+    async fn stop_sandbox(&self, id: &str) -> Result<()> {
+        let request = cri::StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
+        self.runtime
+            .clone()
+            .stop_pod_sandbox(request)
+            .await
+            .map_err(|e| rpc_error("StopPodSandbox", e))?;
+        Ok(())
+    }
+
+    async fn remove_sandbox(&self, id: &str) -> Result<()> {
+        let request = cri::RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
+        self.runtime
+            .clone()
+            .remove_pod_sandbox(request)
+            .await
+            .map_err(|e| rpc_error("RemovePodSandbox", e))?;
+        Ok(())
+    }
+
+    async fn list_sandboxes(&self) -> Result<Vec<SandboxInfo>> {
+        let response = self
+            .runtime
+            .clone()
+            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+            .await
+            .map_err(|e| rpc_error("ListPodSandbox", e))?;
+        Ok(response
+            .into_inner()
+            .items
+            .into_iter()
+            .filter_map(|s| {
+                let pod_uid = s
+                    .labels
+                    .get(POD_UID_LABEL)
+                    .cloned()
+                    .or_else(|| s.metadata.as_ref().map(|m| m.uid.clone()))?;
+                Some(SandboxInfo {
+                    id: s.id,
+                    pod_uid,
+                    attempt: s.metadata.map(|m| m.attempt).unwrap_or(0),
+                    ready: s.state == cri::PodSandboxState::SandboxReady as i32,
+                    created_at: s.created_at,
+                })
+            })
+            .collect())
+    }
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        sandbox: &SandboxSpec,
+        spec: &ContainerSpec,
+    ) -> Result<String> {
+        let config = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata {
+                name: spec.name.clone(),
+                attempt: spec.attempt,
+            }),
+            image: Some(cri::ImageSpec {
+                image: spec.image.clone(),
+                ..Default::default()
+            }),
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            working_dir: spec.working_dir.clone(),
+            envs: spec
+                .env
+                .iter()
+                .map(|(key, value)| cri::KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            labels: to_map(&spec.labels),
+            log_path: spec.log_path.clone(),
+            linux: Some(cri::LinuxContainerConfig::default()),
+            ..Default::default()
+        };
+        let request = cri::CreateContainerRequest {
+            pod_sandbox_id: sandbox_id.into(),
+            config: Some(config),
+            sandbox_config: Some(sandbox_config(sandbox)),
+        };
+        let response = self
+            .runtime
+            .clone()
+            .create_container(request)
+            .await
+            .map_err(|e| rpc_error("CreateContainer", e))?;
+        Ok(response.into_inner().container_id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        let request = cri::StartContainerRequest {
+            container_id: id.into(),
+        };
+        self.runtime
+            .clone()
+            .start_container(request)
+            .await
+            .map_err(|e| rpc_error("StartContainer", e))?;
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, timeout_seconds: i64) -> Result<()> {
+        let request = cri::StopContainerRequest {
+            container_id: id.into(),
+            timeout: timeout_seconds,
+        };
+        self.runtime
+            .clone()
+            .stop_container(request)
+            .await
+            .map_err(|e| rpc_error("StopContainer", e))?;
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let request = cri::RemoveContainerRequest {
+            container_id: id.into(),
+        };
+        self.runtime
+            .clone()
+            .remove_container(request)
+            .await
+            .map_err(|e| rpc_error("RemoveContainer", e))?;
+        Ok(())
+    }
+
+    async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerInfo>> {
+        let filter = cri::ContainerFilter {
+            pod_sandbox_id: sandbox_id.into(),
+            ..Default::default()
+        };
+        let response = self
+            .runtime
+            .clone()
+            .list_containers(cri::ListContainersRequest {
+                filter: Some(filter),
+            })
+            .await
+            .map_err(|e| rpc_error("ListContainers", e))?;
+        let mut out = Vec::new();
+        for c in response.into_inner().containers {
+            let status = self.container_status(&c.id).await?;
+            let metadata = status.metadata.clone().unwrap_or_default();
+            let name = status
+                .labels
+                .get(CONTAINER_NAME_LABEL)
+                .cloned()
+                .unwrap_or(metadata.name);
+            out.push(ContainerInfo {
+                id: status.id,
+                name,
+                attempt: metadata.attempt,
+                state: container_state(status.state),
+                created_at: status.created_at,
+                started_at: status.started_at,
+                finished_at: status.finished_at,
+                exit_code: status.exit_code,
+                reason: status.reason,
+                message: status.message,
+                image: status.image.map(|i| i.image).unwrap_or_default(),
+                image_ref: status.image_ref,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,271 @@
+//! An in-memory [`Runtime`] for unit tests: it records every call and lets the test decide
+//! when containers exit.
+
+use std::collections::{BTreeMap, HashSet};
+
+use parking_lot::Mutex;
+
+use crate::runtime::{
+    ContainerInfo, ContainerSpec, ContainerState, PullAuth, Result, Runtime, RuntimeError,
+    RuntimeVersion, SandboxInfo, SandboxSpec,
+};
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    images: HashSet<String>,
+    /// Images whose pull fails, with the runtime's message.
+    broken_images: BTreeMap<String, String>,
+    sandboxes: BTreeMap<String, (SandboxSpec, SandboxInfo)>,
+    containers: BTreeMap<String, (String, ContainerSpec, ContainerInfo)>,
+    calls: Vec<String>,
+    clock: i64,
+}
+
+impl State {
+    /// Wall-clock nanoseconds, strictly increasing between calls (ordering of creations).
+    fn tick(&mut self) -> i64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        self.clock = wall.max(self.clock + 1);
+        self.clock
+    }
+}
+
+/// The fake runtime.
+#[derive(Default)]
+pub struct FakeRuntime {
+    state: Mutex<State>,
+}
+
+impl FakeRuntime {
+    /// Every call so far, as `verb argument` strings.
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().calls.clone()
+    }
+
+    /// Makes the image present, as if pulled before.
+    pub fn add_image(&self, image: &str) {
+        self.state.lock().images.insert(image.to_string());
+    }
+
+    /// Makes pulls of `image` fail with `message`.
+    pub fn break_image(&self, image: &str, message: &str) {
+        self.state
+            .lock()
+            .broken_images
+            .insert(image.to_string(), message.to_string());
+    }
+
+    /// Ends a running container (by container name) with `exit_code`.
+    pub fn exit_container(&self, name: &str, exit_code: i32) {
+        let mut s = self.state.lock();
+        let now = s.tick();
+        for (_, _, info) in s.containers.values_mut() {
+            if info.name == name && info.state == ContainerState::Running {
+                info.state = ContainerState::Exited;
+                info.exit_code = exit_code;
+                info.finished_at = now;
+                info.reason = if exit_code == 0 { "Completed" } else { "Error" }.into();
+            }
+        }
+    }
+
+    /// Specs of containers created so far, oldest first.
+    pub fn created_containers(&self) -> Vec<ContainerSpec> {
+        let s = self.state.lock();
+        let mut all: Vec<_> = s
+            .containers
+            .values()
+            .map(|(_, spec, info)| (info.created_at, spec.clone()))
+            .collect();
+        all.sort_by_key(|(t, _)| *t);
+        all.into_iter().map(|(_, spec)| spec).collect()
+    }
+
+    /// Sandboxes that exist (ready or not).
+    pub fn sandbox_count(&self) -> usize {
+        self.state.lock().sandboxes.len()
+    }
+
+    fn record(&self, call: String) {
+        self.state.lock().calls.push(call);
+    }
+}
+
+fn not_found(what: &str, id: &str) -> RuntimeError {
+    RuntimeError(format!("{what} {id} not found"))
+}
+
+#[async_trait::async_trait]
+impl Runtime for FakeRuntime {
+    async fn version(&self) -> Result<RuntimeVersion> {
+        Ok(RuntimeVersion {
+            name: "fake".into(),
+            version: "0.0.1".into(),
+        })
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        Ok(self
+            .state
+            .lock()
+            .images
+            .contains(image)
+            .then(|| format!("sha256:{image}")))
+    }
+
+    async fn pull_image(&self, image: &str, _auth: Option<PullAuth>) -> Result<String> {
+        self.record(format!("pull {image}"));
+        let mut s = self.state.lock();
+        if let Some(message) = s.broken_images.get(image) {
+            return Err(RuntimeError(message.clone()));
+        }
+        s.images.insert(image.to_string());
+        Ok(format!("sha256:{image}"))
+    }
+
+    async fn run_sandbox(&self, spec: &SandboxSpec) -> Result<String> {
+        self.record(format!("run_sandbox {}", spec.name));
+        let mut s = self.state.lock();
+        s.next_id += 1;
+        s.tick();
+        let id = format!("sandbox-{}", s.next_id);
+        let info = SandboxInfo {
+            id: id.clone(),
+            pod_uid: spec.uid.clone(),
+            attempt: spec.attempt,
+            ready: true,
+            created_at: s.clock,
+        };
+        s.sandboxes.insert(id.clone(), (spec.clone(), info));
+        Ok(id)
+    }
+
+    async fn sandbox_ip(&self, id: &str) -> Result<Option<String>> {
+        let s = self.state.lock();
+        let (spec, _) = s
+            .sandboxes
+            .get(id)
+            .ok_or_else(|| not_found("sandbox", id))?;
+        Ok((!spec.host_network).then(|| "10.88.0.7".to_string()))
+    }
+
+    async fn stop_sandbox(&self, id: &str) -> Result<()> {
+        self.record(format!("stop_sandbox {id}"));
+        let mut s = self.state.lock();
+        let now = s.tick();
+        for (sandbox, _, info) in s.containers.values_mut() {
+            if sandbox == id && info.state == ContainerState::Running {
+                info.state = ContainerState::Exited;
+                info.exit_code = 137;
+                info.finished_at = now;
+            }
+        }
+        if let Some((_, info)) = s.sandboxes.get_mut(id) {
+            info.ready = false;
+        }
+        Ok(())
+    }
+
+    async fn remove_sandbox(&self, id: &str) -> Result<()> {
+        self.record(format!("remove_sandbox {id}"));
+        let mut s = self.state.lock();
+        s.sandboxes.remove(id);
+        s.containers.retain(|_, (sandbox, _, _)| sandbox != id);
+        Ok(())
+    }
+
+    async fn list_sandboxes(&self) -> Result<Vec<SandboxInfo>> {
+        Ok(self
+            .state
+            .lock()
+            .sandboxes
+            .values()
+            .map(|(_, info)| info.clone())
+            .collect())
+    }
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        _sandbox: &SandboxSpec,
+        spec: &ContainerSpec,
+    ) -> Result<String> {
+        self.record(format!(
+            "create_container {} attempt {}",
+            spec.name, spec.attempt
+        ));
+        let mut s = self.state.lock();
+        if !s.sandboxes.contains_key(sandbox_id) {
+            return Err(not_found("sandbox", sandbox_id));
+        }
+        s.next_id += 1;
+        s.tick();
+        let id = format!("container-{}", s.next_id);
+        let info = ContainerInfo {
+            id: id.clone(),
+            name: spec.name.clone(),
+            attempt: spec.attempt,
+            state: ContainerState::Created,
+            created_at: s.clock,
+            started_at: 0,
+            finished_at: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            image: spec.image.clone(),
+            image_ref: format!("sha256:{}", spec.image),
+        };
+        s.containers
+            .insert(id.clone(), (sandbox_id.to_string(), spec.clone(), info));
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.record(format!("start_container {id}"));
+        let mut s = self.state.lock();
+        let now = s.tick();
+        let (_, _, info) = s
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| not_found("container", id))?;
+        info.state = ContainerState::Running;
+        info.started_at = now;
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, timeout_seconds: i64) -> Result<()> {
+        self.record(format!("stop_container {id} timeout {timeout_seconds}"));
+        let mut s = self.state.lock();
+        let now = s.tick();
+        let (_, _, info) = s
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| not_found("container", id))?;
+        if info.state == ContainerState::Running {
+            info.state = ContainerState::Exited;
+            info.exit_code = 137;
+            info.finished_at = now;
+            info.reason = "Error".into();
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        self.record(format!("remove_container {id}"));
+        self.state.lock().containers.remove(id);
+        Ok(())
+    }
+
+    async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerInfo>> {
+        let s = self.state.lock();
+        Ok(s.containers
+            .values()
+            .filter(|(sandbox, _, _)| sandbox == sandbox_id)
+            .map(|(_, _, info)| info.clone())
+            .collect())
+    }
+}

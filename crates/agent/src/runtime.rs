@@ -1,0 +1,130 @@
+//! The container runtime as the agent sees it: pod sandboxes, containers and images, in the
+//! agent's own types so the pod logic can be tested against [`crate::fake::FakeRuntime`]. The
+//! production implementation speaks CRI v1 ([`crate::cri::CriRuntime`]).
+
+use std::collections::BTreeMap;
+
+/// Labels the agent puts on sandboxes and containers (the kubelet's names, so tools that know
+/// kubelet-created containers recognise ours).
+pub const POD_NAME_LABEL: &str = "io.kubernetes.pod.name";
+pub const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
+pub const POD_UID_LABEL: &str = "io.kubernetes.pod.uid";
+pub const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
+
+/// A runtime call failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RuntimeError(pub String);
+
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+/// Name and version of the runtime (`containerd`, `1.6.20~ds1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeVersion {
+    pub name: String,
+    pub version: String,
+}
+
+/// What a pod sandbox is created from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSpec {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub attempt: u32,
+    pub hostname: String,
+    /// Directory the runtime writes container logs under (`<ns>_<name>_<uid>`).
+    pub log_directory: String,
+    pub host_network: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What a container is created from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub attempt: u32,
+    /// The image reference as resolved by the pull (or the spec's image when present).
+    pub image: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: String,
+    /// Log file relative to the sandbox's log directory (`<container>/<attempt>.log`).
+    pub log_path: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A sandbox the runtime knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub pod_uid: String,
+    pub attempt: u32,
+    pub ready: bool,
+    /// Nanoseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// Container states as CRI reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Exited,
+    Unknown,
+}
+
+/// A container the runtime knows, with its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub attempt: u32,
+    pub state: ContainerState,
+    /// Nanoseconds since the epoch (0 when not yet).
+    pub created_at: i64,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub exit_code: i32,
+    /// The runtime's reason for an exit (`OOMKilled`, `Completed`, `Error`).
+    pub reason: String,
+    pub message: String,
+    pub image: String,
+    /// Digest reference of the image the container runs.
+    pub image_ref: String,
+}
+
+/// Registry credentials for a pull.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PullAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// The operations the agent needs from a container runtime.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync {
+    async fn version(&self) -> Result<RuntimeVersion>;
+    /// The image's id when the runtime has it.
+    async fn image_id(&self, image: &str) -> Result<Option<String>>;
+    /// Pulls the image; returns its reference.
+    async fn pull_image(&self, image: &str, auth: Option<PullAuth>) -> Result<String>;
+    async fn run_sandbox(&self, spec: &SandboxSpec) -> Result<String>;
+    /// The sandbox's IP (none for host-network sandboxes).
+    async fn sandbox_ip(&self, id: &str) -> Result<Option<String>>;
+    async fn stop_sandbox(&self, id: &str) -> Result<()>;
+    async fn remove_sandbox(&self, id: &str) -> Result<()>;
+    async fn list_sandboxes(&self) -> Result<Vec<SandboxInfo>>;
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        sandbox: &SandboxSpec,
+        spec: &ContainerSpec,
+    ) -> Result<String>;
+    async fn start_container(&self, id: &str) -> Result<()>;
+    /// Stops the container: SIGTERM, then SIGKILL after `timeout_seconds`.
+    async fn stop_container(&self, id: &str, timeout_seconds: i64) -> Result<()>;
+    async fn remove_container(&self, id: &str) -> Result<()>;
+    async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerInfo>>;
+}

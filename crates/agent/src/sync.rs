@@ -1,0 +1,569 @@
+//! Drives one pod towards its spec through the runtime, like the kubelet's pod workers: a
+//! sandbox, then each container (pulling its image per imagePullPolicy), restarts under the
+//! restart policy with exponential back-off, and graceful termination. Everything is read back
+//! from the runtime on each sync, so an agent restarted while pods run adopts them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
+use kube::ResourceExt;
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use crate::runtime::{
+    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_NAME_LABEL,
+    POD_NAMESPACE_LABEL, POD_UID_LABEL, Result, Runtime, SandboxInfo, SandboxSpec,
+};
+use crate::status::{self, ObservedContainer, Waiting};
+
+/// First restart delay and its cap (the kubelet's 10 s doubling to 5 min).
+const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// What the syncer needs to know about its node.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    pub node_name: String,
+    pub node_ip: String,
+    /// Root of pod log directories (`/var/log/pods`).
+    pub log_root: PathBuf,
+    /// Prefix of container IDs (`containerd`).
+    pub runtime_name: String,
+}
+
+/// Runs pods through a [`Runtime`].
+pub struct PodSyncer {
+    runtime: Arc<dyn Runtime>,
+    node: NodeContext,
+    /// Why a container could not be started, by `<uid>/<container>`.
+    waiting: Mutex<HashMap<String, Waiting>>,
+}
+
+/// The back-off before restart number `restart` (1-based).
+pub fn restart_backoff(restart: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(restart.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    BACKOFF_INITIAL
+        .checked_mul(factor)
+        .unwrap_or(BACKOFF_MAX)
+        .min(BACKOFF_MAX)
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// The log directory of a pod (`<root>/<ns>_<name>_<uid>`), where the runtime writes
+/// `<container>/<attempt>.log`.
+pub fn pod_log_dir(root: &std::path::Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
+    root.join(format!("{namespace}_{name}_{uid}"))
+}
+
+/// Whether the pod must have its image pulled: the policy, or the default for the image
+/// (Always for `:latest` or no tag, else IfNotPresent).
+fn pull_policy(container: &Container) -> String {
+    if let Some(p) = &container.image_pull_policy {
+        return p.clone();
+    }
+    let image = container.image.as_deref().unwrap_or("");
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let tagged = last.contains(':') && !last.ends_with(":latest");
+    if tagged || image.contains('@') {
+        "IfNotPresent".into()
+    } else {
+        "Always".into()
+    }
+}
+
+/// Expands `$(VAR)` references to variables defined earlier (`$$` escapes a `$`), as the kubelet does.
+pub fn expand(value: &str, defined: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(body) = after.strip_prefix('(')
+            && let Some(end) = body.find(')')
+        {
+            let name = &body[..end];
+            match defined.iter().rev().find(|(k, _)| k == name) {
+                Some((_, v)) => out.push_str(v),
+                None => out.push_str(&rest[i..i + 2 + end + 1]),
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The value of a `fieldRef` path for the pod.
+fn field_value(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Option<String> {
+    let meta_key = |prefix: &str, map: &BTreeMap<String, String>| {
+        let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+        Some(map.get(key).cloned().unwrap_or_default())
+    };
+    match path {
+        "metadata.name" => Some(pod.name_any()),
+        "metadata.namespace" => pod.namespace(),
+        "metadata.uid" => pod.uid(),
+        "spec.nodeName" => pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        "spec.serviceAccountName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone()),
+        "status.podIP" | "status.podIPs" => Some(pod_ip.to_string()),
+        "status.hostIP" | "status.hostIPs" => Some(host_ip.to_string()),
+        _ => meta_key("metadata.labels['", pod.labels())
+            .or_else(|| meta_key("metadata.annotations['", pod.annotations())),
+    }
+}
+
+/// The environment of a container: `value` (with `$(VAR)` expansion) and `fieldRef`.
+pub fn container_env(
+    pod: &Pod,
+    container: &Container,
+    pod_ip: &str,
+    host_ip: &str,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for EnvVar {
+        name,
+        value,
+        value_from,
+    } in container.env.as_deref().unwrap_or_default()
+    {
+        let resolved = match (value, value_from) {
+            (Some(v), _) => expand(v, &env),
+            (None, Some(from)) => match &from.field_ref {
+                Some(f) => field_value(pod, &f.field_path, pod_ip, host_ip).ok_or_else(|| {
+                    format!("unsupported fieldPath {:?} in env {name}", f.field_path)
+                })?,
+                None => {
+                    return Err(format!(
+                        "env {name}: only value and fieldRef are supported by this node agent"
+                    ));
+                }
+            },
+            (None, None) => String::new(),
+        };
+        env.push((name.clone(), resolved));
+    }
+    Ok(env)
+}
+
+impl PodSyncer {
+    pub fn new(runtime: Arc<dyn Runtime>, node: NodeContext) -> Self {
+        Self {
+            runtime,
+            node,
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn sandbox_spec(&self, pod: &Pod, attempt: u32) -> SandboxSpec {
+        let (name, namespace, uid) = (
+            pod.name_any(),
+            pod.namespace().unwrap_or_default(),
+            pod.uid().unwrap_or_default(),
+        );
+        let spec = pod.spec.as_ref();
+        let labels = BTreeMap::from([
+            (POD_NAME_LABEL.to_string(), name.clone()),
+            (POD_NAMESPACE_LABEL.to_string(), namespace.clone()),
+            (POD_UID_LABEL.to_string(), uid.clone()),
+        ]);
+        SandboxSpec {
+            hostname: spec
+                .and_then(|s| s.hostname.clone())
+                .unwrap_or_else(|| name.clone()),
+            log_directory: pod_log_dir(&self.node.log_root, &namespace, &name, &uid)
+                .to_string_lossy()
+                .into_owned(),
+            host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            name,
+            namespace,
+            uid,
+            attempt,
+            labels,
+        }
+    }
+
+    async fn sandboxes_of(&self, uid: &str) -> Result<Vec<SandboxInfo>> {
+        let mut all: Vec<SandboxInfo> = self
+            .runtime
+            .list_sandboxes()
+            .await?
+            .into_iter()
+            .filter(|s| s.pod_uid == uid)
+            .collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        Ok(all)
+    }
+
+    fn set_waiting(&self, key: &str, reason: &str, message: String) {
+        tracing::info!(container = key, reason, %message, "container cannot start");
+        self.waiting.lock().insert(
+            key.to_string(),
+            Waiting {
+                reason: reason.into(),
+                message,
+            },
+        );
+    }
+
+    /// Pulls the image when the policy says so; `None` when the container must wait.
+    async fn ensure_image(&self, key: &str, container: &Container) -> Option<String> {
+        let image = container.image.clone().unwrap_or_default();
+        let present = match self.runtime.image_id(&image).await {
+            Ok(id) => id.is_some(),
+            Err(e) => {
+                self.set_waiting(key, "ErrImagePull", e.to_string());
+                return None;
+            }
+        };
+        match pull_policy(container).as_str() {
+            "Never" if !present => {
+                let message =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
+                self.set_waiting(key, "ErrImageNeverPull", message);
+                None
+            }
+            "IfNotPresent" | "Never" if present => Some(image),
+            _ => match self.runtime.pull_image(&image, None).await {
+                Ok(_) => Some(image),
+                Err(e) => {
+                    self.set_waiting(
+                        key,
+                        "ErrImagePull",
+                        format!("failed to pull image \"{image}\": {e}"),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    async fn start_container(
+        &self,
+        pod: &Pod,
+        sandbox_id: &str,
+        sandbox: &SandboxSpec,
+        container: &Container,
+        attempt: u32,
+        pod_ip: &str,
+    ) {
+        let key = format!("{}/{}", sandbox.uid, container.name);
+        let Some(image) = self.ensure_image(&key, container).await else {
+            return;
+        };
+        let env = match container_env(pod, container, pod_ip, &self.node.node_ip) {
+            Ok(env) => env,
+            Err(message) => return self.set_waiting(&key, "CreateContainerConfigError", message),
+        };
+        let expand_all = |v: &Option<Vec<String>>| {
+            v.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| expand(a, &env))
+                .collect::<Vec<_>>()
+        };
+        let spec = ContainerSpec {
+            name: container.name.clone(),
+            attempt,
+            image,
+            command: expand_all(&container.command),
+            args: expand_all(&container.args),
+            working_dir: container.working_dir.clone().unwrap_or_default(),
+            log_path: format!("{}/{attempt}.log", container.name),
+            labels: BTreeMap::from([
+                (CONTAINER_NAME_LABEL.to_string(), container.name.clone()),
+                (POD_NAME_LABEL.to_string(), sandbox.name.clone()),
+                (POD_NAMESPACE_LABEL.to_string(), sandbox.namespace.clone()),
+                (POD_UID_LABEL.to_string(), sandbox.uid.clone()),
+            ]),
+            env,
+        };
+        let id = match self
+            .runtime
+            .create_container(sandbox_id, sandbox, &spec)
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => return self.set_waiting(&key, "CreateContainerError", e.to_string()),
+        };
+        if let Err(e) = self.runtime.start_container(&id).await {
+            return self.set_waiting(&key, "RunContainerError", e.to_string());
+        }
+        self.waiting.lock().remove(&key);
+    }
+
+    /// Brings the pod one step closer to its spec and returns the status to report, or `None`
+    /// when the pod has already ended (its status is final).
+    pub async fn sync(&self, pod: &Pod) -> Result<Option<Value>> {
+        let uid = pod.uid().unwrap_or_default();
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("");
+        let sandboxes = self.sandboxes_of(&uid).await?;
+        if phase == "Succeeded" || phase == "Failed" {
+            for s in sandboxes.iter().filter(|s| s.ready) {
+                self.runtime.stop_sandbox(&s.id).await?;
+            }
+            return Ok(None);
+        }
+        let policy = status::restart_policy(pod).to_string();
+        let specs = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default();
+        if let Some(newest) = sandboxes.first()
+            && !newest.ready
+        {
+            // A stopped sandbox whose containers all ended for good is a finished pod whose
+            // final status may not have reached the API yet: report it again, start nothing.
+            let containers = self.runtime.list_containers(&newest.id).await?;
+            if finished(&containers, &specs, &policy) {
+                return Ok(Some(self.report(
+                    pod,
+                    &uid,
+                    &specs,
+                    &policy,
+                    &containers,
+                    false,
+                    None,
+                )));
+            }
+        }
+        let sandbox_spec;
+        let sandbox_id = match sandboxes.iter().find(|s| s.ready) {
+            Some(s) => {
+                sandbox_spec = self.sandbox_spec(pod, s.attempt);
+                s.id.clone()
+            }
+            None => {
+                sandbox_spec = self.sandbox_spec(pod, sandboxes.len() as u32);
+                if let Err(e) = std::fs::create_dir_all(&sandbox_spec.log_directory) {
+                    tracing::warn!(dir = %sandbox_spec.log_directory, error = %e, "creating the pod log directory");
+                }
+                self.runtime.run_sandbox(&sandbox_spec).await?
+            }
+        };
+        let pod_ip = if sandbox_spec.host_network {
+            Some(self.node.node_ip.clone())
+        } else {
+            self.runtime.sandbox_ip(&sandbox_id).await?
+        };
+        let existing = self.runtime.list_containers(&sandbox_id).await?;
+        for container in &specs {
+            let (latest, previous) = latest_two(&existing, &container.name);
+            match latest.map(|c| c.state) {
+                None => {
+                    self.start_container(
+                        pod,
+                        &sandbox_id,
+                        &sandbox_spec,
+                        container,
+                        0,
+                        pod_ip.as_deref().unwrap_or(""),
+                    )
+                    .await
+                }
+                Some(ContainerState::Created) => {
+                    if let Some(c) = latest
+                        && let Err(e) = self.runtime.start_container(&c.id).await
+                    {
+                        self.set_waiting(
+                            &format!("{uid}/{}", container.name),
+                            "RunContainerError",
+                            e.to_string(),
+                        );
+                    }
+                }
+                Some(ContainerState::Exited) => {
+                    let Some(c) = latest else { continue };
+                    if !status::should_restart(&policy, c.exit_code) {
+                        continue;
+                    }
+                    let due = c
+                        .finished_at
+                        .saturating_add(restart_backoff(c.attempt + 1).as_nanos() as i64);
+                    if now_nanos() < due {
+                        let message = format!(
+                            "back-off {}s restarting failed container={} pod={}_{}({uid})",
+                            restart_backoff(c.attempt + 1).as_secs(),
+                            container.name,
+                            pod.name_any(),
+                            pod.namespace().unwrap_or_default()
+                        );
+                        self.waiting.lock().insert(
+                            format!("{uid}/{}", container.name),
+                            Waiting {
+                                reason: "CrashLoopBackOff".into(),
+                                message,
+                            },
+                        );
+                        continue;
+                    }
+                    // The kubelet keeps one dead container per name (for `logs --previous`).
+                    if let Some(old) = previous
+                        && let Err(e) = self.runtime.remove_container(&old.id).await
+                    {
+                        tracing::debug!(container = %old.id, error = %e, "removing an old container");
+                    }
+                    self.start_container(
+                        pod,
+                        &sandbox_id,
+                        &sandbox_spec,
+                        container,
+                        c.attempt + 1,
+                        pod_ip.as_deref().unwrap_or(""),
+                    )
+                    .await;
+                }
+                Some(ContainerState::Running | ContainerState::Unknown) => {}
+            }
+        }
+        let current = self.runtime.list_containers(&sandbox_id).await?;
+        let report = self.report(pod, &uid, &specs, &policy, &current, true, pod_ip);
+        let terminal = matches!(
+            report.get("phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        if terminal {
+            // The pod is done: its network goes, its containers (and logs) stay until deletion.
+            self.runtime.stop_sandbox(&sandbox_id).await?;
+        }
+        Ok(Some(report))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        pod: &Pod,
+        uid: &str,
+        specs: &[Container],
+        policy: &str,
+        current: &[ContainerInfo],
+        sandbox_ready: bool,
+        pod_ip: Option<String>,
+    ) -> Value {
+        let mut observed = HashMap::new();
+        for container in specs {
+            let (latest, previous) = latest_two(current, &container.name);
+            let key = format!("{uid}/{}", container.name);
+            let will_restart = latest.is_some_and(|c| {
+                c.state == ContainerState::Exited && status::should_restart(policy, c.exit_code)
+            });
+            let waiting = match latest.map(|c| c.state) {
+                Some(ContainerState::Running) => {
+                    self.waiting.lock().remove(&key);
+                    None
+                }
+                _ => self.waiting.lock().get(&key).cloned(),
+            };
+            observed.insert(
+                container.name.clone(),
+                ObservedContainer {
+                    latest: latest.cloned(),
+                    previous: previous.cloned(),
+                    waiting,
+                    will_restart,
+                },
+            );
+        }
+        status::pod_status(&status::Observed {
+            pod,
+            sandbox_ready,
+            pod_ip,
+            host_ip: &self.node.node_ip,
+            runtime_name: &self.node.runtime_name,
+            containers: observed,
+        })
+    }
+
+    /// Stops the pod's containers (SIGTERM, SIGKILL after `grace_seconds`), then its sandboxes,
+    /// and removes them and the pod's logs.
+    pub async fn terminate(&self, pod: &Pod, grace_seconds: i64) -> Result<()> {
+        let uid = pod.uid().unwrap_or_default();
+        let sandboxes = self.sandboxes_of(&uid).await?;
+        for sandbox in &sandboxes {
+            let containers = self.runtime.list_containers(&sandbox.id).await?;
+            let stops = containers
+                .iter()
+                .filter(|c| c.state == ContainerState::Running)
+                .map(|c| self.runtime.stop_container(&c.id, grace_seconds.max(0)));
+            for result in futures::future::join_all(stops).await {
+                result?;
+            }
+            self.runtime.stop_sandbox(&sandbox.id).await?;
+            self.runtime.remove_sandbox(&sandbox.id).await?;
+        }
+        let dir = pod_log_dir(
+            &self.node.log_root,
+            &pod.namespace().unwrap_or_default(),
+            &pod.name_any(),
+            &uid,
+        );
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(dir = %dir.display(), error = %e, "removing pod logs");
+        }
+        self.waiting
+            .lock()
+            .retain(|k, _| !k.starts_with(&format!("{uid}/")));
+        Ok(())
+    }
+
+    /// Stops and removes sandboxes of pods that are no longer bound to this node.
+    pub async fn remove_orphans(
+        &self,
+        known_uids: &std::collections::HashSet<String>,
+    ) -> Result<()> {
+        for sandbox in self.runtime.list_sandboxes().await? {
+            if known_uids.contains(&sandbox.pod_uid) {
+                continue;
+            }
+            tracing::info!(sandbox = %sandbox.id, pod_uid = %sandbox.pod_uid, "removing the sandbox of a pod that is gone");
+            self.runtime.stop_sandbox(&sandbox.id).await?;
+            self.runtime.remove_sandbox(&sandbox.id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether every container ended and none is restarted.
+fn finished(containers: &[ContainerInfo], specs: &[Container], policy: &str) -> bool {
+    specs.iter().all(|spec| {
+        latest_two(containers, &spec.name).0.is_some_and(|c| {
+            c.state == ContainerState::Exited && !status::should_restart(policy, c.exit_code)
+        })
+    })
+}
+
+/// The newest and the one before it of the runtime containers for `name`.
+fn latest_two<'a>(
+    all: &'a [ContainerInfo],
+    name: &str,
+) -> (Option<&'a ContainerInfo>, Option<&'a ContainerInfo>) {
+    let mut mine: Vec<&ContainerInfo> = all.iter().filter(|c| c.name == name).collect();
+    mine.sort_by_key(|c| std::cmp::Reverse(c.attempt));
+    (mine.first().copied(), mine.get(1).copied())
+}

@@ -1,0 +1,113 @@
+//! `rkube agent`, and the agent `rkube server` runs for its own host.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow};
+
+/// Flags shared by `rkube agent` and the embedded agent of `rkube server`.
+#[derive(clap::Args, Clone)]
+pub struct AgentFlags {
+    /// Node name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The node's InternalIP (default: the address this host uses to reach the API server).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// CRI socket of the container runtime.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub containerd_socket: PathBuf,
+    /// Port of the agent's HTTPS endpoint (logs); 0 picks a free one.
+    #[arg(long, default_value_t = 10250)]
+    pub agent_port: u16,
+    /// Directory the runtime writes pod logs into.
+    #[arg(long, default_value = "/var/log/pods")]
+    pub pod_log_dir: PathBuf,
+}
+
+/// `rkube agent`.
+#[derive(clap::Args)]
+pub struct AgentArgs {
+    /// URL of the API server (overrides the kubeconfig's server).
+    #[arg(long)]
+    server: Option<String>,
+    /// Kubeconfig with the agent's credentials.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    #[command(flatten)]
+    flags: AgentFlags,
+}
+
+fn server_address(url: &str) -> Result<SocketAddr> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| anyhow!("server URL {url:?}: {e}"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow!("server URL {url:?} has no host"))?
+        .trim_matches(['[', ']']);
+    let port = uri.port_u16().unwrap_or(443);
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| anyhow!("cannot resolve {host}"))
+}
+
+async fn client(
+    kubeconfig: &std::path::Path,
+    server: Option<&str>,
+) -> Result<(kube::Client, String)> {
+    let yaml = std::fs::read_to_string(kubeconfig)
+        .map_err(|e| anyhow!("reading {}: {e}", kubeconfig.display()))?;
+    let kc: kube::config::Kubeconfig = serde_yaml_ng::from_str(&yaml)?;
+    let mut cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
+    if let Some(s) = server {
+        cfg.cluster_url = s.parse()?;
+    }
+    let url = cfg.cluster_url.to_string();
+    Ok((kube::Client::try_from(cfg)?, url))
+}
+
+/// Runs an agent until `shutdown`; `require_runtime` false means a missing runtime only logs.
+pub async fn run(
+    kubeconfig: PathBuf,
+    server: Option<String>,
+    flags: AgentFlags,
+    require_runtime: bool,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let runtime = match rkube_agent::connect_runtime(flags.containerd_socket.clone()).await {
+        Ok(r) => r,
+        Err(e) if !require_runtime => {
+            tracing::info!(error = %e, "no container runtime: not running a node agent on this host");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (client, url) = client(&kubeconfig, server.as_deref()).await?;
+    let node_ip = match flags.node_ip {
+        Some(ip) => ip,
+        None => rkube_agent::local_ip_towards(server_address(&url)?)?,
+    };
+    let config = rkube_agent::AgentConfig {
+        node_name: flags
+            .node_name
+            .unwrap_or_else(rkube_agent::default_node_name),
+        node_ip,
+        listen: SocketAddr::new(node_ip, flags.agent_port),
+        containerd_socket: flags.containerd_socket,
+        log_root: flags.pod_log_dir,
+    };
+    println!("rkube: node agent {} running", config.node_name);
+    rkube_agent::run(client, runtime, config, shutdown).await?;
+    Ok(())
+}
+
+/// `rkube agent`.
+pub async fn run_agent(
+    args: AgentArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    run(args.kubeconfig, args.server, args.flags, true, shutdown).await
+}

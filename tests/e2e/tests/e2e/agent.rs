@@ -1,0 +1,276 @@
+//! The node agent with a real containerd: `rkube server` runs the agent for its host, pods run
+//! as containers from an image built here (Debian's busybox-static) and served by a local
+//! registry, `kubectl logs` reads their output through the API server, and deletion is graceful.
+//!
+//! Needs root, containerd, runc, the CNI plugins, docker-registry and busybox-static
+//! (scripts/install.sh installs them). Without them the test says it is skipped; under CI
+//! (`CI` set) it fails instead, since CI installs them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rkube_testkit::{Kubectl, TestCluster};
+
+const ENV_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/agent-env.sh");
+
+/// What is missing on this machine to run containers, if anything.
+fn missing_prerequisites() -> Option<String> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+            })
+        });
+    if uid.as_deref() != Some("0") {
+        return Some("not running as root".into());
+    }
+    let needed = [
+        "/usr/bin/containerd",
+        "/usr/sbin/runc",
+        "/usr/lib/cni/bridge",
+        "/usr/lib/cni/host-local",
+        "/usr/bin/docker-registry",
+        "/bin/busybox",
+    ];
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    (!missing.is_empty())
+        .then(|| format!("missing {} (run scripts/install.sh)", missing.join(", ")))
+}
+
+/// containerd and the registry for one test; stopped on drop.
+struct RuntimeEnv {
+    dir: tempfile::TempDir,
+    registry: String,
+}
+
+impl RuntimeEnv {
+    fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("rkube-agent-e2e-")
+            .tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let out = Command::new("bash")
+            .arg(ENV_SCRIPT)
+            .arg("up")
+            .arg(dir.path())
+            .arg(port.to_string())
+            .output()?;
+        let env = Self {
+            dir,
+            registry: format!("127.0.0.1:{port}"),
+        };
+        anyhow::ensure!(
+            out.status.success(),
+            "agent-env.sh up failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(env)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("containerd.sock")
+    }
+}
+
+impl Drop for RuntimeEnv {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(ENV_SCRIPT)
+            .arg("down")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn wait_for(
+    kubectl: &Kubectl,
+    pod: &str,
+    jsonpath: &str,
+    want: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        last = kubectl.ok(&["get", "pod", pod, "-o", &format!("jsonpath={jsonpath}")])?;
+        if last == want {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let dump = kubectl
+        .ok(&["get", "pod", pod, "-o", "yaml"])
+        .unwrap_or_default();
+    anyhow::bail!("pod {pod}: {jsonpath} is {last:?}, want {want:?}\n{dump}")
+}
+
+#[test]
+fn pods_run_as_containers_with_logs_adoption_and_graceful_deletion() -> anyhow::Result<()> {
+    if let Some(why) = missing_prerequisites() {
+        if std::env::var_os("CI").is_some() {
+            anyhow::bail!("node agent e2e cannot run under CI: {why}");
+        }
+        eprintln!("SKIPPED pods_run_as_containers_with_logs_adoption_and_graceful_deletion: {why}");
+        return Ok(());
+    }
+    let env = RuntimeEnv::start()?;
+    let socket = env.socket();
+    let log_dir = env.dir.path().join("pods");
+    let mut cluster = TestCluster::start_with(&[
+        "--containerd-socket",
+        &socket.to_string_lossy(),
+        "--agent-port",
+        "0",
+        "--pod-log-dir",
+        &log_dir.to_string_lossy(),
+        "--node-name",
+        "agent-e2e",
+    ])?;
+    let k = cluster.kubectl();
+    let image = format!("{}/busybox:latest", env.registry);
+
+    // The host registers as a Ready node with its runtime.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut nodes = String::new();
+    while Instant::now() < deadline && !nodes.contains("Ready") {
+        nodes = k.ok(&["get", "nodes", "-o", "wide"]).unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        nodes.contains("agent-e2e") && nodes.contains(" Ready ") && nodes.contains("containerd://"),
+        "{nodes}\n{}",
+        cluster.log()
+    );
+
+    // A pod that echoes and exits: Succeeded, and its output through `kubectl logs`.
+    k.ok(&[
+        "run",
+        "echo",
+        "--image",
+        &image,
+        "--restart=Never",
+        "--env=WHO=rkube",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo hello from $WHO; echo second line",
+    ])?;
+    wait_for(
+        &k,
+        "echo",
+        "{.status.phase}",
+        "Succeeded",
+        Duration::from_secs(60),
+    )?;
+    assert_eq!(k.ok(&["logs", "echo"])?, "hello from rkube\nsecond line\n");
+    assert_eq!(k.ok(&["logs", "echo", "--tail=1"])?, "second line\n");
+    let terminated = k.ok(&["get", "pod", "echo", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason}"])?;
+    assert_eq!(terminated, "0 Completed");
+    let image_id = k.ok(&[
+        "get",
+        "pod",
+        "echo",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].imageID}",
+    ])?;
+    assert!(image_id.contains("@sha256:"), "imageID {image_id}");
+
+    // A failing pod under restartPolicy Never: Failed with its exit code.
+    k.ok(&[
+        "run",
+        "fails",
+        "--image",
+        &image,
+        "--restart=Never",
+        "--",
+        "/bin/sh",
+        "-c",
+        "exit 3",
+    ])?;
+    wait_for(
+        &k,
+        "fails",
+        "{.status.phase}",
+        "Failed",
+        Duration::from_secs(60),
+    )?;
+    wait_for(
+        &k,
+        "fails",
+        "{.status.containerStatuses[0].state.terminated.exitCode}",
+        "3",
+        Duration::from_secs(5),
+    )?;
+
+    // A long-running pod: Running, Ready, with a pod IP from the bridge network that serves HTTP.
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},"spec":{"terminationGracePeriodSeconds":3,
+        "containers":[{"name":"web","image":"IMAGE","command":["/bin/sh","-c","trap '' TERM; httpd -p 8080 -h /www; while true; do sleep 1; done"]}]}}"#
+        .replace("IMAGE", &image);
+    k.ok_stdin(&["apply", "-f", "-"], &pod)?;
+    wait_for(
+        &k,
+        "web",
+        "{.status.phase} {.status.conditions[?(@.type==\"Ready\")].status}",
+        "Running True",
+        Duration::from_secs(60),
+    )?;
+    let ip = k.ok(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"])?;
+    assert!(ip.starts_with("10.88.0."), "pod IP {ip:?}");
+    let page = Command::new("busybox")
+        .args(["wget", "-qO-", &format!("http://{ip}:8080/")])
+        .output()?;
+    assert_eq!(
+        String::from_utf8_lossy(&page.stdout),
+        "hello from busybox pod\n"
+    );
+
+    // The server (and its agent) restarted while the pod runs: the new agent adopts the
+    // container instead of starting another one.
+    let status = "jsonpath={.status.phase} {.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}";
+    let before = k.ok(&["get", "pod", "web", "-o", status])?;
+    cluster.restart()?;
+    let k = cluster.kubectl();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(k.ok(&["get", "pod", "web", "-o", status])?, before);
+    assert!(
+        before.starts_with("Running containerd://") && before.ends_with(" 0"),
+        "{before}"
+    );
+
+    // Graceful deletion: the container ignores SIGTERM, so it is killed after the 3 s grace
+    // period; then the pod object goes away.
+    let started = Instant::now();
+    k.ok(&["delete", "pod", "web", "--wait=true", "--timeout=60s"])?;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(30),
+        "deletion took {took:?}"
+    );
+    let gone = k.run(&["get", "pod", "web"])?;
+    assert!(
+        gone.stderr.contains("pods \"web\" not found"),
+        "{}",
+        gone.stderr
+    );
+
+    k.ok(&[
+        "delete",
+        "pod",
+        "echo",
+        "fails",
+        "--wait=true",
+        "--timeout=60s",
+    ])?;
+    drop(cluster);
+    Ok(())
+}
