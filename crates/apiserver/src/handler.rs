@@ -571,19 +571,8 @@ async fn custom_write(
             let found = std::sync::Mutex::new(Vec::new());
             let v = reg
                 .modify(res, ns, name, sub == "status", dry, |old| {
-                    let mut new = old.clone();
-                    meta::remove_meta(&mut new, "resourceVersion");
-                    match pt {
-                        PatchType::Json => {
-                            let mut with_rv = old.clone();
-                            patch::json_patch(&mut with_rv, &doc)?;
-                            if meta::meta_str(&with_rv, "resourceVersion") == meta::meta_str(old, "resourceVersion") {
-                                meta::remove_meta(&mut with_rv, "resourceVersion");
-                            }
-                            new = with_rv;
-                        }
-                        _ => patch::merge_patch(&mut new, &doc),
-                    }
+                    // Strategic merge is refused for custom resources above: merge or JSON patch.
+                    let mut new = patch::patched(old, pt, &doc)?;
                     check_type(res, &mut new)?;
                     let w = custom_resource::check_patched(version, &new, mode)?;
                     if let Ok(mut f) = found.lock() {
@@ -704,23 +693,7 @@ async fn patch_object(
     let v = state
         .registry
         .modify(res, ns, name, status_only, dry, |old| {
-            let mut new = old.clone();
-            // A patch never carries the server's resourceVersion unless the client put it there.
-            meta::remove_meta(&mut new, "resourceVersion");
-            match pt {
-                PatchType::Merge => patch::merge_patch(&mut new, &patch_doc),
-                PatchType::Json => {
-                    let mut with_rv = old.clone();
-                    patch::json_patch(&mut with_rv, &patch_doc)?;
-                    // Keep an explicit resourceVersion test only if the patch changed it.
-                    if meta::meta_str(&with_rv, "resourceVersion") == meta::meta_str(old, "resourceVersion") {
-                        meta::remove_meta(&mut with_rv, "resourceVersion");
-                    }
-                    new = with_rv;
-                }
-                PatchType::Strategic | PatchType::Apply => patch::strategic_merge(&mut new, &patch_doc)?,
-            }
-            let mut checked = new;
+            let mut checked = patch::patched(old, pt, &patch_doc)?;
             check_type(res, &mut checked)?;
             let found = field_validation::check_patched(state, res, &mut checked, &duplicates, mode)?;
             if let Ok(mut w) = warnings.lock() {

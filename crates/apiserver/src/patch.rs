@@ -45,6 +45,27 @@ pub fn unsupported(ct: &str) -> ApiError {
     }
 }
 
+/// `old` with a merge, JSON or strategic patch applied (apply patches are handled by field
+/// management, not here). The result carries a `resourceVersion` only when the patch set one
+/// itself, which then acts as a precondition.
+pub fn patched(old: &Value, pt: PatchType, doc: &Value) -> Result<Value, ApiError> {
+    if pt == PatchType::Json {
+        let mut with_rv = old.clone();
+        json_patch(&mut with_rv, doc)?;
+        if rkube_apimachinery::meta::meta_str(&with_rv, "resourceVersion") == rkube_apimachinery::meta::meta_str(old, "resourceVersion") {
+            rkube_apimachinery::meta::remove_meta(&mut with_rv, "resourceVersion");
+        }
+        return Ok(with_rv);
+    }
+    let mut new = old.clone();
+    rkube_apimachinery::meta::remove_meta(&mut new, "resourceVersion");
+    match pt {
+        PatchType::Merge => merge_patch(&mut new, doc),
+        _ => strategic_merge(&mut new, doc)?,
+    }
+    Ok(new)
+}
+
 /// RFC 7386 merge patch.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {
