@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod authn_args;
 mod bench;
 mod bench_scheduler;
 mod components;
@@ -65,6 +66,8 @@ struct ServerArgs {
     /// How long a node may go without heartbeats before its Ready condition becomes Unknown.
     #[arg(long, default_value = "40s", value_parser = components::parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    #[command(flatten)]
+    authn: authn_args::AuthnArgs,
 }
 
 #[derive(clap::Args)]
@@ -122,6 +125,7 @@ fn main() -> anyhow::Result<()> {
                 encryption_provider_config: a.encryption_provider_config,
                 disable: a.disable,
                 node_monitor_grace_period: a.node_monitor_grace_period,
+                authentication: a.authn.options(),
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.

@@ -3,6 +3,7 @@
 
 mod api_discovery;
 mod apply;
+mod authn;
 mod controllers;
 mod crash;
 mod crd;
