@@ -384,7 +384,7 @@ async fn resource(
         if !s.verbs.iter().any(|v| *v == info.verb) {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
-        if !matches!(sub, "status" | "finalize" | "scale" | "binding") {
+        if !matches!(sub, "status" | "finalize" | "scale" | "binding" | "token") {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
     } else if !res.allows(&info.verb) {

@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 
 use crate::cluster;
 
+/// kubectl's message when the server answers 401 with upstream's Status.
 const UNAUTHORIZED: &str = "error: You must be logged in to the server (Unauthorized)";
+/// What kubectl prints instead when its discovery requests already get 401.
+const UNAUTHORIZED_DISCOVERY: &str = "error: You must be logged in to the server (the server has asked for the client to provide credentials)";
 
 /// A kubectl that authenticates with `token` only (no client certificate), with its own
 /// kubeconfig and discovery cache under the data directory.
@@ -70,6 +73,8 @@ fn static_token_user_bound_to_view_reads_pods_not_secrets_and_bad_tokens_get_401
 
     let wrong = token_kubectl(&c, "wrong", "not-a-token");
     let out = wrong.fails(&["get", "pods"]).expect("get pods with a wrong token");
+    assert!(out.contains(UNAUTHORIZED_DISCOVERY), "{out}");
+    let out = wrong.fails(&["auth", "whoami"]).expect("whoami with a wrong token");
     assert!(out.contains(UNAUTHORIZED), "{out}");
 }
 
@@ -129,7 +134,7 @@ fn create_token_gives_a_jwt_that_kubectl_uses_and_the_jwks_verifies() {
 
     // A token for an audience the API server is not is refused.
     let other = admin.ok(&["create", "token", "default", "--audience=elsewhere"]).expect("create token");
-    let out = token_kubectl(&c, "other", other.trim()).fails(&["get", "pods"]).expect("get pods");
+    let out = token_kubectl(&c, "other", other.trim()).fails(&["auth", "whoami"]).expect("whoami");
     assert!(out.contains(UNAUTHORIZED), "{out}");
 
     // Too short a duration is refused as upstream validates it.
