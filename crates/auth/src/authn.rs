@@ -6,6 +6,9 @@
 //! decides the user; a token no authenticator accepts makes the request 401, never anonymous.
 
 pub mod bootstrap;
+pub mod https_client;
+pub mod oidc;
+pub mod webhook;
 pub mod service_account;
 pub mod static_file;
 pub mod token_review;
@@ -27,11 +30,25 @@ pub struct AuthnOptions {
     pub service_account_issuer: String,
     /// `--api-audiences` (default: the issuer).
     pub api_audiences: Vec<String>,
+    /// `--oidc-issuer-url` and the other `--oidc-*` flags.
+    pub oidc: Option<oidc::OidcOptions>,
+    /// `--authentication-token-webhook-config-file`.
+    pub webhook_config_file: Option<std::path::PathBuf>,
+    /// `--authentication-token-webhook-cache-ttl`.
+    pub webhook_cache_ttl: std::time::Duration,
 }
 
 impl Default for AuthnOptions {
     fn default() -> Self {
-        Self { token_auth_file: None, bootstrap_tokens: true, service_account_issuer: service_account::DEFAULT_ISSUER.to_string(), api_audiences: Vec::new() }
+        Self {
+            token_auth_file: None,
+            bootstrap_tokens: true,
+            service_account_issuer: service_account::DEFAULT_ISSUER.to_string(),
+            api_audiences: Vec::new(),
+            oidc: None,
+            webhook_config_file: None,
+            webhook_cache_ttl: webhook::DEFAULT_CACHE_TTL,
+        }
     }
 }
 

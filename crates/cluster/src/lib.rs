@@ -84,7 +84,7 @@ fn open_datastore(cfg: &ServerConfig) -> Result<Arc<dyn KvStore>, ClusterError> 
 }
 
 /// The bearer-token authenticators `rkube server` is configured with, in kube-apiserver's
-/// order (token file, ServiceAccount tokens, bootstrap tokens), and the ServiceAccount token
+/// order (token file, ServiceAccount tokens, bootstrap tokens, OIDC, webhook), and the ServiceAccount token
 /// issuer for the TokenRequest API.
 fn token_authenticators(
     cfg: &ServerConfig,
@@ -107,6 +107,13 @@ fn token_authenticators(
     chain.push(service_accounts.clone());
     if opts.bootstrap_tokens {
         chain.push(Arc::new(bootstrap::BootstrapTokens::new(registry.clone())));
+    }
+    if let Some(oidc) = &opts.oidc {
+        chain.push(Arc::new(rkube_auth::authn::oidc::OidcAuthenticator::new(oidc.clone()).map_err(ClusterError::Config)?));
+    }
+    if let Some(file) = &opts.webhook_config_file {
+        let webhook = rkube_auth::authn::webhook::WebhookAuthenticator::from_kubeconfig(file, opts.webhook_cache_ttl).map_err(ClusterError::Config)?;
+        chain.push(Arc::new(webhook));
     }
     Ok((chain, service_accounts))
 }
