@@ -189,3 +189,191 @@ fn a_bootstrap_token_authenticates_until_it_expires() {
     let out = boot.fails(&["auth", "whoami"]).expect("whoami after expiry");
     assert!(out.contains(UNAUTHORIZED), "{out}");
 }
+
+/// A one-request-per-connection HTTPS server on loopback with its own CA, answering with
+/// `respond(method, path, body) -> (status, JSON body)`.
+struct HttpsServer {
+    port: u16,
+    ca_pem: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+type Responder = std::sync::Arc<dyn Fn(&str, &str, &[u8]) -> (u16, String) + Send + Sync>;
+
+impl HttpsServer {
+    fn start(respond: Responder) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "test issuer CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &Issuer::new(ca_params, ca_key))
+            .expect("leaf cert");
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("leaf key DER");
+        let tls = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone()], key_der)
+            .expect("TLS config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        runtime.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, respond) = (acceptor.clone(), respond.clone());
+                tokio::spawn(async move {
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        let _ = serve_one(stream, respond).await;
+                    }
+                });
+            }
+        });
+        Self { port, ca_pem: ca_cert.pem(), _runtime: runtime }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+async fn serve_one<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S, respond: Responder) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let length = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let mut first = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+    let (status, body) = respond(method, path, &buf[header_end..]);
+    let response = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[test]
+fn an_oidc_issuer_served_over_https_authenticates_users_with_groups() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use base64::Engine;
+
+    let signing = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("issuer key");
+    let raw = signing.public_key_raw().to_vec();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])}]});
+    let jwks_fetches = Arc::new(AtomicUsize::new(0));
+    let issuer_url = Arc::new(std::sync::OnceLock::<String>::new());
+    let (fetches, issuer_for_server) = (jwks_fetches.clone(), issuer_url.clone());
+    let server = HttpsServer::start(Arc::new(move |_, path, _| {
+        let issuer = issuer_for_server.get().cloned().unwrap_or_default();
+        match path {
+            "/.well-known/openid-configuration" => (200, json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")}).to_string()),
+            "/keys" => {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                (200, jwks.to_string())
+            }
+            _ => (404, "{}".into()),
+        }
+    }));
+    issuer_url.set(server.url()).expect("issuer set once");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("issuer-ca.pem");
+    std::fs::write(&ca_file, &server.ca_pem).expect("CA file");
+    let c = start(&[
+        "--disable=controller-manager,scheduler,node-lifecycle",
+        &format!("--oidc-issuer-url={}", server.url()),
+        "--oidc-client-id=rkube",
+        "--oidc-groups-claim=groups",
+        "--oidc-groups-prefix=oidc:",
+        &format!("--oidc-ca-file={}", ca_file.display()),
+    ]);
+
+    let encoding = jsonwebtoken::EncodingKey::from_ec_pem(signing.serialize_pem().as_bytes()).expect("encoding key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let now = chrono::Utc::now().timestamp();
+    let id_token = |aud: &str| {
+        let claims = json!({"iss": server.url(), "sub": "jane", "aud": aud, "exp": now + 600, "iat": now, "groups": ["dev", "ops"]});
+        jsonwebtoken::encode(&header, &claims, &encoding).expect("ID token")
+    };
+    let jane = token_kubectl(&c, "oidc-jane", &id_token("rkube"));
+    for _ in 0..2 {
+        let who = jane.json(&["auth", "whoami", "-o", "json"]).expect("whoami");
+        assert_eq!(who["status"]["userInfo"]["username"], format!("{}#jane", server.url()), "{who}");
+        assert_eq!(who["status"]["userInfo"]["groups"], json!(["oidc:dev", "oidc:ops", "system:authenticated"]), "{who}");
+    }
+    assert_eq!(jwks_fetches.load(Ordering::SeqCst), 1, "the JWKS is fetched once and cached");
+
+    let other_client = token_kubectl(&c, "oidc-other", &id_token("someone-else"));
+    assert!(other_client.fails(&["auth", "whoami"]).expect("whoami").contains(UNAUTHORIZED));
+}
+
+#[test]
+fn a_token_review_webhook_decides_tokens_and_its_answers_are_cached() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let server = HttpsServer::start(Arc::new(move |method, _, body| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let review: Value = serde_json::from_slice(body).unwrap_or_default();
+        assert_eq!((method, review["kind"].as_str()), ("POST", Some("TokenReview")));
+        let status = if review["spec"]["token"] == "hook-token" {
+            json!({"authenticated": true, "user": {"username": "hooked-user", "uid": "42", "groups": ["hooked"]}})
+        } else {
+            json!({"authenticated": false, "error": "unknown token"})
+        };
+        (200, json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}).to_string())
+    }));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), &server.ca_pem).expect("CA file");
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: hook\n  cluster:\n    server: {}/authenticate\n    certificate-authority: ca.pem\nusers:\n- name: apiserver\n  user: {{}}\ncurrent-context: hook\ncontexts:\n- name: hook\n  context: {{cluster: hook, user: apiserver}}\n",
+        server.url()
+    );
+    let config_file = dir.path().join("webhook.kubeconfig");
+    std::fs::write(&config_file, kubeconfig).expect("webhook kubeconfig");
+    let c = start(&[
+        "--disable=controller-manager,scheduler,node-lifecycle",
+        &format!("--authentication-token-webhook-config-file={}", config_file.display()),
+        "--authentication-token-webhook-cache-ttl=5m",
+    ]);
+
+    let hooked = token_kubectl(&c, "hooked", "hook-token");
+    for _ in 0..2 {
+        let who = hooked.json(&["auth", "whoami", "-o", "json"]).expect("whoami");
+        assert_eq!(who["status"]["userInfo"]["username"], "hooked-user", "{who}");
+        assert_eq!(who["status"]["userInfo"]["groups"], json!(["hooked", "system:authenticated"]), "{who}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the webhook's answer is cached");
+
+    let stranger = token_kubectl(&c, "stranger", "who-knows");
+    assert!(stranger.fails(&["auth", "whoami"]).expect("whoami").contains(UNAUTHORIZED));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
