@@ -26,10 +26,8 @@ impl HttpsClient {
             roots.add(cert.map_err(|e| format!("reading CA certificates: {e}"))?).map_err(|e| format!("adding a CA certificate: {e}"))?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots);
+        let builder =
+            rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().map_err(|e| e.to_string())?.with_root_certificates(roots);
         let tls = match identity {
             Some((cert, key)) => {
                 let chain = rustls_pemfile::certs(&mut &cert[..]).collect::<Result<Vec<_>, _>>().map_err(|e| format!("reading client certificate: {e}"))?;

@@ -66,7 +66,10 @@ impl OidcAuthenticator {
         let discovery_url = format!("{}/.well-known/openid-configuration", self.opts.issuer_url.trim_end_matches('/'));
         let discovery = self.client.get_json(&discovery_url).await.map_err(|e| AuthnError(format!("oidc: fetching provider metadata: {e}")))?;
         if discovery.get("issuer").and_then(Value::as_str) != Some(self.opts.issuer_url.as_str()) {
-            return Err(AuthnError(format!("oidc: issuer did not match the issuer returned by provider, expected {:?} got {}", self.opts.issuer_url, discovery["issuer"])));
+            return Err(AuthnError(format!(
+                "oidc: issuer did not match the issuer returned by provider, expected {:?} got {}",
+                self.opts.issuer_url, discovery["issuer"]
+            )));
         }
         let jwks_uri = discovery.get("jwks_uri").and_then(Value::as_str).ok_or_else(|| AuthnError("oidc: provider metadata has no jwks_uri".into()))?;
         let jwks = self.client.get_json(jwks_uri).await.map_err(|e| AuthnError(format!("oidc: fetching keys: {e}")))?;
@@ -94,7 +97,7 @@ impl OidcAuthenticator {
         let claim = &self.opts.username_claim;
         let username = claims.get(claim).and_then(Value::as_str).ok_or_else(|| AuthnError(format!("oidc: parse username claims {claim:?}: claim not present")))?;
         if claim == "email" && claims.get("email_verified").is_some_and(|v| v != &Value::Bool(true)) {
-            return Err(AuthnError(format!("oidc: email not verified")));
+            return Err(AuthnError("oidc: email not verified".into()));
         }
         let prefix = match self.opts.username_prefix.as_deref() {
             Some("-") => String::new(),

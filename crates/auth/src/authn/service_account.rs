@@ -200,11 +200,8 @@ impl ServiceAccountTokens {
     pub async fn token_request(&self, namespace: &str, sa_name: &str, mut request: Value) -> Result<Value, ApiError> {
         let spec = token_spec(&request, &self.api_audiences)?;
         let sa = self.get("serviceaccounts", Some(namespace), sa_name).await?.ok_or_else(|| ApiError::not_found("", "serviceaccounts", sa_name))?;
-        let mut kubernetes = KubernetesClaim {
-            namespace: namespace.to_string(),
-            serviceaccount: ObjectRef { name: sa_name.to_string(), uid: uid_of(&sa) },
-            ..Default::default()
-        };
+        let mut kubernetes =
+            KubernetesClaim { namespace: namespace.to_string(), serviceaccount: ObjectRef { name: sa_name.to_string(), uid: uid_of(&sa) }, ..Default::default() };
         if let Some((kind, name, wanted_uid)) = &spec.bound {
             let (plural, ns) = match kind.as_str() {
                 "Pod" => ("pods", Some(namespace)),
@@ -218,7 +215,9 @@ impl ServiceAccountTokens {
                     "",
                     plural,
                     name,
-                    &format!("the UID in the bound object reference ({wanted_uid}) does not match the UID in record. The object might have been deleted and then recreated"),
+                    &format!(
+                        "the UID in the bound object reference ({wanted_uid}) does not match the UID in record. The object might have been deleted and then recreated"
+                    ),
                 ));
             }
             match kind.as_str() {
@@ -279,9 +278,8 @@ impl ServiceAccountTokens {
         validation.validate_aud = false;
         validation.validate_nbf = true;
         validation.leeway = 60;
-        let claims = jsonwebtoken::decode::<BoundClaims>(token, &self.key.decoding, &validation)
-            .map_err(|e| AuthnError(format!("service account token is invalid: {e}")))?
-            .claims;
+        let claims =
+            jsonwebtoken::decode::<BoundClaims>(token, &self.key.decoding, &validation).map_err(|e| AuthnError(format!("service account token is invalid: {e}")))?.claims;
         let matched: Vec<String> = audiences.iter().filter(|a| claims.aud.contains(a)).cloned().collect();
         if matched.is_empty() {
             return Err(AuthnError(format!("token audiences {:?} is invalid for the target audiences {:?}", claims.aud, audiences)));
@@ -335,9 +333,8 @@ impl ServiceAccountTokens {
         validation.validate_aud = false;
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
-        let claims = jsonwebtoken::decode::<Value>(token, &self.key.decoding, &validation)
-            .map_err(|e| AuthnError(format!("service account token is invalid: {e}")))?
-            .claims;
+        let claims =
+            jsonwebtoken::decode::<Value>(token, &self.key.decoding, &validation).map_err(|e| AuthnError(format!("service account token is invalid: {e}")))?.claims;
         let claim = |k: &str| claims.get(format!("kubernetes.io/serviceaccount/{k}")).and_then(Value::as_str).unwrap_or("").to_string();
         let (namespace, secret_name, sa_name, sa_uid) = (claim("namespace"), claim("secret.name"), claim("service-account.name"), claim("service-account.uid"));
         let secret = self
@@ -412,7 +409,8 @@ fn uid_of(object: &Value) -> String {
 /// Defaults and validates a TokenRequest's spec as upstream (`ValidateTokenRequest`).
 pub fn token_spec(request: &Value, api_audiences: &[String]) -> Result<TokenSpec, ApiError> {
     let spec = request.get("spec").cloned().unwrap_or(Value::Null);
-    let audiences: Vec<String> = spec.get("audiences").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
+    let audiences: Vec<String> =
+        spec.get("audiences").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
     let audiences = if audiences.is_empty() { api_audiences.to_vec() } else { audiences };
     let expiration_seconds = spec.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
     let invalid = |field: &str, value: Value, message: &str| {
@@ -439,4 +437,43 @@ pub fn token_spec(request: &Value, api_audiences: &[String]) -> Result<TokenSpec
         }
     };
     Ok(TokenSpec { audiences, expiration_seconds, bound })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signing_key_is_created_once_and_reused_with_the_same_key_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("service-account.key");
+        let first = SigningKey::load_or_create(&path).unwrap();
+        let again = SigningKey::load_or_create(&path).unwrap();
+        assert_eq!(first.kid, again.kid);
+        assert_eq!(first.jwk["kty"], "EC");
+        assert_eq!(first.jwk["crv"], "P-256");
+        assert_eq!(first.jwk["kid"], first.kid.as_str());
+    }
+
+    #[test]
+    fn token_requests_are_defaulted_and_validated_as_upstream() {
+        let api = vec![DEFAULT_ISSUER.to_string()];
+        let spec = token_spec(&json!({"spec": {}}), &api).unwrap();
+        assert_eq!((spec.audiences.clone(), spec.expiration_seconds), (api.clone(), 3600));
+        let e = token_spec(&json!({"spec": {"expirationSeconds": 599}}), &api).unwrap_err();
+        assert!(e.message.contains("spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 10 minutes"), "{}", e.message);
+        let e = token_spec(&json!({"spec": {"boundObjectRef": {"kind": "ConfigMap", "name": "x"}}}), &api).unwrap_err();
+        assert!(e.message.contains("spec.boundObjectRef.kind: Unsupported value: \"ConfigMap\""), "{}", e.message);
+        let bound = token_spec(&json!({"spec": {"audiences": ["x"], "boundObjectRef": {"kind": "Pod", "name": "web"}}}), &api).unwrap();
+        assert_eq!(bound.audiences, vec!["x"]);
+        assert_eq!(bound.bound, Some(("Pod".into(), "web".into(), String::new())));
+    }
+
+    #[test]
+    fn the_issuer_is_read_from_an_unverified_jwt_and_other_strings_are_not_jwts() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://issuer"}"#);
+        assert_eq!(unverified_issuer(&format!("e30.{payload}.sig")).as_deref(), Some("https://issuer"));
+        assert_eq!(unverified_issuer("abcdef.0123456789abcdef"), None);
+        assert_eq!(issuer_origin("https://kubernetes.default.svc.cluster.local/path"), "https://kubernetes.default.svc.cluster.local");
+    }
 }

@@ -19,13 +19,16 @@ use crate::UserInfo;
 /// Default `--authentication-token-webhook-cache-ttl`.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(120);
 
+/// A cached webhook answer: the user (none: not authenticated) and when it was given.
+type CachedAnswer = (Option<UserInfo>, Instant);
+
 /// Asks a TokenReview webhook.
 pub struct WebhookAuthenticator {
     server: String,
     client: HttpsClient,
     ttl: Duration,
     /// SHA-256 of the token → the webhook's answer and when it was given.
-    cache: Mutex<HashMap<[u8; 32], (Option<UserInfo>, Instant)>>,
+    cache: Mutex<HashMap<[u8; 32], CachedAnswer>>,
 }
 
 /// A kubeconfig field given inline (`<name>-data`, base64) or as a file path, relative to the

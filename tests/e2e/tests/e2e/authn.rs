@@ -209,10 +209,7 @@ impl HttpsServer {
         ca_params.distinguished_name.push(DnType::CommonName, "test issuer CA");
         let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
         let leaf_key = KeyPair::generate().expect("leaf key");
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .expect("leaf params")
-            .signed_by(&leaf_key, &Issuer::new(ca_params, ca_key))
-            .expect("leaf cert");
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("leaf params").signed_by(&leaf_key, &Issuer::new(ca_params, ca_key)).expect("leaf cert");
         let key_der = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("leaf key DER");
         let tls = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -257,10 +254,7 @@ async fn serve_one<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut 
         }
     };
     let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let length = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
-        .unwrap_or(0);
+    let length = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
     while buf.len() < header_end + length {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -278,9 +272,9 @@ async fn serve_one<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut 
 
 #[test]
 fn an_oidc_issuer_served_over_https_authenticates_users_with_groups() {
+    use base64::Engine;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use base64::Engine;
 
     let signing = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("issuer key");
     let raw = signing.public_key_raw().to_vec();
