@@ -371,3 +371,39 @@ fn a_token_review_webhook_decides_tokens_and_its_answers_are_cached() {
     assert!(stranger.fails(&["auth", "whoami"]).expect("whoami").contains(UNAUTHORIZED));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn a_legacy_service_account_token_secret_authenticates_while_the_secret_holds_it() {
+    use base64::Engine;
+    let c = cluster();
+    let admin = c.kubectl();
+    wait_for_default_service_account(&admin);
+    let sa_uid = admin.ok(&["get", "sa", "default", "-o", "jsonpath={.metadata.uid}"]).expect("sa uid");
+    // Sign the token as the token controller would, with the server's own key.
+    let pem = std::fs::read(c.data_dir().join("service-account.key")).expect("server key");
+    let claims = json!({
+        "iss": "kubernetes/serviceaccount",
+        "kubernetes.io/serviceaccount/namespace": "default",
+        "kubernetes.io/serviceaccount/secret.name": "default-token",
+        "kubernetes.io/serviceaccount/service-account.name": "default",
+        "kubernetes.io/serviceaccount/service-account.uid": sa_uid,
+        "sub": "system:serviceaccount:default:default",
+    });
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&pem).expect("encoding key");
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256), &claims, &key).expect("token");
+    let legacy = token_kubectl(&c, "legacy", &token);
+    assert!(legacy.fails(&["auth", "whoami"]).expect("whoami without the secret").contains(UNAUTHORIZED));
+
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "default-token", "annotations": {"kubernetes.io/service-account.name": "default"}},
+        "data": {"token": base64::engine::general_purpose::STANDARD.encode(&token)},
+    });
+    admin.ok_stdin(&["create", "-f", "-"], &secret.to_string()).expect("token secret");
+    let who = legacy.json(&["auth", "whoami", "-o", "json"]).expect("whoami");
+    assert_eq!(who["status"]["userInfo"]["username"], "system:serviceaccount:default:default", "{who}");
+    assert_eq!(who["status"]["userInfo"]["uid"], sa_uid.as_str(), "{who}");
+
+    admin.ok(&["delete", "secret", "default-token"]).expect("delete secret");
+    assert!(legacy.fails(&["auth", "whoami"]).expect("whoami after delete").contains(UNAUTHORIZED));
+}
