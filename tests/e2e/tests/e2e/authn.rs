@@ -137,6 +137,11 @@ fn create_token_gives_a_jwt_that_kubectl_uses_and_the_jwks_verifies() {
     let out = token_kubectl(&c, "other", other.trim()).fails(&["auth", "whoami"]).expect("whoami");
     assert!(out.contains(UNAUTHORIZED), "{out}");
 
+    // kubectl 1.27 sends the TokenRequest as protobuf too.
+    let old_kubectl_token = admin.with_version(27).ok(&["create", "token", "default"]).expect("create token with kubectl 1.27");
+    // Without --audience the token is for every API audience.
+    assert_eq!(jwt_payload(old_kubectl_token.trim())["aud"], json!(["https://kubernetes.default.svc.cluster.local", "x"]));
+
     // Too short a duration is refused as upstream validates it.
     let out = admin.fails(&["create", "token", "default", "--duration=5m"]).expect("short token");
     assert!(out.contains("spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"), "{out}");
