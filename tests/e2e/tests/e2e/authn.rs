@@ -284,7 +284,9 @@ fn an_oidc_issuer_served_over_https_authenticates_users_with_groups() {
     let signing = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("issuer key");
     let raw = signing.public_key_raw().to_vec();
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])}]});
+    let jwk = |kid: &str| json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256", "x": b64(&raw[1..33]), "y": b64(&raw[33..])});
+    // The issuer "rotates": from its second answer on it also publishes key id k2.
+    let (first_jwks, rotated_jwks) = (json!({"keys": [jwk("k1")]}), json!({"keys": [jwk("k1"), jwk("k2")]}));
     let jwks_fetches = Arc::new(AtomicUsize::new(0));
     let issuer_url = Arc::new(std::sync::OnceLock::<String>::new());
     let (fetches, issuer_for_server) = (jwks_fetches.clone(), issuer_url.clone());
@@ -293,8 +295,8 @@ fn an_oidc_issuer_served_over_https_authenticates_users_with_groups() {
         match path {
             "/.well-known/openid-configuration" => (200, json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")}).to_string()),
             "/keys" => {
-                fetches.fetch_add(1, Ordering::SeqCst);
-                (200, jwks.to_string())
+                let earlier = fetches.fetch_add(1, Ordering::SeqCst);
+                (200, if earlier == 0 { first_jwks.to_string() } else { rotated_jwks.to_string() })
             }
             _ => (404, "{}".into()),
         }
@@ -316,11 +318,11 @@ fn an_oidc_issuer_served_over_https_authenticates_users_with_groups() {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some("k1".into());
     let now = chrono::Utc::now().timestamp();
-    let id_token = |aud: &str| {
+    let id_token = |header: &jsonwebtoken::Header, aud: &str| {
         let claims = json!({"iss": server.url(), "sub": "jane", "aud": aud, "exp": now + 600, "iat": now, "groups": ["dev", "ops"]});
-        jsonwebtoken::encode(&header, &claims, &encoding).expect("ID token")
+        jsonwebtoken::encode(header, &claims, &encoding).expect("ID token")
     };
-    let jane = token_kubectl(&c, "oidc-jane", &id_token("rkube"));
+    let jane = token_kubectl(&c, "oidc-jane", &id_token(&header, "rkube"));
     for _ in 0..2 {
         let who = jane.json(&["auth", "whoami", "-o", "json"]).expect("whoami");
         assert_eq!(who["status"]["userInfo"]["username"], format!("{}#jane", server.url()), "{who}");
@@ -328,7 +330,14 @@ fn an_oidc_issuer_served_over_https_authenticates_users_with_groups() {
     }
     assert_eq!(jwks_fetches.load(Ordering::SeqCst), 1, "the JWKS is fetched once and cached");
 
-    let other_client = token_kubectl(&c, "oidc-other", &id_token("someone-else"));
+    // A token signed with a key id not in the cache makes the server fetch the keys again.
+    header.kid = Some("k2".into());
+    let rotated = token_kubectl(&c, "oidc-rotated", &id_token(&header, "rkube"));
+    let who = rotated.json(&["auth", "whoami", "-o", "json"]).expect("whoami with the rotated key");
+    assert_eq!(who["status"]["userInfo"]["username"], format!("{}#jane", server.url()), "{who}");
+    assert_eq!(jwks_fetches.load(Ordering::SeqCst), 2, "an unknown kid refetches the JWKS");
+
+    let other_client = token_kubectl(&c, "oidc-other", &id_token(&header, "someone-else"));
     assert!(other_client.fails(&["auth", "whoami"]).expect("whoami").contains(UNAUTHORIZED));
 }
 
