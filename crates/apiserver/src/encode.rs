@@ -66,3 +66,12 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
     resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     resp
 }
+
+/// A JSON document with its own media type and caching (OIDC discovery documents).
+pub fn json_with_type(status: StatusCode, v: &Value, content_type: &'static str, cache_control: &'static str) -> Response {
+    let mut resp = Response::new(Body::from(json_bytes(v, false)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    resp
+}

@@ -135,6 +135,16 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         };
         return served.unwrap_or_else(|e| encode::error(&state, &e, Render::JSON));
     }
+    // ServiceAccount issuer discovery (upstream `pkg/serviceaccount` OpenID metadata server).
+    match path.trim_end_matches('/') {
+        "/.well-known/openid-configuration" => {
+            return encode::json_with_type(StatusCode::OK, &state.service_account_tokens.openid_configuration(), "application/json", "public, max-age=3600");
+        }
+        "/openid/v1/jwks" => {
+            return encode::json_with_type(StatusCode::OK, &state.service_account_tokens.jwks(), "application/jwk-set+json", "public, max-age=3600");
+        }
+        _ => {}
+    }
     if !info.is_resource {
         return discovery_response(&state, &path, &info, accept.as_deref(), render);
     }
@@ -377,7 +387,7 @@ async fn resource(
         if sub == "log" && res.group.is_empty() && res.plural == "pods" {
             return crate::pod_logs::pod_log(state, ns.unwrap_or_default(), &info.name, q).await.map_err(fail);
         }
-        if !matches!(sub, "status" | "finalize" | "scale" | "binding") {
+        if !matches!(sub, "status" | "finalize" | "scale" | "binding" | "token") {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
     } else if !res.allows(&info.verb) {
@@ -441,6 +451,17 @@ async fn resource(
             let pod_name = if sub == "binding" { name.to_string() } else { rkube_apimachinery::meta::name(&binding).to_string() };
             let pods = reg.lookup("", "v1", "pods").ok_or_else(|| fail(ApiError::path_not_found()))?;
             let v = reg.bind_pod(&pods, ns.unwrap_or_default(), &pod_name, &binding, dry).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::CREATED, &v, render))
+        }
+        "create" if sub == "token" && res.group.is_empty() && res.plural == "serviceaccounts" => {
+            let request = decode_body(state, headers, &body).map_err(fail)?;
+            let v = state.service_account_tokens.token_request(ns.unwrap_or_default(), name, request).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::CREATED, &v, render))
+        }
+        "create" if res.group == "authentication.k8s.io" && res.plural == "tokenreviews" => {
+            let mut review = decode_body(state, headers, &body).map_err(fail)?;
+            check_type(&res, &mut review).map_err(fail)?;
+            let v = rkube_auth::authn::token_review::answer(&state.tokens, ns, review).await.map_err(fail)?;
             Ok(encode::object(state, StatusCode::CREATED, &v, render))
         }
         "create" if rkube_auth::reviews::is_review(&res.group, &res.plural) => {

@@ -33,6 +33,8 @@ pub struct AppState {
     pub authorizer: Arc<rkube_auth::Authorizer>,
     /// Bearer-token authentication (requests without a client certificate).
     pub tokens: rkube_auth::authn::TokenAuthenticators,
+    /// Issues ServiceAccount tokens (TokenRequest) and publishes their key (OIDC discovery).
+    pub service_account_tokens: Arc<rkube_auth::authn::service_account::ServiceAccountTokens>,
 }
 
 /// The authenticated user of a request, inserted by the connection layer.

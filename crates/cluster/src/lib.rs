@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub disable: Vec<String>,
     /// How long a node may go without heartbeats before it is Unknown (40 s upstream).
     pub node_monitor_grace_period: std::time::Duration,
+    /// Bearer-token authentication (static file, bootstrap tokens, ServiceAccount tokens).
+    pub authentication: rkube_auth::authn::AuthnOptions,
 }
 
 /// Why the server could not start or stopped.
@@ -82,10 +84,39 @@ fn open_datastore(cfg: &ServerConfig) -> Result<Arc<dyn KvStore>, ClusterError> 
     }
 }
 
-/// The bearer-token authenticators `rkube server` is configured with (none yet: client
-/// certificates are the only credentials until token authentication lands).
-fn token_authenticators(_cfg: &ServerConfig) -> rkube_auth::authn::TokenAuthenticators {
-    rkube_auth::authn::TokenAuthenticators::new()
+/// The bearer-token authenticators `rkube server` is configured with, in kube-apiserver's
+/// order (token file, ServiceAccount tokens, bootstrap tokens, OIDC, webhook), and the ServiceAccount token
+/// issuer for the TokenRequest API.
+fn token_authenticators(
+    cfg: &ServerConfig,
+    registry: &Arc<Registry>,
+) -> Result<(rkube_auth::authn::TokenAuthenticators, Arc<rkube_auth::authn::service_account::ServiceAccountTokens>), ClusterError> {
+    use rkube_auth::authn::{bootstrap, service_account, static_file};
+    let opts = &cfg.authentication;
+    let mut chain = rkube_auth::authn::TokenAuthenticators::new();
+    if let Some(file) = &opts.token_auth_file {
+        chain.push(Arc::new(static_file::StaticTokens::from_file(file).map_err(ClusterError::Config)?));
+    }
+    let key = service_account::SigningKey::load_or_create(&cfg.data_dir.join("service-account.key")).map_err(ClusterError::Pki)?;
+    let service_accounts = Arc::new(service_account::ServiceAccountTokens::new(
+        key,
+        opts.service_account_issuer.clone(),
+        opts.api_audiences.clone(),
+        registry.clone(),
+    ));
+    chain.set_api_audiences(service_accounts.api_audiences().to_vec());
+    chain.push(service_accounts.clone());
+    if opts.bootstrap_tokens {
+        chain.push(Arc::new(bootstrap::BootstrapTokens::new(registry.clone())));
+    }
+    if let Some(oidc) = &opts.oidc {
+        chain.push(Arc::new(rkube_auth::authn::oidc::OidcAuthenticator::new(oidc.clone()).map_err(ClusterError::Config)?));
+    }
+    if let Some(file) = &opts.webhook_config_file {
+        let webhook = rkube_auth::authn::webhook::WebhookAuthenticator::from_kubeconfig(file, opts.webhook_cache_ttl).map_err(ClusterError::Config)?;
+        chain.push(Arc::new(webhook));
+    }
+    Ok((chain, service_accounts))
 }
 
 /// Field management (server-side apply, managedFields) reads built-in kinds' list types and map
@@ -147,6 +178,7 @@ pub async fn run_server(
     let proto = rkube_protobuf::ProtoCodec::new().map_err(|e| ClusterError::Config(format!("protobuf descriptors: {e}")))?;
     let advertise_host = if cfg.bind_address.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { cfg.bind_address };
     let advertise = SocketAddr::new(advertise_host, addr.port());
+    let (tokens, service_account_tokens) = token_authenticators(&cfg, &registry)?;
     let state = Arc::new(AppState {
         registry: registry.clone(),
         proto: Arc::new(proto),
@@ -158,7 +190,8 @@ pub async fn run_server(
         openapi_v3: rkube_apiserver::openapi::OpenApiV3::build(&registry.resources(), KUBERNETES_VERSION),
         ready: Default::default(),
         authorizer,
-        tokens: token_authenticators(&cfg),
+        tokens,
+        service_account_tokens,
     });
     let app = rkube_apiserver::router(state.clone());
     install_field_schemas(&registry, state.openapi_v3.catalog().clone());

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod authn_args;
 mod bench;
 mod bench_scheduler;
 mod components;
@@ -75,6 +76,8 @@ struct ServerArgs {
     disable_agent: bool,
     #[command(flatten)]
     agent: agent::AgentFlags,
+    #[command(flatten)]
+    authn: authn_args::AuthnArgs,
 }
 
 #[derive(clap::Args)]
@@ -133,6 +136,7 @@ fn main() -> anyhow::Result<()> {
                 encryption_provider_config: a.encryption_provider_config,
                 disable: a.disable,
                 node_monitor_grace_period: a.node_monitor_grace_period,
+                authentication: a.authn.options(),
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.

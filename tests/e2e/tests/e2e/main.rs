@@ -4,6 +4,7 @@
 mod agent;
 mod api_discovery;
 mod apply;
+mod authn;
 mod controllers;
 mod crash;
 mod crd;
