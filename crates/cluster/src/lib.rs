@@ -42,6 +42,12 @@ pub struct ServerConfig {
     pub disable: Vec<String>,
     /// How long a node may go without heartbeats before it is Unknown (40 s upstream).
     pub node_monitor_grace_period: std::time::Duration,
+    /// Admission plugins turned off (`--disable-admission-plugins`).
+    pub disable_admission_plugins: Vec<String>,
+    /// audit.k8s.io/v1 Policy (`--audit-policy-file`).
+    pub audit_policy_file: Option<PathBuf>,
+    /// Where audit events go (`--audit-log-path`).
+    pub audit_log_path: Option<PathBuf>,
 }
 
 /// Why the server could not start or stopped.
@@ -139,6 +145,9 @@ pub async fn run_server(
     let guard = authorizer.clone();
     registry.set_write_check(Arc::new(move |res, ns, new, old| rkube_auth::escalation::check_write(&guard, &res.group, &res.plural, ns, new, old)));
 
+    let admission = rkube_admission::AdmissionChain::new(&registry, &cfg.disable_admission_plugins).map_err(ClusterError::Config)?;
+    registry.set_admission(Arc::new(admission));
+
     bootstrap::ensure_bootstrap_objects(&registry, &cidr.first().to_string(), addr.port())
         .await
         .map_err(|e| ClusterError::Bootstrap(e.message))?;
@@ -173,6 +182,7 @@ pub async fn run_server(
         .map_err(|e| ClusterError::Bootstrap(format!("serving CustomResourceDefinitions: {}", e.message)))?;
     let crd_task = tokio::spawn(rkube_registry::crd::controller::run(registry.clone()));
     let aggregation_task = tokio::spawn(rkube_auth::aggregation::run(registry.clone()));
+    let quota_task = tokio::spawn(rkube_admission::quota_controller::run(registry.clone()));
     let controller_manager = controller_manager_config(&cfg)?;
     state.ready.store(true, Ordering::Release);
     // Components are API clients in their own tasks; their requests are answered once serving.
@@ -191,6 +201,7 @@ pub async fn run_server(
     }
     crd_task.abort();
     aggregation_task.abort();
+    quota_task.abort();
     feed_task.abort();
     Ok(())
 }
