@@ -151,14 +151,19 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         Err(e) => return encode::error(&state, &e, render),
     };
     let handled = rkube_auth::with_user(user, resource(&state, &info, &parts.headers, &q, accept.as_deref(), bytes, render));
-    let result = match writer {
-        Some(w) => rkube_registry::ownership::with_writer(w, handled).await,
-        None => handled.await,
-    };
-    match result {
+    // Admission plugins (PodSecurity warn, webhooks) add warnings; kubectl prints them.
+    let (result, warnings) = rkube_registry::admission::collect_warnings(async move {
+        match writer {
+            Some(w) => rkube_registry::ownership::with_writer(w, handled).await,
+            None => handled.await,
+        }
+    })
+    .await;
+    let response = match result {
         Ok(r) => r,
         Err((e, r)) => encode::error(&state, &e, r),
-    }
+    };
+    field_validation::with_warnings(response, &warnings)
 }
 
 /// The field manager of a mutating request: `fieldManager`, else the product part of the

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real kubectl (and kube-rs) against the `rkube` binary, each test on its
 //! own server with its own data directory on a free loopback port.
 
+mod admission;
 mod api_discovery;
 mod apply;
 mod controllers;
@@ -32,9 +33,11 @@ pub fn cluster() -> TestCluster {
 }
 
 /// Starts an API server without controllers, scheduler or node lifecycle: objects stay exactly
-/// as the test writes them (for checks of stored fields and printed tables).
+/// as the test writes them (for checks of stored fields and printed tables). Without the
+/// serviceaccount controller no `default` ServiceAccount exists, so the ServiceAccount admission
+/// plugin is off too (as upstream clusters without kube-controller-manager must do).
 pub fn api_only_cluster() -> TestCluster {
-    match TestCluster::start_with(&["--disable=controller-manager,scheduler,node-lifecycle"]) {
+    match TestCluster::start_with(&["--disable=controller-manager,scheduler,node-lifecycle", "--disable-admission-plugins=ServiceAccount"]) {
         Ok(c) => c,
         Err(e) => panic!("starting rkube: {e:#}"),
     }
