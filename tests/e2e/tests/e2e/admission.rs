@@ -4,8 +4,14 @@ use std::time::{Duration, Instant};
 
 use crate::{api_only_cluster, cluster};
 
-fn pod(name: &str, extra_spec: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers: [{{name: c, image: registry.example/nginx:1.25{extra_spec}}}]\n")
+/// A one-container pod; `container_extra` continues the container's flow mapping.
+fn pod(name: &str, container_extra: &str) -> String {
+    pod_with(name, container_extra, "")
+}
+
+/// As [`pod`], with `spec_extra` lines (indented) added to the spec.
+fn pod_with(name: &str, container_extra: &str, spec_extra: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers: [{{name: c, image: registry.example/nginx:1.25{container_extra}}}]\n{spec_extra}")
 }
 
 #[test]
@@ -59,7 +65,7 @@ fn service_account_plugin_sets_the_default_account_and_projected_volume() {
     let mount = &p["spec"]["containers"][0]["volumeMounts"][0];
     assert_eq!(mount["mountPath"], "/var/run/secrets/kubernetes.io/serviceaccount");
     assert_eq!(mount["readOnly"], true);
-    let o = k.run_stdin(&["create", "-f", "-"], &pod("q", "}], serviceAccountName: ghost, containers: [{name: d, image: x")).unwrap();
+    let o = k.run_stdin(&["create", "-f", "-"], &pod_with("q", "", "  serviceAccountName: ghost\n")).unwrap();
     assert!(o.stderr.contains("pods \"q\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found"), "{}", o.stderr);
 }
 
@@ -70,7 +76,7 @@ fn priority_and_default_tolerations_are_filled_in() {
     let classes = k.ok(&["get", "priorityclasses", "-o", "name"]).unwrap();
     assert!(classes.contains("priorityclass.scheduling.k8s.io/system-cluster-critical"), "{classes}");
     assert!(classes.contains("priorityclass.scheduling.k8s.io/system-node-critical"), "{classes}");
-    k.ok_stdin(&["create", "-f", "-"], &pod("critical", "}], priorityClassName: system-cluster-critical, containers: [{name: d, image: x")).unwrap();
+    k.ok_stdin(&["create", "-f", "-"], &pod_with("critical", "", "  priorityClassName: system-cluster-critical\n")).unwrap();
     let p = k.json(&["get", "pod", "critical", "-o", "json"]).unwrap();
     assert_eq!(p["spec"]["priority"], 2_000_000_000);
     assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
@@ -81,7 +87,7 @@ fn priority_and_default_tolerations_are_filled_in() {
             "{key} in {tolerations:?}"
         );
     }
-    let o = k.run_stdin(&["create", "-f", "-"], &pod("lost", "}], priorityClassName: nope, containers: [{name: d, image: x")).unwrap();
+    let o = k.run_stdin(&["create", "-f", "-"], &pod_with("lost", "", "  priorityClassName: nope\n")).unwrap();
     assert!(o.stderr.contains("pods \"lost\" is forbidden: no PriorityClass with name nope was found"), "{}", o.stderr);
 }
 
