@@ -33,6 +33,8 @@ pub struct AppState {
     pub authorizer: Arc<rkube_auth::Authorizer>,
     /// Bearer-token authentication (requests without a client certificate).
     pub tokens: rkube_auth::authn::TokenAuthenticators,
+    /// The audit log, when `--audit-log-path` is set.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// The authenticated user of a request, inserted by the connection layer.

@@ -167,6 +167,7 @@ pub async fn run_server(
         ready: Default::default(),
         authorizer,
         tokens: token_authenticators(&cfg),
+        audit: audit_log(&cfg)?,
     });
     let app = rkube_apiserver::router(state.clone());
     install_field_schemas(&registry, state.openapi_v3.catalog().clone());
@@ -204,6 +205,16 @@ pub async fn run_server(
     quota_task.abort();
     feed_task.abort();
     Ok(())
+}
+
+/// The audit log of `--audit-log-path` with the policy of `--audit-policy-file` (both needed,
+/// as kube-apiserver logs nothing without a policy).
+fn audit_log(cfg: &ServerConfig) -> Result<Option<Arc<rkube_apiserver::audit::AuditLog>>, ClusterError> {
+    let (Some(policy_file), Some(path)) = (&cfg.audit_policy_file, &cfg.audit_log_path) else { return Ok(None) };
+    let text = std::fs::read_to_string(policy_file).map_err(|e| ClusterError::Config(format!("reading {}: {e}", policy_file.display())))?;
+    let policy = rkube_apiserver::audit::Policy::parse(&text).map_err(ClusterError::Config)?;
+    let log = rkube_apiserver::audit::AuditLog::open(policy, path).map_err(ClusterError::Config)?;
+    Ok(Some(Arc::new(log)))
 }
 
 /// The in-process controller manager's configuration, `None` when `--disable=controller-manager`.

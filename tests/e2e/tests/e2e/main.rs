@@ -4,6 +4,7 @@
 mod admission;
 mod api_discovery;
 mod apply;
+mod audit;
 mod controllers;
 mod crash;
 mod crd;
