@@ -167,8 +167,8 @@ pub struct Record {
     pub requestor: Option<UserInfo>,
     /// The parsed request.
     pub info: Option<RequestInfo>,
-    /// The request body.
-    pub body: Option<bytes::Bytes>,
+    /// The request body, decoded.
+    pub body: Option<Value>,
     /// Path and query.
     pub request_uri: String,
     /// User-Agent.
@@ -222,7 +222,7 @@ impl AuditLog {
     }
 
     /// Writes the events of a finished request.
-    pub fn finish(&self, rec: &Record, code: u16, status: Option<&Value>, response_body: Option<&[u8]>) {
+    pub fn finish(&self, rec: &Record, code: u16, status: Option<&Value>, response_object: Option<&Value>) {
         let (Some(user), Some(info)) = (&rec.user, &rec.info) else { return };
         let (level, omit) = self.policy.evaluate(user, info);
         if level == Level::None {
@@ -260,8 +260,17 @@ impl AuditLog {
             if let Some(ns) = info.namespace.as_deref().filter(|n| !n.is_empty()) {
                 r.insert("namespace".into(), json!(ns));
             }
-            if !info.name.is_empty() {
-                r.insert("name".into(), json!(info.name));
+            // Upstream completes the reference from the request object (a create names it
+            // only in the body), at every level.
+            let body_name = rec.body.as_ref().and_then(|o| o["metadata"]["name"].as_str().map(str::to_string));
+            match (info.name.is_empty(), body_name) {
+                (false, _) => {
+                    r.insert("name".into(), json!(info.name));
+                }
+                (true, Some(n)) => {
+                    r.insert("name".into(), json!(n));
+                }
+                (true, None) => {}
             }
             if !info.group.is_empty() {
                 r.insert("apiGroup".into(), json!(info.group));
@@ -293,13 +302,13 @@ impl AuditLog {
             }
             ev.insert("responseStatus".into(), rs);
             if level >= Level::Request {
-                if let Some(obj) = rec.body.as_deref().and_then(|b| serde_json::from_slice::<Value>(b).ok()) {
-                    ev.insert("requestObject".into(), obj);
+                if let Some(obj) = &rec.body {
+                    ev.insert("requestObject".into(), obj.clone());
                 }
             }
             if level >= Level::RequestResponse {
-                if let Some(obj) = response_body.and_then(|b| serde_json::from_slice::<Value>(b).ok()) {
-                    ev.insert("responseObject".into(), obj);
+                if let Some(obj) = response_object {
+                    ev.insert("responseObject".into(), obj.clone());
                 }
             }
             ev.insert("stageTimestamp".into(), json!(timestamp()));

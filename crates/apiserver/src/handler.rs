@@ -84,8 +84,10 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     };
     let source_ip = req.extensions().get::<std::net::SocketAddr>().map(|a| a.ip().to_string()).unwrap_or_else(|| "127.0.0.1".into());
     let mut record = Some(crate::audit::AuditLog::begin(req.uri(), req.headers(), source_ip));
+    let audit_state = state.clone();
     let response = serve_request(state, req, &mut record).await;
     let Some(record) = record else { return response };
+    let state = audit_state;
     let code = response.status().as_u16();
     let streaming = record.info.as_ref().is_some_and(|i| i.verb == "watch");
     let level = audit.level_of(&record);
@@ -96,10 +98,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     }
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let value: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    // Responses are decoded as the client got them (JSON, YAML or protobuf).
+    let value = decode_body(&state, &parts.headers, &bytes).ok();
     let status = value.as_ref().filter(|v| v["kind"] == "Status");
-    let response_body = if level >= crate::audit::Level::RequestResponse { Some(&bytes[..]) } else { None };
-    audit.finish(&record, code, status, response_body);
+    let response_object = value.as_ref().filter(|_| level >= crate::audit::Level::RequestResponse);
+    audit.finish(&record, code, status, response_object);
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
@@ -179,7 +182,8 @@ async fn serve_request(state: Arc<AppState>, req: Request, audit: &mut Option<cr
         Err(e) => return encode::error(&state, &ApiError::bad_request(format!("reading request body: {e}")), render),
     };
     if let Some(rec) = audit.as_mut().filter(|_| !bytes.is_empty()) {
-        rec.body = Some(bytes.clone());
+        // Recorded as the object the request carries (kubectl sends protobuf), patches as sent.
+        rec.body = if info.verb == "patch" { serde_json::from_slice(&bytes).ok() } else { decode_body(&state, &parts.headers, &bytes).ok() };
     }
     let writer = match field_writer(&info, &parts.headers, &q) {
         Ok(w) => w,

@@ -49,11 +49,11 @@ fn audit_events_record_who_did_what_at_each_level() {
     k.fails(&["get", "configmap", "missing"]).unwrap();
     let all = events(&log);
 
-    let secret = find(&all, "create", "secrets", "");
+    let secret = find(&all, "create", "secrets", "s");
     assert_eq!(secret["level"], "Metadata");
     assert_eq!(secret["stage"], "ResponseComplete");
     assert_eq!(secret["apiVersion"], "audit.k8s.io/v1");
-    assert_eq!(secret["user"]["username"], "kubernetes-admin");
+    assert_eq!(secret["user"]["username"], "rkube-admin");
     assert_eq!(secret["objectRef"]["namespace"], "default");
     assert_eq!(secret["responseStatus"]["code"], 201);
     assert!(secret["requestURI"].as_str().is_some_and(|u| u.starts_with("/api/v1/namespaces/default/secrets")), "{secret}");
@@ -62,12 +62,12 @@ fn audit_events_record_who_did_what_at_each_level() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("aHVudGVyMg==") && !text.contains("hunter2"), "secret data in the audit log");
 
-    let cm = find(&all, "create", "configmaps", "");
+    let cm = find(&all, "create", "configmaps", "cm");
     assert_eq!(cm["level"], "Request");
     assert_eq!(cm["requestObject"]["data"]["k"], "v");
     assert!(cm["responseObject"].is_null());
 
-    let sa = find(&all, "create", "serviceaccounts", "");
+    let sa = find(&all, "create", "serviceaccounts", "robot");
     assert_eq!(sa["level"], "RequestResponse");
     assert_eq!(sa["responseObject"]["metadata"]["name"], "robot");
     assert!(sa["responseObject"]["metadata"]["uid"].is_string());
