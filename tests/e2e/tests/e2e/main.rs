@@ -22,6 +22,7 @@ mod scheduling;
 mod tables;
 mod versions;
 mod watch;
+mod webhooks;
 
 use rkube_testkit::TestCluster;
 
