@@ -61,16 +61,14 @@ impl Plugin for Webhooks {
             if !matching::applies(ctx, hook, current.as_ref()).await? {
                 continue;
             }
-            let before = current.clone();
             call(ctx, hook, &mut current, true).await?;
             if hook["reinvocationPolicy"] == "IfNeeded" {
-                reinvoke.push((hook, before != current));
+                reinvoke.push(hook);
             }
-            let _ = before;
         }
         // Webhooks that asked for it run once more when a later webhook changed the object.
         if obj.as_deref() != current.as_ref() {
-            for (hook, _) in reinvoke {
+            for hook in reinvoke {
                 if matching::applies(ctx, hook, current.as_ref()).await? {
                     call(ctx, hook, &mut current, true).await?;
                 }
@@ -177,12 +175,10 @@ async fn call(ctx: &Context<'_>, hook: &Value, obj: &mut Option<Value>, mutating
     if response["allowed"].as_bool() != Some(true) {
         return Err(denied(name, &response["status"]));
     }
-    if mutating {
-        if let (Some(patch), Some(target)) = (response["patch"].as_str(), obj.as_mut()) {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(patch).map_err(|e| ApiError::internal(format!("failed calling webhook \"{name}\": invalid patch: {e}")))?;
-            let ops: json_patch::Patch = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(format!("failed calling webhook \"{name}\": invalid patch: {e}")))?;
-            json_patch::patch(target, &ops.0).map_err(|e| ApiError::internal(format!("failed calling webhook \"{name}\": {e}")))?;
-        }
+    if mutating && let (Some(patch), Some(target)) = (response["patch"].as_str(), obj.as_mut()) {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(patch).map_err(|e| ApiError::internal(format!("failed calling webhook \"{name}\": invalid patch: {e}")))?;
+        let ops: json_patch::Patch = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(format!("failed calling webhook \"{name}\": invalid patch: {e}")))?;
+        json_patch::patch(target, &ops.0).map_err(|e| ApiError::internal(format!("failed calling webhook \"{name}\": {e}")))?;
     }
     Ok(())
 }

@@ -301,15 +301,15 @@ impl AuditLog {
                 }
             }
             ev.insert("responseStatus".into(), rs);
-            if level >= Level::Request {
-                if let Some(obj) = &rec.body {
-                    ev.insert("requestObject".into(), obj.clone());
-                }
+            if level >= Level::Request
+                && let Some(obj) = &rec.body
+            {
+                ev.insert("requestObject".into(), obj.clone());
             }
-            if level >= Level::RequestResponse {
-                if let Some(obj) = response_object {
-                    ev.insert("responseObject".into(), obj.clone());
-                }
+            if level >= Level::RequestResponse
+                && let Some(obj) = response_object
+            {
+                ev.insert("responseObject".into(), obj.clone());
             }
             ev.insert("stageTimestamp".into(), json!(timestamp()));
             if let Some((allowed, reason)) = &rec.decision {

@@ -102,10 +102,10 @@ fn apply_container_defaults(pod: &mut Value, items: &[Value]) {
                         }
                     }
                 }
-                if c["resources"][section].as_object().is_some_and(Map::is_empty) {
-                    if let Some(r) = c["resources"].as_object_mut() {
-                        r.remove(section);
-                    }
+                if c["resources"][section].as_object().is_some_and(Map::is_empty)
+                    && let Some(r) = c["resources"].as_object_mut()
+                {
+                    r.remove(section);
                 }
                 if !set.is_empty() {
                     set.sort();

@@ -15,10 +15,10 @@ pub(crate) fn all_containers_mut(spec: &mut Value) -> impl Iterator<Item = &mut 
     let mut out = Vec::new();
     if let Some(s) = spec.as_object_mut() {
         for (k, v) in s.iter_mut() {
-            if matches!(k.as_str(), "initContainers" | "containers" | "ephemeralContainers") {
-                if let Some(a) = v.as_array_mut() {
-                    out.extend(a.iter_mut());
-                }
+            if matches!(k.as_str(), "initContainers" | "containers" | "ephemeralContainers")
+                && let Some(a) = v.as_array_mut()
+            {
+                out.extend(a.iter_mut());
             }
         }
     }
