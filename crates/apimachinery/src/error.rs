@@ -294,6 +294,18 @@ impl ApiError {
         Self::new(406, "NotAcceptable", format!("only the following media types are accepted: {accepted}"))
     }
 
+    /// An error with a code and reason given by someone else (an admission webhook's Status):
+    /// reasons outside upstream's `StatusReason` set are dropped.
+    pub fn with_code(code: u16, reason: &str, message: impl Into<String>) -> Self {
+        const KNOWN: &[&str] = &[
+            "Unauthorized", "Forbidden", "NotFound", "AlreadyExists", "Conflict", "Gone", "Invalid", "ServerTimeout", "Timeout",
+            "TooManyRequests", "BadRequest", "MethodNotAllowed", "NotAcceptable", "RequestEntityTooLarge", "UnsupportedMediaType",
+            "InternalError", "Expired", "ServiceUnavailable",
+        ];
+        let reason = KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("");
+        Self::new(code, reason, message)
+    }
+
     /// `NewForbidden`: `pods "x" is forbidden: <why>`.
     pub fn forbidden(group: &str, resource: &str, name: &str, why: &str) -> Self {
         let target = if name.is_empty() {

@@ -79,6 +79,35 @@ fn wants_pretty(headers: &HeaderMap, q: &Query) -> bool {
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let Some(audit) = state.audit.clone() else {
+        return serve_request(state, req, &mut None).await;
+    };
+    let source_ip = req.extensions().get::<std::net::SocketAddr>().map(|a| a.ip().to_string()).unwrap_or_else(|| "127.0.0.1".into());
+    let mut record = Some(crate::audit::AuditLog::begin(req.uri(), req.headers(), source_ip));
+    let audit_state = state.clone();
+    let response = serve_request(state, req, &mut record).await;
+    let Some(record) = record else { return response };
+    let state = audit_state;
+    let code = response.status().as_u16();
+    let streaming = record.info.as_ref().is_some_and(|i| i.verb == "watch");
+    let level = audit.level_of(&record);
+    // Bodies are read back only when the event records them (never for watch streams).
+    if streaming || level == crate::audit::Level::None || (level < crate::audit::Level::RequestResponse && code < 400) {
+        audit.finish(&record, code, None, None);
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    // Responses are decoded as the client got them (JSON, YAML or protobuf).
+    let value = decode_body(&state, &parts.headers, &bytes).ok();
+    let status = value.as_ref().filter(|v| v["kind"] == "Status");
+    let response_object = value.as_ref().filter(|_| level >= crate::audit::Level::RequestResponse);
+    audit.finish(&record, code, status, response_object);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Serves one request; `audit` (when auditing) learns the user, request and body on the way.
+async fn serve_request(state: Arc<AppState>, req: Request, audit: &mut Option<crate::audit::Record>) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let q = Query::parse(parts.uri.query());
@@ -124,6 +153,12 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let info = request_info::parse(&parts.method, &path, q.flag("watch"));
     let attrs = crate::authz::attributes(user.clone(), &parts.method, &path, &info, q.get("fieldSelector"));
     let decision = state.authorizer.authorize(&attrs).await;
+    if let Some(rec) = audit.as_mut() {
+        rec.requestor = Some(requestor.clone());
+        rec.user = Some(user.clone());
+        rec.info = Some(info.clone());
+        rec.decision = Some((decision.allowed, decision.reason.clone()));
+    }
     if !decision.allowed {
         return encode::error(&state, &attrs.forbidden(&decision.reason), render);
     }
@@ -156,19 +191,28 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
         Ok(b) => b,
         Err(e) => return encode::error(&state, &ApiError::bad_request(format!("reading request body: {e}")), render),
     };
+    if let Some(rec) = audit.as_mut().filter(|_| !bytes.is_empty()) {
+        // Recorded as the object the request carries (kubectl sends protobuf), patches as sent.
+        rec.body = if info.verb == "patch" { serde_json::from_slice(&bytes).ok() } else { decode_body(&state, &parts.headers, &bytes).ok() };
+    }
     let writer = match field_writer(&info, &parts.headers, &q) {
         Ok(w) => w,
         Err(e) => return encode::error(&state, &e, render),
     };
     let handled = rkube_auth::with_user(user, resource(&state, &info, &parts.headers, &q, accept.as_deref(), bytes, render));
-    let result = match writer {
-        Some(w) => rkube_registry::ownership::with_writer(w, handled).await,
-        None => handled.await,
-    };
-    match result {
+    // Admission plugins (PodSecurity warn, webhooks) add warnings; kubectl prints them.
+    let (result, warnings) = rkube_registry::admission::collect_warnings(async move {
+        match writer {
+            Some(w) => rkube_registry::ownership::with_writer(w, handled).await,
+            None => handled.await,
+        }
+    })
+    .await;
+    let response = match result {
         Ok(r) => r,
         Err((e, r)) => encode::error(&state, &e, r),
-    }
+    };
+    field_validation::with_warnings(response, &warnings)
 }
 
 /// The field manager of a mutating request: `fieldManager`, else the product part of the

@@ -6,6 +6,7 @@
 
 pub mod custom_resource;
 pub mod custom_table;
+pub mod audit;
 pub mod authz;
 pub mod discovery;
 pub mod encode;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub tokens: rkube_auth::authn::TokenAuthenticators,
     /// Issues ServiceAccount tokens (TokenRequest) and publishes their key (OIDC discovery).
     pub service_account_tokens: Arc<rkube_auth::authn::service_account::ServiceAccountTokens>,
+    /// The audit log, when `--audit-log-path` is set.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// The authenticated user of a request, inserted by the connection layer.

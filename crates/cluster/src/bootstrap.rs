@@ -52,6 +52,21 @@ pub async fn ensure_bootstrap_objects(registry: &Arc<Registry>, kubernetes_servi
         let plural = if obj["kind"] == "FlowSchema" { "flowschemas" } else { "prioritylevelconfigurations" };
         ensure(registry, "flowcontrol.apiserver.k8s.io", "v1", plural, None, obj).await?;
     }
+    // The built-in PriorityClasses (upstream `pkg/apis/scheduling/types.go` SystemPriorityClasses).
+    for (name, value, description) in [
+        ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
+        ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+    ] {
+        let pc = json!({
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": name},
+            "value": value,
+            "description": description,
+            "preemptionPolicy": "PreemptLowerPriority",
+        });
+        ensure(registry, "scheduling.k8s.io", "v1", "priorityclasses", None, pc).await?;
+    }
     ensure_rbac_policy(registry).await?;
     // One local APIService per served group-version, as the aggregator's autoregistration does.
     let mut seen = std::collections::BTreeSet::new();

@@ -45,6 +45,12 @@ pub struct ServerConfig {
     pub node_monitor_grace_period: std::time::Duration,
     /// Bearer-token authentication (static file, bootstrap tokens, ServiceAccount tokens).
     pub authentication: rkube_auth::authn::AuthnOptions,
+    /// Admission plugins turned off (`--disable-admission-plugins`).
+    pub disable_admission_plugins: Vec<String>,
+    /// audit.k8s.io/v1 Policy (`--audit-policy-file`).
+    pub audit_policy_file: Option<PathBuf>,
+    /// Where audit events go (`--audit-log-path`).
+    pub audit_log_path: Option<PathBuf>,
 }
 
 /// Why the server could not start or stopped.
@@ -171,6 +177,9 @@ pub async fn run_server(
     let guard = authorizer.clone();
     registry.set_write_check(Arc::new(move |res, ns, new, old| rkube_auth::escalation::check_write(&guard, &res.group, &res.plural, ns, new, old)));
 
+    let admission = rkube_admission::AdmissionChain::new(&registry, &cfg.disable_admission_plugins).map_err(ClusterError::Config)?;
+    registry.set_admission(Arc::new(admission));
+
     bootstrap::ensure_bootstrap_objects(&registry, &cidr.first().to_string(), addr.port())
         .await
         .map_err(|e| ClusterError::Bootstrap(e.message))?;
@@ -192,6 +201,7 @@ pub async fn run_server(
         authorizer,
         tokens,
         service_account_tokens,
+        audit: audit_log(&cfg)?,
     });
     let app = rkube_apiserver::router(state.clone());
     install_field_schemas(&registry, state.openapi_v3.catalog().clone());
@@ -208,6 +218,7 @@ pub async fn run_server(
         .map_err(|e| ClusterError::Bootstrap(format!("serving CustomResourceDefinitions: {}", e.message)))?;
     let crd_task = tokio::spawn(rkube_registry::crd::controller::run(registry.clone()));
     let aggregation_task = tokio::spawn(rkube_auth::aggregation::run(registry.clone()));
+    let quota_task = tokio::spawn(rkube_admission::quota_controller::run(registry.clone()));
     let controller_manager = controller_manager_config(&cfg)?;
     state.ready.store(true, Ordering::Release);
     // Components are API clients in their own tasks; their requests are answered once serving.
@@ -226,8 +237,19 @@ pub async fn run_server(
     }
     crd_task.abort();
     aggregation_task.abort();
+    quota_task.abort();
     feed_task.abort();
     Ok(())
+}
+
+/// The audit log of `--audit-log-path` with the policy of `--audit-policy-file` (both needed,
+/// as kube-apiserver logs nothing without a policy).
+fn audit_log(cfg: &ServerConfig) -> Result<Option<Arc<rkube_apiserver::audit::AuditLog>>, ClusterError> {
+    let (Some(policy_file), Some(path)) = (&cfg.audit_policy_file, &cfg.audit_log_path) else { return Ok(None) };
+    let text = std::fs::read_to_string(policy_file).map_err(|e| ClusterError::Config(format!("reading {}: {e}", policy_file.display())))?;
+    let policy = rkube_apiserver::audit::Policy::parse(&text).map_err(ClusterError::Config)?;
+    let log = rkube_apiserver::audit::AuditLog::open(policy, path).map_err(ClusterError::Config)?;
+    Ok(Some(Arc::new(log)))
 }
 
 /// The in-process controller manager's configuration, `None` when `--disable=controller-manager`.

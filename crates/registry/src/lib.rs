@@ -5,6 +5,7 @@
 //! Entry point: [`Registry`]. The API server calls it after decoding and authorizing a request;
 //! it returns objects in their wire form or an [`rkube_apimachinery::ApiError`].
 
+pub mod admission;
 pub mod allocators;
 pub mod binding;
 pub mod continue_token;

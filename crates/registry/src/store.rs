@@ -12,6 +12,7 @@ use rkube_storage::{KeyValue, KvStore, StorageError};
 use rkube_watch_cache::WatchCache;
 use serde_json::{Map, Value, json};
 
+use crate::admission::{AdmissionRequest, Operation, SharedAdmission};
 use crate::allocators::{Ipv4Cidr, UsedServiceAddresses};
 use crate::crd::{self, CustomResource, CustomVersion};
 use crate::keys;
@@ -61,6 +62,8 @@ pub struct Registry {
     custom_listeners: RwLock<Vec<CustomResourcesListener>>,
     /// Checks run on every create and update before validation (RBAC escalation prevention).
     write_check: RwLock<Option<WriteCheck>>,
+    /// The admission chain every API write passes (installed at start-up).
+    admission: RwLock<Option<SharedAdmission>>,
 }
 
 /// A check of a create (`old` None) or update: resource, namespace, new object, old object.
@@ -134,6 +137,7 @@ impl Registry {
             schemas: RwLock::new(None),
             custom_listeners: RwLock::new(Vec::new()),
             write_check: RwLock::new(None),
+            admission: RwLock::new(None),
         }))
     }
 
@@ -198,6 +202,15 @@ impl Registry {
     /// Installs the check every create and update passes before validation.
     pub fn set_write_check(&self, check: WriteCheck) {
         *self.write_check.write() = Some(check);
+    }
+
+    /// Installs the admission chain every create, update and delete passes.
+    pub fn set_admission(&self, admission: SharedAdmission) {
+        *self.admission.write() = Some(admission);
+    }
+
+    fn admission(&self) -> Option<SharedAdmission> {
+        self.admission.read().clone()
     }
 
     fn run_write_check(&self, res: &ResourceInfo, ns: Option<&str>, new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
@@ -343,12 +356,26 @@ impl Registry {
         }
         strategy::reconcile_namespace(res, &mut obj, ns)?;
         let name = strategy::resolve_name(res, &mut obj)?;
+        // NamespaceLifecycle is the first admission plugin upstream: a missing or terminating
+        // namespace is reported before anything else looks at the object.
+        self.check_namespace(res, ns, true).await?;
+        let admission = self.admission();
+        let req = AdmissionRequest { resource: res, subresource: "", operation: Operation::Create, namespace: ns, name: &name, old: None, dry_run };
+        if let Some(chain) = &admission {
+            // Admission sees the object defaulted, as upstream decodes with defaulting.
+            if self.custom_version(res).is_none() && !is_crd(res) {
+                rkube_validation::apply_defaults(&res.group, &res.version, &res.kind, &mut obj);
+            }
+            chain.mutate(&req, Some(&mut obj)).await?;
+        }
         self.run_write_check(res, ns, &obj, None)?;
         let errs = self.admit_create(res, &mut obj)?;
         if !errs.is_empty() {
             return Err(ApiError::invalid(&res.group, &res.kind, &name, &errs));
         }
-        self.check_namespace(res, ns, true).await?;
+        if let Some(chain) = &admission {
+            chain.validate(&req, Some(&obj)).await?;
+        }
         let is_service = res.group.is_empty() && res.plural == "services";
         let _guard = if is_service { Some(self.service_lock.lock().await) } else { None };
         if is_service {
@@ -481,10 +508,19 @@ impl Registry {
         status_only: bool,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        let admission = self.admission();
+        let subresource = if status_only { "status" } else { "" };
+        let req = AdmissionRequest { resource: res, subresource, operation: Operation::Update, namespace: ns, name, old: Some(old), dry_run };
+        if let Some(chain) = &admission {
+            chain.mutate(&req, Some(&mut new)).await?;
+        }
         self.run_write_check(res, ns, &new, Some(old))?;
         let errs = self.admit_update(res, &mut new, old, status_only);
         if !errs.is_empty() {
             return Err(ApiError::invalid(&res.group, &res.kind, name, &errs));
+        }
+        if let Some(chain) = &admission {
+            chain.validate(&req, Some(&new)).await?;
         }
         let is_service = res.group.is_empty() && res.plural == "services";
         let _guard = if is_service { Some(self.service_lock.lock().await) } else { None };
@@ -605,6 +641,11 @@ impl Registry {
                         ),
                     ));
                 }
+            }
+            if let Some(chain) = self.admission() {
+                let req = AdmissionRequest { resource: res, subresource: "", operation: Operation::Delete, namespace: ns, name, old: Some(&obj), dry_run: opts.dry_run };
+                chain.mutate(&req, None).await?;
+                chain.validate(&req, None).await?;
             }
             let result = match self.deletion_plan(res, &obj, opts) {
                 DeletionPlan::Immediate => {

@@ -92,6 +92,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         disable: vec!["scheduler".into(), "node-lifecycle".into(), "controller-manager".into()],
         node_monitor_grace_period: std::time::Duration::from_secs(40),
         authentication: Default::default(),
+        // Without the serviceaccount controller no `default` ServiceAccount appears.
+        disable_admission_plugins: vec!["ServiceAccount".into()],
+        audit_policy_file: None,
+        audit_log_path: None,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -34,6 +34,9 @@ async fn one_run(nodes: usize) -> Result<(Duration, Duration)> {
         node_monitor_grace_period: Duration::from_secs(40),
         authentication: Default::default(),
         encryption_provider_config: None,
+        disable_admission_plugins: vec![],
+        audit_policy_file: None,
+        audit_log_path: None,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -78,6 +78,15 @@ struct ServerArgs {
     agent: agent::AgentFlags,
     #[command(flatten)]
     authn: authn_args::AuthnArgs,
+    /// Admission plugins to turn off (comma-separated), as kube-apiserver's flag.
+    #[arg(long, value_delimiter = ',')]
+    disable_admission_plugins: Vec<String>,
+    /// audit.k8s.io/v1 Policy file: what the audit log records at which level.
+    #[arg(long)]
+    audit_policy_file: Option<PathBuf>,
+    /// File the audit log is written to, one JSON Event a line (`-` for standard output).
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -137,6 +146,9 @@ fn main() -> anyhow::Result<()> {
                 disable: a.disable,
                 node_monitor_grace_period: a.node_monitor_grace_period,
                 authentication: a.authn.options(),
+                disable_admission_plugins: a.disable_admission_plugins,
+                audit_policy_file: a.audit_policy_file,
+                audit_log_path: a.audit_log_path,
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.

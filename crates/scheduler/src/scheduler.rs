@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -49,7 +48,6 @@ enum Kind {
     Claim,
     Class,
     Namespace,
-    PriorityClass,
 }
 
 /// Everything that reaches the loop.
@@ -63,7 +61,6 @@ enum Msg {
     Class(StorageClass),
     ClassGone(StorageClass),
     Namespace(Namespace),
-    PriorityClass(PriorityClass, bool),
     /// A (re)list finished; objects of the kind not in the set are gone.
     Listed(Kind, HashSet<String>),
     /// A binding failed: forget the assumption and retry later.
@@ -122,7 +119,6 @@ pub async fn run(client: kube::Client, config: SchedulerConfig) {
             if live { Msg::Class(o) } else { Msg::ClassGone(o) }
         }),
         spawn_watch(Api::<Namespace>::all(client.clone()), Kind::Namespace, tx.clone(), |o, _| Msg::Namespace(o)),
-        spawn_watch(Api::<PriorityClass>::all(client.clone()), Kind::PriorityClass, tx.clone(), Msg::PriorityClass),
     ]);
     let recorder = EventRecorder::new(client.clone(), config.scheduler_name.clone(), config.identity.clone());
     let mut sched = Scheduler {
@@ -134,7 +130,6 @@ pub async fn run(client: kube::Client, config: SchedulerConfig) {
         queue: SchedulingQueue::default(),
         framework: Framework::default(),
         synced: HashSet::new(),
-        priority_classes: Default::default(),
     };
     sched.run(rx).await;
 }
@@ -148,8 +143,6 @@ struct Scheduler {
     queue: SchedulingQueue,
     framework: Framework,
     synced: HashSet<Kind>,
-    /// PriorityClass values by name (see `resolve_priority`).
-    priority_classes: std::collections::HashMap<String, (i32, bool)>,
 }
 
 impl Scheduler {
@@ -189,8 +182,7 @@ impl Scheduler {
     fn handle(&mut self, msg: Msg) {
         let now = Instant::now();
         match msg {
-            Msg::Pod(mut pod) => {
-                self.resolve_priority(&mut pod);
+            Msg::Pod(pod) => {
                 let key = pod_key(&pod);
                 let assigned = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
                 if assigned {
@@ -237,13 +229,6 @@ impl Scheduler {
             Msg::ClassGone(sc) => {
                 self.cache.storage_classes.remove(&sc.name_any());
             }
-            Msg::PriorityClass(pc, live) => {
-                if live {
-                    self.priority_classes.insert(pc.name_any(), (pc.value, pc.global_default.unwrap_or(false)));
-                } else {
-                    self.priority_classes.remove(&pc.name_any());
-                }
-            }
             Msg::Namespace(ns) => {
                 self.cache.namespace_labels.insert(ns.name_any(), ns.metadata.labels.unwrap_or_default());
             }
@@ -257,7 +242,7 @@ impl Scheduler {
                         }
                     }
                     Kind::Pod => self.cache.retain_pods(|key| seen.contains(key)),
-                    Kind::Claim | Kind::Class | Kind::Namespace | Kind::PriorityClass => {}
+                    Kind::Claim | Kind::Class | Kind::Namespace => {}
                 }
                 self.queue.move_all(now);
             }
@@ -266,22 +251,6 @@ impl Scheduler {
                 self.queue.error(&key, now);
             }
         }
-    }
-
-    /// Fills `spec.priority` from `spec.priorityClassName` (or the global default class) when
-    /// the API server has not: the Priority admission plugin normally does this, and rkube's
-    /// admission chain does not have it yet. A pod that names a class we have not seen keeps 0.
-    fn resolve_priority(&self, pod: &mut Pod) {
-        let Some(spec) = pod.spec.as_mut() else { return };
-        if spec.priority.is_some() {
-            return;
-        }
-        spec.priority = match spec.priority_class_name.as_deref().filter(|n| !n.is_empty()) {
-            Some("system-cluster-critical") => Some(2_000_000_000),
-            Some("system-node-critical") => Some(2_000_001_000),
-            Some(name) => self.priority_classes.get(name).map(|(v, _)| *v),
-            None => self.priority_classes.values().find(|(_, global)| *global).map(|(v, _)| *v),
-        };
     }
 
     fn schedule_one(&mut self, pod: Arc<Pod>) {

@@ -22,7 +22,8 @@ async fn kube_rs_list_watch_create_merge_patch() {
     let listed = cms.list(&ListParams::default()).await.unwrap();
     let rv = listed.metadata.resource_version.clone().unwrap();
 
-    let mut watch = cms.watch(&WatchParams::default().timeout(10), &rv).await.unwrap().boxed();
+    // Only this test's object: the root CA publisher may add kube-root-ca.crt meanwhile.
+    let mut watch = cms.watch(&WatchParams::default().fields("metadata.name=from-kube-rs").timeout(10), &rv).await.unwrap().boxed();
 
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some("from-kube-rs".into());

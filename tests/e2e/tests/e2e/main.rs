@@ -1,9 +1,11 @@
 //! End-to-end tests: the real kubectl (and kube-rs) against the `rkube` binary, each test on its
 //! own server with its own data directory on a free loopback port.
 
+mod admission;
 mod agent;
 mod api_discovery;
 mod apply;
+mod audit;
 mod authn;
 mod controllers;
 mod crash;
@@ -23,6 +25,7 @@ mod scheduling;
 mod tables;
 mod versions;
 mod watch;
+mod webhooks;
 
 use rkube_testkit::TestCluster;
 
@@ -35,9 +38,11 @@ pub fn cluster() -> TestCluster {
 }
 
 /// Starts an API server without controllers, scheduler or node lifecycle: objects stay exactly
-/// as the test writes them (for checks of stored fields and printed tables).
+/// as the test writes them (for checks of stored fields and printed tables). Without the
+/// serviceaccount controller no `default` ServiceAccount exists, so the ServiceAccount admission
+/// plugin is off too (as upstream clusters without kube-controller-manager must do).
 pub fn api_only_cluster() -> TestCluster {
-    match TestCluster::start_with(&["--disable=controller-manager,scheduler,node-lifecycle"]) {
+    match TestCluster::start_with(&["--disable=controller-manager,scheduler,node-lifecycle", "--disable-admission-plugins=ServiceAccount"]) {
         Ok(c) => c,
         Err(e) => panic!("starting rkube: {e:#}"),
     }

@@ -276,7 +276,7 @@ fn stopped_simulator_nodes_become_not_ready_and_pods_are_evicted() {
     wait_nodes_ready(&k, 2);
     let on_doomed = |name: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeSelector:\n    kubernetes.io/hostname: doomed-0\n  containers:\n  - name: c\n    image: nginx\n"
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeSelector:\n    kubernetes.io/hostname: doomed-0\n  tolerations:\n  - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 0}}\n  - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 0}}\n  containers:\n  - name: c\n    image: nginx\n"
         )
     };
     k.ok_stdin(&["apply", "-f", "-"], &on_doomed("victim")).unwrap();
@@ -303,8 +303,8 @@ fn stopped_simulator_nodes_become_not_ready_and_pods_are_evicted() {
     assert!(taints.contains(&("node.kubernetes.io/unreachable".into(), "NoExecute".into())), "{taints:?}");
     assert!(taints.contains(&("node.kubernetes.io/unreachable".into(), "NoSchedule".into())), "{taints:?}");
 
-    // The pod has no toleration: it is evicted right away (it stays Terminating, as upstream,
-    // because no kubelet confirms it).
+    // The pod tolerates the taints for 0 s (instead of DefaultTolerationSeconds' 300 s): it is
+    // evicted right away (it stays Terminating, as upstream, because no kubelet confirms it).
     wait_for("victim evicted", Duration::from_secs(30), || {
         let out = k.run(&["get", "pod", "victim", "-o", "json"]).ok()?;
         if !out.success {

@@ -1,0 +1,143 @@
+//! Built-in admission plugins, each acting with upstream's messages.
+
+use std::time::{Duration, Instant};
+
+use crate::{api_only_cluster, cluster};
+
+/// A one-container pod; `container_extra` continues the container's flow mapping.
+fn pod(name: &str, container_extra: &str) -> String {
+    pod_with(name, container_extra, "")
+}
+
+/// As [`pod`], with `spec_extra` lines (indented) added to the spec.
+fn pod_with(name: &str, container_extra: &str, spec_extra: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers: [{{name: c, image: registry.example/nginx:1.25{container_extra}}}]\n{spec_extra}")
+}
+
+#[test]
+fn namespace_lifecycle_refuses_pods_in_a_missing_namespace() {
+    let c = api_only_cluster();
+    let err = c.kubectl().fails(&["run", "p", "--image=nginx", "-n", "nope"]).unwrap();
+    assert!(err.contains("namespaces \"nope\" not found"), "{err}");
+}
+
+#[test]
+fn limit_ranger_applies_defaults_and_enforces_max_and_ratio() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: limits}\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 128Mi}\n    max: {cpu: '1'}\n    maxLimitRequestRatio: {memory: '2'}\n",
+    )
+    .unwrap();
+    k.ok_stdin(&["create", "-f", "-"], &pod("defaulted", "")).unwrap();
+    let p = k.json(&["get", "pod", "defaulted", "-o", "json"]).unwrap();
+    let res = &p["spec"]["containers"][0]["resources"];
+    assert_eq!(res["limits"]["cpu"], "500m", "{p}");
+    assert_eq!(res["requests"]["memory"], "128Mi", "{p}");
+    assert_eq!(
+        p["metadata"]["annotations"]["kubernetes.io/limit-ranger"],
+        "LimitRanger plugin set: cpu, memory request for container c; cpu, memory limit for container c"
+    );
+    let big = pod("big", ", resources: {limits: {cpu: '2'}}");
+    let o = k.run_stdin(&["create", "-f", "-"], &big).unwrap();
+    assert!(!o.success);
+    assert!(o.stderr.contains("pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"), "{}", o.stderr);
+    let ratio = pod("ratio", ", resources: {limits: {memory: 1Gi}, requests: {memory: 256Mi}}");
+    let o = k.run_stdin(&["create", "-f", "-"], &ratio).unwrap();
+    assert!(o.stderr.contains("memory max limit to request ratio per Container is 2, but provided ratio is 4.000000"), "{}", o.stderr);
+}
+
+#[test]
+fn service_account_plugin_sets_the_default_account_and_projected_volume() {
+    let c = cluster();
+    let k = c.kubectl();
+    k.ok_stdin(&["create", "-f", "-"], &pod("p", "")).unwrap();
+    let p = k.json(&["get", "pod", "p", "-o", "json"]).unwrap();
+    assert_eq!(p["spec"]["serviceAccountName"], "default");
+    let volume = &p["spec"]["volumes"][0];
+    let name = volume["name"].as_str().unwrap_or_default();
+    assert!(name.starts_with("kube-api-access-") && name.len() == 21, "{p}");
+    let sources = &volume["projected"]["sources"];
+    assert_eq!(sources[0]["serviceAccountToken"]["path"], "token");
+    assert_eq!(sources[1]["configMap"]["name"], "kube-root-ca.crt");
+    assert_eq!(sources[2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"], "metadata.namespace");
+    let mount = &p["spec"]["containers"][0]["volumeMounts"][0];
+    assert_eq!(mount["mountPath"], "/var/run/secrets/kubernetes.io/serviceaccount");
+    assert_eq!(mount["readOnly"], true);
+    let o = k.run_stdin(&["create", "-f", "-"], &pod_with("q", "", "  serviceAccountName: ghost\n")).unwrap();
+    assert!(o.stderr.contains("pods \"q\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found"), "{}", o.stderr);
+}
+
+#[test]
+fn priority_and_default_tolerations_are_filled_in() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    let classes = k.ok(&["get", "priorityclasses", "-o", "name"]).unwrap();
+    assert!(classes.contains("priorityclass.scheduling.k8s.io/system-cluster-critical"), "{classes}");
+    assert!(classes.contains("priorityclass.scheduling.k8s.io/system-node-critical"), "{classes}");
+    k.ok_stdin(&["create", "-f", "-"], &pod_with("critical", "", "  priorityClassName: system-cluster-critical\n")).unwrap();
+    let p = k.json(&["get", "pod", "critical", "-o", "json"]).unwrap();
+    assert_eq!(p["spec"]["priority"], 2_000_000_000);
+    assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    let tolerations = p["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
+    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+        assert!(
+            tolerations.iter().any(|t| t["key"] == key && t["effect"] == "NoExecute" && t["tolerationSeconds"] == 300),
+            "{key} in {tolerations:?}"
+        );
+    }
+    let o = k.run_stdin(&["create", "-f", "-"], &pod_with("lost", "", "  priorityClassName: nope\n")).unwrap();
+    assert!(o.stderr.contains("pods \"lost\" is forbidden: no PriorityClass with name nope was found"), "{}", o.stderr);
+}
+
+#[test]
+fn pod_security_enforces_restricted_and_warns_for_baseline() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "namespace", "locked"]).unwrap();
+    k.ok(&["label", "namespace", "locked", "pod-security.kubernetes.io/enforce=restricted"]).unwrap();
+    let privileged = pod("priv", ", securityContext: {privileged: true}");
+    let o = k.run_stdin(&["create", "-n", "locked", "-f", "-"], &privileged).unwrap();
+    assert!(!o.success);
+    assert!(
+        o.stderr.contains(
+            "pods \"priv\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), privileged (container \"c\" must not set securityContext.privileged=true)"
+        ),
+        "{}",
+        o.stderr
+    );
+    k.ok(&["create", "namespace", "watched"]).unwrap();
+    k.ok(&["label", "namespace", "watched", "pod-security.kubernetes.io/warn=baseline"]).unwrap();
+    let o = k.run_stdin(&["create", "-n", "watched", "-f", "-"], &privileged).unwrap();
+    assert!(o.success, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("Warning: would violate PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn resource_quota_refuses_over_quota_creates_and_keeps_status_current() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "quota", "q", "--hard=pods=1,requests.cpu=1"]).unwrap();
+    k.ok_stdin(&["create", "-f", "-"], &pod("one", ", resources: {requests: {cpu: 500m}}")).unwrap();
+    let o = k.run_stdin(&["create", "-f", "-"], &pod("two", ", resources: {requests: {cpu: 500m}}")).unwrap();
+    assert!(!o.success);
+    assert!(
+        o.stderr.contains("pods \"two\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1"),
+        "{}",
+        o.stderr
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let q = k.json(&["get", "quota", "q", "-o", "json"]).unwrap();
+        if q["status"]["used"]["pods"] == "1" && q["status"]["used"]["requests.cpu"] == "500m" && q["status"]["hard"]["pods"] == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "quota status not current: {q}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
