@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub disable: Vec<String>,
     /// How long a node may go without heartbeats before it is Unknown (40 s upstream).
     pub node_monitor_grace_period: std::time::Duration,
+    /// IAM token authentication (`--iam-cluster-id` and friends), off when `None`.
+    pub iam: Option<rkube_iam::IamConfig>,
 }
 
 /// Why the server could not start or stopped.
@@ -81,10 +83,14 @@ fn open_datastore(cfg: &ServerConfig) -> Result<Arc<dyn KvStore>, ClusterError> 
     }
 }
 
-/// The bearer-token authenticators `rkube server` is configured with (none yet: client
-/// certificates are the only credentials until token authentication lands).
-fn token_authenticators(_cfg: &ServerConfig) -> rkube_auth::authn::TokenAuthenticators {
-    rkube_auth::authn::TokenAuthenticators::new()
+/// The bearer-token authenticators `rkube server` is configured with.
+fn token_authenticators(cfg: &ServerConfig, registry: &Arc<Registry>) -> Result<rkube_auth::authn::TokenAuthenticators, ClusterError> {
+    let mut chain = rkube_auth::authn::TokenAuthenticators::new();
+    if let Some(iam) = &cfg.iam {
+        let authenticator = rkube_iam::IamAuthenticator::new(iam.clone(), registry.clone()).map_err(ClusterError::Config)?;
+        chain.push(Arc::new(authenticator));
+    }
+    Ok(chain)
 }
 
 /// Field management (server-side apply, managedFields) reads built-in kinds' list types and map
@@ -157,7 +163,7 @@ pub async fn run_server(
         openapi_v3: rkube_apiserver::openapi::OpenApiV3::build(&registry.resources(), KUBERNETES_VERSION),
         ready: Default::default(),
         authorizer,
-        tokens: token_authenticators(&cfg),
+        tokens: token_authenticators(&cfg, &registry)?,
     });
     let app = rkube_apiserver::router(state.clone());
     install_field_schemas(&registry, state.openapi_v3.catalog().clone());

@@ -33,6 +33,27 @@ pub struct IamConfig {
     pub sts_ca_pem: Option<Vec<u8>>,
 }
 
+impl IamConfig {
+    /// From `--iam-cluster-id`, `--iam-sts-endpoint URL` and `--iam-sts-ca-file FILE`.
+    pub fn from_flags(cluster_id: &str, sts_endpoint: Option<&str>, sts_ca_file: Option<&std::path::Path>) -> Result<Self, String> {
+        let sts_endpoint_host = match sts_endpoint {
+            Some(url) => {
+                let uri: http::Uri = url.parse().map_err(|e| format!("--iam-sts-endpoint {url:?}: {e}"))?;
+                if uri.scheme_str() != Some("https") {
+                    return Err(format!("--iam-sts-endpoint {url:?}: must be an https:// URL (tokens name https URLs only)"));
+                }
+                Some(uri.authority().map(|a| a.to_string()).ok_or_else(|| format!("--iam-sts-endpoint {url:?}: no host"))?)
+            }
+            None => None,
+        };
+        let sts_ca_pem = match sts_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| format!("--iam-sts-ca-file {}: {e}", path.display()))?),
+            None => None,
+        };
+        Ok(Self { cluster_id: cluster_id.to_string(), sts_endpoint_host, sts_ca_pem })
+    }
+}
+
 /// Authenticates IAM tokens.
 pub struct IamAuthenticator {
     cluster_id: String,
@@ -42,6 +63,10 @@ pub struct IamAuthenticator {
     verified: Mutex<HashMap<String, (Identity, DateTime<Utc>)>>,
     /// resourceVersion of the malformed aws-auth last reported, so each bad version is reported once.
     reported: Mutex<Option<String>>,
+    /// The last aws-auth that parsed: a malformed edit keeps it in force (as aws-iam-authenticator's
+    /// ConfigMap backend keeps its mappings when an update cannot be parsed) instead of locking
+    /// every IAM user out.
+    last_good: Mutex<Option<AwsAuth>>,
 }
 
 impl IamAuthenticator {
@@ -57,6 +82,7 @@ impl IamAuthenticator {
             registry,
             verified: Mutex::new(HashMap::new()),
             reported: Mutex::new(None),
+            last_good: Mutex::new(None),
         })
     }
 
@@ -79,16 +105,33 @@ impl IamAuthenticator {
         Ok(Some(id))
     }
 
-    /// The current aws-auth mapping; a malformed one maps nobody and is reported.
+    /// The aws-auth mapping in force: the stored one, or while it is malformed (which is
+    /// reported) the last one that parsed. A deleted aws-auth maps nobody.
     async fn aws_auth(&self) -> Option<AwsAuth> {
         let (kv, _) = self.registry.cache().get(AWS_AUTH_KEY);
-        let configmap: Value = serde_json::from_slice(&kv?.value).ok()?;
-        let data: BTreeMap<String, String> = serde_json::from_value(configmap.get("data").cloned().unwrap_or(Value::Null)).unwrap_or_default();
-        match AwsAuth::from_data(&data) {
-            Ok(auth) => Some(auth),
+        let Some(kv) = kv else {
+            *self.last_good.lock() = None;
+            return None;
+        };
+        let configmap: Value = match serde_json::from_slice(&kv.value) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable aws-auth ConfigMap ignored");
+                return self.last_good.lock().clone();
+            }
+        };
+        let data = configmap.get("data").cloned().unwrap_or(Value::Null);
+        let parsed = serde_json::from_value::<Option<BTreeMap<String, String>>>(data)
+            .map_err(|e| format!("data: {e}"))
+            .and_then(|data| AwsAuth::from_data(&data.unwrap_or_default()));
+        match parsed {
+            Ok(auth) => {
+                *self.last_good.lock() = Some(auth.clone());
+                Some(auth)
+            }
             Err(problem) => {
                 self.report_malformed(&configmap, &problem).await;
-                None
+                self.last_good.lock().clone()
             }
         }
     }
@@ -102,7 +145,7 @@ impl IamAuthenticator {
             }
             *reported = Some(version.clone());
         }
-        tracing::warn!(configmap = "kube-system/aws-auth", resource_version = %version, problem, "malformed aws-auth: IAM identities are not mapped");
+        tracing::warn!(configmap = "kube-system/aws-auth", resource_version = %version, problem, "malformed aws-auth: the last valid mapping stays in force");
         let Some(events) = self.registry.lookup("", "v1", "events") else { return };
         let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let event = json!({
@@ -115,7 +158,7 @@ impl IamAuthenticator {
                 "resourceVersion": version,
             },
             "reason": "MalformedAwsAuth",
-            "message": format!("aws-auth could not be read, IAM identities are not mapped: {problem}"),
+            "message": format!("aws-auth could not be parsed; the last valid mapping stays in force: {problem}"),
             "type": "Warning",
             "source": {"component": "rkube-iam-authenticator"},
             "reportingComponent": "rkube-iam-authenticator",
@@ -134,7 +177,7 @@ impl TokenAuthenticator for IamAuthenticator {
             return Ok(None);
         };
         let Some(auth) = self.aws_auth().await else {
-            return Err(AuthnError(format!("ARN is not mapped: {} (aws-auth is missing or malformed)", id.canonical_arn)));
+            return Err(AuthnError(format!("ARN is not mapped: {} (no kube-system/aws-auth ConfigMap)", id.canonical_arn)));
         };
         match auth.map(&id).map_err(AuthnError)? {
             Some(user) => Ok(Some(user)),

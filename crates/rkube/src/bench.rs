@@ -91,6 +91,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         // The API benchmark measures the server alone: components would add their own load.
         disable: vec!["scheduler".into(), "node-lifecycle".into(), "controller-manager".into()],
         node_monitor_grace_period: std::time::Duration::from_secs(40),
+        iam: None,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

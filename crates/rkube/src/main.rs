@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_scheduler;
 mod components;
+mod token;
 
 #[derive(Parser)]
 #[command(name = "rkube", version, about = "A Kubernetes-compatible cluster in one binary")]
@@ -31,6 +32,9 @@ enum Command {
     /// Simulated nodes for tests and benchmarks: register nodes, keep their Leases fresh and
     /// carry pods bound to them through their lifecycle. No containers run.
     Sim(components::SimArgs),
+    /// Print an ExecCredential holding an IAM token (`k8s-aws-v1.…`) for a cluster started with
+    /// --iam-cluster-id, signed with the standard AWS credential chain.
+    Token(token::TokenArgs),
 }
 
 #[derive(clap::Args)]
@@ -65,6 +69,16 @@ struct ServerArgs {
     /// How long a node may go without heartbeats before its Ready condition becomes Unknown.
     #[arg(long, default_value = "40s", value_parser = components::parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    /// Accept IAM bearer tokens (`aws eks get-token`, `rkube token`) signed for this cluster id,
+    /// mapped to users through the kube-system/aws-auth ConfigMap.
+    #[arg(long)]
+    iam_cluster_id: Option<String>,
+    /// Also accept tokens presigned for this STS endpoint (https URL) besides AWS's own.
+    #[arg(long, requires = "iam_cluster_id")]
+    iam_sts_endpoint: Option<String>,
+    /// PEM CA certificates to trust when calling the STS endpoint.
+    #[arg(long, requires = "iam_cluster_id")]
+    iam_sts_ca_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -112,6 +126,13 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Server(a) => {
+            let iam = match &a.iam_cluster_id {
+                Some(id) => Some(
+                    rkube_iam::IamConfig::from_flags(id, a.iam_sts_endpoint.as_deref(), a.iam_sts_ca_file.as_deref())
+                        .map_err(|e| anyhow::anyhow!(e))?,
+                ),
+                None => None,
+            };
             let cfg = rkube_cluster::ServerConfig {
                 data_dir: a.data_dir,
                 bind_address: a.bind_address,
@@ -122,6 +143,7 @@ fn main() -> anyhow::Result<()> {
                 encryption_provider_config: a.encryption_provider_config,
                 disable: a.disable,
                 node_monitor_grace_period: a.node_monitor_grace_period,
+                iam,
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.
@@ -136,6 +158,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(a) => rt.block_on(bench::run(a))?,
         Command::Scheduler(a) => rt.block_on(components::run_scheduler(a, shutdown_signal()))?,
         Command::Sim(a) => rt.block_on(components::run_sim(a, shutdown_signal()))?,
+        Command::Token(a) => rt.block_on(token::run(a))?,
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod crud;
 mod dry_run;
 mod encryption;
 mod field_validation;
+mod iam;
 mod kube_client;
 mod lists;
 mod old_kubectl;
