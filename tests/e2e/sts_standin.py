@@ -42,7 +42,8 @@ def expected_signature(host, query, headers, secret):
     akid, _date, region, service, _term = params["X-Amz-Credential"].split("/")
     credentials = Credentials(akid, secret, params.get("X-Amz-Security-Token"))
     signed = params["X-Amz-SignedHeaders"].split(";")
-    unsigned_query = [(k, v) for k, v in query if k != "X-Amz-Signature"]
+    # botocore adds the X-Amz-* parameters itself from the credentials, scope and timestamp.
+    unsigned_query = [(k, v) for k, v in query if not k.startswith("X-Amz-")]
     request = AWSRequest(
         method="GET",
         url="https://%s/?%s" % (host, urlencode(unsigned_query)),
