@@ -173,15 +173,26 @@ impl IamAuthenticator {
 #[async_trait]
 impl TokenAuthenticator for IamAuthenticator {
     async fn authenticate(&self, token: &str) -> Result<Option<UserInfo>, AuthnError> {
-        let Some(id) = self.identity(token).await.map_err(AuthnError)? else {
+        let result = self.authenticate_iam(token).await;
+        if let Err(reason) = &result {
+            // As aws-iam-authenticator's "access denied" log: the request itself only says 401.
+            tracing::warn!(%reason, "IAM token refused");
+        }
+        result.map_err(AuthnError)
+    }
+}
+
+impl IamAuthenticator {
+    async fn authenticate_iam(&self, token: &str) -> Result<Option<UserInfo>, String> {
+        let Some(id) = self.identity(token).await? else {
             return Ok(None);
         };
         let Some(auth) = self.aws_auth().await else {
-            return Err(AuthnError(format!("ARN is not mapped: {} (no kube-system/aws-auth ConfigMap)", id.canonical_arn)));
+            return Err(format!("ARN is not mapped: {} (no kube-system/aws-auth ConfigMap)", id.canonical_arn));
         };
-        match auth.map(&id).map_err(AuthnError)? {
+        match auth.map(&id)? {
             Some(user) => Ok(Some(user)),
-            None => Err(AuthnError(format!("ARN is not mapped: {}", id.canonical_arn))),
+            None => Err(format!("ARN is not mapped: {}", id.canonical_arn)),
         }
     }
 }

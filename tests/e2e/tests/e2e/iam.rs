@@ -251,7 +251,9 @@ fn apply_seed(c: &TestCluster) {
     admin.ok_stdin(&["apply", "-f", "-"], AWS_AUTH).unwrap();
 }
 
-const UNAUTHORIZED: &str = "error: You must be logged in to the server (Unauthorized)";
+/// kubectl's words for a 401 (the reason in parentheses depends on the request that got it:
+/// "Unauthorized" or "the server has asked for the client to provide credentials").
+const UNAUTHORIZED: &str = "error: You must be logged in to the server (";
 
 /// Each persona's answers, as upstream's RBAC gives them for the groups aws-auth maps it to.
 fn check_personas(ops: &Kubectl, lead: &Kubectl, dev: &Kubectl) {
