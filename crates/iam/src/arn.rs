@@ -50,7 +50,12 @@ mod tests {
 
     #[test]
     fn users_roles_and_federated_users_are_kept() {
-        for arn in ["arn:aws:iam::111122223333:user/bob", "arn:aws:iam::111122223333:role/path/app", "arn:aws:iam::111122223333:root", "arn:aws:sts::111122223333:federated-user/carol"] {
+        for arn in [
+            "arn:aws:iam::111122223333:user/bob",
+            "arn:aws:iam::111122223333:role/path/app",
+            "arn:aws:iam::111122223333:root",
+            "arn:aws:sts::111122223333:federated-user/carol",
+        ] {
             assert_eq!(canonicalize(arn).unwrap(), arn);
         }
     }

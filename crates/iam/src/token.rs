@@ -88,9 +88,7 @@ pub fn check_token(token: &str, hosts: &StsHosts, now: DateTime<Utc>) -> Result<
         return Err("token is too large".into());
     }
     let encoded = &token[TOKEN_PREFIX.len()..];
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(encoded)
-        .map_err(|e| format!("illegal base64 data: {e}"))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded).map_err(|e| format!("illegal base64 data: {e}"))?;
     let url = String::from_utf8(bytes).map_err(|_| "pre-signed URL is not UTF-8".to_string())?;
     check_url(&url, hosts, now).map(Some)
 }
@@ -180,7 +178,9 @@ mod tests {
     #[test]
     fn hosts_are_aws_sts_or_the_configured_endpoint() {
         let hosts = StsHosts { extra: Some("127.0.0.1:8443".into()) };
-        for ok in ["sts.amazonaws.com", "sts.eu-west-1.amazonaws.com", "sts-fips.us-gov-west-1.amazonaws.com", "sts.cn-north-1.amazonaws.com.cn", "127.0.0.1:8443"] {
+        for ok in
+            ["sts.amazonaws.com", "sts.eu-west-1.amazonaws.com", "sts-fips.us-gov-west-1.amazonaws.com", "sts.cn-north-1.amazonaws.com.cn", "127.0.0.1:8443"]
+        {
             assert!(hosts.allows(ok), "{ok}");
         }
         for bad in ["evil.com", "sts.amazonaws.com.evil.com", "sts.evil.amazonaws.com", "127.0.0.1:9999", "sts.eu-west-1.amazonaws.com:444"] {

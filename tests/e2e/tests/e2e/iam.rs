@@ -138,7 +138,8 @@ impl StsStandIn {
         let endpoint = format!("--iam-sts-endpoint={}", self.endpoint());
         let ca = format!("--iam-sts-ca-file={}", self.ca_file.display());
         let id = format!("--iam-cluster-id={CLUSTER_ID}");
-        TestCluster::start_with(&["--disable=controller-manager,scheduler,node-lifecycle", &id, &endpoint, &ca]).unwrap_or_else(|e| panic!("starting rkube: {e:#}"))
+        TestCluster::start_with(&["--disable=controller-manager,scheduler,node-lifecycle", &id, &endpoint, &ca])
+            .unwrap_or_else(|e| panic!("starting rkube: {e:#}"))
     }
 
     /// The credentials of a persona, as a role session's environment.
