@@ -19,6 +19,9 @@ const URL_EXPIRES: Duration = Duration::from_secs(60);
 /// Clients are told to refresh a minute before the server stops accepting the token.
 const CREDENTIAL_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(14);
 
+/// An exec plugin must answer promptly; a dead resolver falls back to `--cluster-id`.
+const TXT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What `rkube token` was asked for.
 #[derive(Debug, Clone, Default)]
 pub struct TokenOptions {
@@ -37,10 +40,13 @@ pub struct TokenOptions {
 /// The ExecCredential JSON `rkube token` prints.
 pub async fn exec_credential(opts: &TokenOptions) -> Result<String, String> {
     let cluster_id = match &opts.cluster_id_from_txt {
-        Some(name) => cluster_id_from_txt(name).await.unwrap_or_else(|e| {
-            tracing::warn!(name, error = %e, "no cluster id in TXT record; using --cluster-id");
-            opts.cluster_id.clone()
-        }),
+        Some(name) => match tokio::time::timeout(TXT_TIMEOUT, cluster_id_from_txt(name)).await.unwrap_or_else(|_| Err("DNS lookup timed out".into())) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(name, error = %e, "no cluster id in TXT record; using --cluster-id");
+                opts.cluster_id.clone()
+            }
+        },
         None => opts.cluster_id.clone(),
     };
     if cluster_id.is_empty() {

@@ -339,6 +339,16 @@ fn iam_personas_with_rkube_token() {
     let credential: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((credential["apiVersion"].as_str(), credential["kind"].as_str()), (Some("client.authentication.k8s.io/v1beta1"), Some("ExecCredential")));
     assert!(credential["status"]["token"].as_str().unwrap().starts_with("k8s-aws-v1."), "{credential}");
+    // Without a TXT record for the name, the given cluster id is used.
+    let out = Command::new(rkube_testkit::rkube_binary().unwrap())
+        .args(["token", "--cluster-id", CLUSTER_ID, "--cluster-id-from-txt", "no-such-cluster.invalid", "--sts-endpoint", &sts.endpoint()])
+        .envs(sts.env(principal("dev")))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fallback: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let who = token_kubectl(&c, "txt-fallback", fallback["status"]["token"].as_str().unwrap()).ok(&["auth", "whoami"]).unwrap();
+    assert!(who.contains("dev:carol"), "{who}");
     let expiry = chrono::DateTime::parse_from_rfc3339(credential["status"]["expirationTimestamp"].as_str().unwrap()).unwrap();
     let ahead = expiry.signed_duration_since(chrono::Utc::now()).num_seconds();
     assert!((13 * 60..=14 * 60).contains(&ahead), "expires in {ahead}s");
@@ -386,6 +396,15 @@ fn iam_bad_tokens_are_unauthorized() {
         assert!(!o.success && o.stderr.contains(UNAUTHORIZED), "{name}: {}", o.stderr);
         assert!(c.log().contains(reason), "{name}: no {reason:?} in the server log:\n{}", c.log());
     }
+
+    // A verified token is remembered until it expires: it still works with STS gone, a new
+    // token does not.
+    let fresh = sts.aws_token(principal("dev"), CLUSTER_ID);
+    drop(sts);
+    token_kubectl(&c, "cached", &good).ok(&["get", "configmaps", "-n", "team"]).unwrap();
+    let o = token_kubectl(&c, "fresh", &fresh).run(&["get", "configmaps", "-n", "team"]).unwrap();
+    assert!(!o.success && o.stderr.contains(UNAUTHORIZED), "fresh token without STS: {}", o.stderr);
+    assert!(c.log().contains("error during GET"), "{}", c.log());
 }
 
 #[test]
