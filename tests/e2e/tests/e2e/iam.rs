@@ -328,6 +328,9 @@ fn iam_personas_with_rkube_token() {
     let lead = iam_kubectl(&c, &sts, principal("lead"), Plugin::RkubeToken);
     let dev = iam_kubectl(&c, &sts, principal("dev"), Plugin::RkubeToken);
     check_personas(&ops, &lead, &dev);
+    // kubectl 1.27 runs the same exec plugin (client.authentication.k8s.io/v1beta1).
+    assert_eq!(can_i(&dev.with_version(27), &["create", "pods/exec", "-n", "team"]), "yes");
+    assert_eq!(can_i(&dev.with_version(27), &["get", "secrets", "-n", "team"]), "no");
 
     // The ExecCredential itself: v1beta1, token prefix, expiry 14 minutes ahead.
     let out = Command::new(rkube_testkit::rkube_binary().unwrap())
