@@ -52,7 +52,12 @@ pub async fn exec_credential(opts: &TokenOptions) -> Result<String, String> {
     if cluster_id.is_empty() {
         return Err("a cluster id is required (--cluster-id, or --cluster-id-from-txt with a TXT record)".into());
     }
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    // rustls with ring, the one crypto provider of the workspace: aws-config's own `rustls`
+    // feature would add aws-lc-rs, and two providers leave rustls without a process default.
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
     if let Some(region) = &opts.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
