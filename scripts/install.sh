@@ -34,6 +34,17 @@ if ! command -v kubectl >/dev/null 2>&1; then
   echo "warning: kubectl not found on PATH; the end-to-end tests need it" >&2
 fi
 
+# The IAM end-to-end tests run the real `aws eks get-token` (awscli) and an STS stand-in that
+# checks SigV4 signatures with botocore; both come from PyPI into a venv under the project.
+if [ ! -x .venv/bin/aws ] || ! .venv/bin/python -c 'import botocore' >/dev/null 2>&1; then
+  if ! python3 -m venv .venv >/dev/null 2>&1; then
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends python3-venv
+    python3 -m venv .venv
+  fi
+  .venv/bin/pip install --quiet --disable-pip-version-check awscli botocore
+fi
+
 # The test suite shares one debug build between its binaries; it asks for dependencies only.
 if [ "${1:-}" = "--deps-only" ]; then exit 0; fi
 cargo build --release --locked --bin rkube

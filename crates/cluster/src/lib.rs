@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub audit_policy_file: Option<PathBuf>,
     /// Where audit events go (`--audit-log-path`).
     pub audit_log_path: Option<PathBuf>,
+    /// IAM token authentication (`--iam-cluster-id` and friends), off when `None`.
+    pub iam: Option<rkube_iam::IamConfig>,
 }
 
 /// Why the server could not start or stopped.
@@ -91,7 +93,7 @@ fn open_datastore(cfg: &ServerConfig) -> Result<Arc<dyn KvStore>, ClusterError> 
 }
 
 /// The bearer-token authenticators `rkube server` is configured with, in kube-apiserver's
-/// order (token file, ServiceAccount tokens, bootstrap tokens, OIDC, webhook), and the ServiceAccount token
+/// order (token file, ServiceAccount tokens, bootstrap tokens, OIDC, webhook), then IAM tokens, and the ServiceAccount token
 /// issuer for the TokenRequest API.
 fn token_authenticators(
     cfg: &ServerConfig,
@@ -121,6 +123,10 @@ fn token_authenticators(
     if let Some(file) = &opts.webhook_config_file {
         let webhook = rkube_auth::authn::webhook::WebhookAuthenticator::from_kubeconfig(file, opts.webhook_cache_ttl).map_err(ClusterError::Config)?;
         chain.push(Arc::new(webhook));
+    }
+    if let Some(iam) = &cfg.iam {
+        let authenticator = rkube_iam::IamAuthenticator::new(iam.clone(), registry.clone()).map_err(ClusterError::Config)?;
+        chain.push(Arc::new(authenticator));
     }
     Ok((chain, service_accounts))
 }

@@ -96,6 +96,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         disable_admission_plugins: vec!["ServiceAccount".into()],
         audit_policy_file: None,
         audit_log_path: None,
+        iam: None,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -14,6 +14,7 @@ mod crud;
 mod dry_run;
 mod encryption;
 mod field_validation;
+mod iam;
 mod kube_client;
 mod kubectl_verbs;
 mod lists;

@@ -147,7 +147,7 @@ fn rbac_writes_cannot_escalate_privileges() {
     alice.ok(&["create", "rolebinding", "bob-admin", "--clusterrole=cluster-admin", "--user=bob", "-n", "team"]).unwrap();
 }
 
-const PERSONAS: &str = r#"
+pub(crate) const PERSONAS: &str = r#"
 apiVersion: v1
 kind: Namespace
 metadata: {name: team}
