@@ -22,6 +22,8 @@ pub mod pod_util;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
+pub mod statefulset_util;
 pub mod ttl_after_finished;
 
 use std::collections::BTreeSet;
@@ -44,6 +46,7 @@ pub const CONTROLLERS: &[&str] = &[
     "deployment",
     "replicaset",
     "replicationcontroller",
+    "statefulset",
     "endpoint",
     "endpointslice",
     "pod-garbage-collector",
@@ -207,6 +210,7 @@ async fn supervise(name: &'static str, ctx: Context) {
             "deployment" => deployment::run(ctx.clone()).await,
             "replicaset" => replicaset::run::<ReplicaSet>(ctx.clone()).await,
             "replicationcontroller" => replicaset::run::<ReplicationController>(ctx.clone()).await,
+            "statefulset" => statefulset::run(ctx.clone()).await,
             _ => Ok(()),
         };
         match result {

@@ -20,6 +20,7 @@ mod scheduling;
 mod tables;
 mod versions;
 mod watch;
+mod workloads;
 
 use rkube_testkit::TestCluster;
 
