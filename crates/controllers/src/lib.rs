@@ -16,6 +16,8 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
+pub mod job;
+pub mod job_util;
 pub mod leader;
 pub mod namespace;
 pub mod pod_util;
@@ -47,6 +49,7 @@ pub const CONTROLLERS: &[&str] = &[
     "replicaset",
     "replicationcontroller",
     "statefulset",
+    "job",
     "endpoint",
     "endpointslice",
     "pod-garbage-collector",
@@ -211,6 +214,7 @@ async fn supervise(name: &'static str, ctx: Context) {
             "replicaset" => replicaset::run::<ReplicaSet>(ctx.clone()).await,
             "replicationcontroller" => replicaset::run::<ReplicationController>(ctx.clone()).await,
             "statefulset" => statefulset::run(ctx.clone()).await,
+            "job" => job::run(ctx.clone()).await,
             _ => Ok(()),
         };
         match result {

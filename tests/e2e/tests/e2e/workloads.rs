@@ -199,3 +199,161 @@ fn parallel_statefulset_creates_claims_that_outlive_it() {
     wait_for("db pods gone", Duration::from_secs(30), || pod_names(&k, "app=db").is_empty().then_some(()));
     assert_eq!(items(&k, &["get", "pvc"]).len(), 2);
 }
+
+const PI_JOB: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: pi
+spec:
+  completions: 3
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: pi
+        image: perl:5.34.0
+        command: ["perl", "-Mbignum=bpi", "-wle", "print bpi(2000)"]
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: indexed
+spec:
+  completions: 3
+  parallelism: 3
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+"#;
+
+fn conditions(job: &Value) -> Vec<(String, String, String)> {
+    job["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let s = |f: &str| c[f].as_str().unwrap_or_default().to_string();
+            (s("type"), s("reason"), s("message"))
+        })
+        .collect()
+}
+
+#[test]
+fn jobs_reach_their_completions_nonindexed_and_indexed() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "2", "--run-duration", "1s"]);
+    wait_nodes_ready(&k, 2);
+    k.ok_stdin(&["apply", "-f", "-"], PI_JOB).unwrap();
+    let out = k
+        .ok(&["wait", "--for=condition=complete", "job/pi", "job/indexed", "--timeout=60s"])
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", k.ok(&["get", "jobs", "-o", "yaml"]).unwrap_or_default(), k.ok(&["get", "pods", "-o", "wide"]).unwrap_or_default()));
+    assert_eq!(out.trim(), "job.batch/pi condition met\njob.batch/indexed condition met");
+
+    let job = k.json(&["get", "job", "pi", "-o", "json"]).unwrap();
+    assert_eq!(job["status"]["succeeded"], 3, "{}", job["status"]);
+    assert_eq!(job["status"]["ready"], 0);
+    assert_eq!(job["status"]["terminating"], 0);
+    assert!(job["status"]["active"].is_null());
+    assert_eq!(job["status"]["uncountedTerminatedPods"], serde_json::json!({}));
+    assert!(job["status"]["completionTime"].is_string() && job["status"]["startTime"].is_string());
+    let done = "Reached expected number of succeeded pods".to_string();
+    assert_eq!(
+        conditions(&job),
+        [
+            ("SuccessCriteriaMet".into(), "CompletionsReached".into(), done.clone()),
+            ("Complete".into(), "CompletionsReached".into(), done)
+        ]
+    );
+    let table = k.ok(&["get", "job", "pi"]).unwrap();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["pi", "Complete", "3/3"], "{table}");
+    let pods = items(&k, &["get", "pods", "-l", "batch.kubernetes.io/job-name=pi"]);
+    assert_eq!(pods.len(), 3);
+    for pod in &pods {
+        assert_eq!(pod["status"]["phase"], "Succeeded");
+        assert!(pod["metadata"]["finalizers"].is_null(), "tracking finalizer left on {pod}");
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "Job");
+    }
+    let created = event_messages(&k, "pi", &["SuccessfulCreate"]);
+    assert_eq!(created.len(), 3, "{created:?}");
+    assert!(created.iter().all(|m| m.starts_with("Created pod: pi-")), "{created:?}");
+    assert_eq!(event_messages(&k, "pi", &["Completed"]), ["Job completed"]);
+
+    let job = k.json(&["get", "job", "indexed", "-o", "json"]).unwrap();
+    assert_eq!(job["status"]["completedIndexes"], "0-2");
+    assert_eq!(job["status"]["succeeded"], 3);
+    let mut indexes: Vec<String> = items(&k, &["get", "pods", "-l", "batch.kubernetes.io/job-name=indexed"])
+        .iter()
+        .map(|p| {
+            let index = p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap().to_string();
+            assert_eq!(p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"], index.as_str());
+            assert_eq!(p["spec"]["hostname"], format!("indexed-{index}"));
+            assert!(p["metadata"]["name"].as_str().unwrap().starts_with(&format!("indexed-{index}-")));
+            index
+        })
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, ["0", "1", "2"]);
+}
+
+const FAILING_JOB: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: fails
+spec:
+  backoffLimit: 1
+  template:
+    metadata:
+      annotations:
+        sim.rkube.io/exit-code: "3"
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+"#;
+
+#[test]
+fn job_fails_after_backoff_limit_with_growing_delay() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "1", "--run-duration", "1s"]);
+    wait_nodes_ready(&k, 1);
+    k.ok_stdin(&["apply", "-f", "-"], FAILING_JOB).unwrap();
+    let out = k
+        .ok(&["wait", "--for=condition=failed", "job/fails", "--timeout=60s"])
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", k.ok(&["get", "job", "fails", "-o", "yaml"]).unwrap_or_default(), k.ok(&["get", "pods", "-o", "wide"]).unwrap_or_default()));
+    assert_eq!(out.trim(), "job.batch/fails condition met");
+    let job = k.json(&["get", "job", "fails", "-o", "json"]).unwrap();
+    assert_eq!(job["status"]["failed"], 2, "{}", job["status"]);
+    assert!(job["status"]["succeeded"].is_null());
+    let message = "Job has reached the specified backoff limit".to_string();
+    assert_eq!(
+        conditions(&job),
+        [
+            ("FailureTarget".into(), "BackoffLimitExceeded".into(), message.clone()),
+            ("Failed".into(), "BackoffLimitExceeded".into(), message.clone())
+        ]
+    );
+    assert_eq!(event_messages(&k, "fails", &["BackoffLimitExceeded"]), [message]);
+    // The second pod waited out the 10 s back-off after the first one failed.
+    let mut pods = items(&k, &["get", "pods", "-l", "batch.kubernetes.io/job-name=fails"]);
+    assert_eq!(pods.len(), 2);
+    pods.sort_by_key(|p| p["metadata"]["creationTimestamp"].as_str().unwrap_or_default().to_string());
+    let ts = |s: &Value| s.as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let first_failed = ts(&pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]);
+    let second_created = ts(&pods[1]["metadata"]["creationTimestamp"]);
+    assert!((second_created - first_failed).num_seconds() >= 9, "{first_failed} → {second_created}");
+    for pod in &pods {
+        assert_eq!(pod["status"]["phase"], "Failed");
+        assert!(pod["metadata"]["finalizers"].is_null());
+    }
+}
