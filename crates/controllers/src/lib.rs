@@ -7,6 +7,8 @@
 //! Each controller has upstream's name and can be disabled by it.
 
 pub mod context;
+pub mod cronjob;
+pub mod cronjob_util;
 pub mod deployment;
 pub mod deployment_util;
 pub mod discovery;
@@ -50,6 +52,7 @@ pub const CONTROLLERS: &[&str] = &[
     "replicationcontroller",
     "statefulset",
     "job",
+    "cronjob",
     "endpoint",
     "endpointslice",
     "pod-garbage-collector",
@@ -215,6 +218,7 @@ async fn supervise(name: &'static str, ctx: Context) {
             "replicationcontroller" => replicaset::run::<ReplicationController>(ctx.clone()).await,
             "statefulset" => statefulset::run(ctx.clone()).await,
             "job" => job::run(ctx.clone()).await,
+            "cronjob" => cronjob::run(ctx.clone()).await,
             _ => Ok(()),
         };
         match result {

@@ -357,3 +357,53 @@ fn job_fails_after_backoff_limit_with_growing_delay() {
         assert!(pod["metadata"]["finalizers"].is_null());
     }
 }
+
+const EVERY_MINUTE: &str = r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: hello
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: hello
+            image: busybox:1.28
+            command: ["/bin/sh", "-c", "date; echo Hello from the Kubernetes cluster"]
+"#;
+
+#[test]
+fn cronjob_fires_on_schedule_and_records_the_run() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "1", "--run-duration", "1s"]);
+    wait_nodes_ready(&k, 1);
+    k.ok_stdin(&["apply", "-f", "-"], EVERY_MINUTE).unwrap();
+    let job = wait_for("the first scheduled Job", Duration::from_secs(75), || items(&k, &["get", "jobs"]).into_iter().next());
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    let minutes: i64 = name.strip_prefix("hello-").unwrap().parse().unwrap();
+    let scheduled = job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"].as_str().unwrap().to_string();
+    let scheduled_at = scheduled.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    assert_eq!(scheduled_at.timestamp(), minutes * 60, "{scheduled}");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    assert_eq!(event_messages(&k, "hello", &["SuccessfulCreate"]), [format!("Created job {name}")]);
+
+    k.ok(&["wait", "--for=condition=complete", &format!("job/{name}"), "--timeout=30s"]).unwrap();
+    let cj = wait_for("lastSuccessfulTime", Duration::from_secs(30), || {
+        let cj = k.json(&["get", "cronjob", "hello", "-o", "json"]).ok()?;
+        cj["status"]["lastSuccessfulTime"].is_string().then_some(cj)
+    });
+    assert_eq!(cj["status"]["lastScheduleTime"], scheduled.as_str());
+    assert!(cj["status"]["active"].is_null(), "{}", cj["status"]);
+    assert_eq!(
+        event_messages(&k, "hello", &["SawCompletedJob"]),
+        [format!("Saw completed job: {name}, condition: Complete")]
+    );
+    let table = k.ok(&["get", "cronjob", "hello"]).unwrap();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..7], ["hello", "*", "*", "*", "*", "*", "<none>"], "{table}");
+}
