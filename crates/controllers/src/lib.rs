@@ -9,6 +9,8 @@
 pub mod context;
 pub mod cronjob;
 pub mod cronjob_util;
+pub mod daemonset;
+pub mod daemonset_util;
 pub mod deployment;
 pub mod deployment_util;
 pub mod discovery;
@@ -53,6 +55,7 @@ pub const CONTROLLERS: &[&str] = &[
     "statefulset",
     "job",
     "cronjob",
+    "daemonset",
     "endpoint",
     "endpointslice",
     "pod-garbage-collector",
@@ -219,6 +222,7 @@ async fn supervise(name: &'static str, ctx: Context) {
             "statefulset" => statefulset::run(ctx.clone()).await,
             "job" => job::run(ctx.clone()).await,
             "cronjob" => cronjob::run(ctx.clone()).await,
+            "daemonset" => daemonset::run(ctx.clone()).await,
             _ => Ok(()),
         };
         match result {

@@ -407,3 +407,90 @@ fn cronjob_fires_on_schedule_and_records_the_run() {
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(row[..7], ["hello", "*", "*", "*", "*", "*", "<none>"], "{table}");
 }
+
+const FLUENTD: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: fluentd
+spec:
+  selector:
+    matchLabels:
+      name: fluentd
+  template:
+    metadata:
+      labels:
+        name: fluentd
+    spec:
+      tolerations:
+      - key: node-role.kubernetes.io/control-plane
+        operator: Exists
+        effect: NoSchedule
+      containers:
+      - name: fluentd
+        image: quay.io/fluentd_elasticsearch/fluentd:v2.5.2
+"#;
+
+/// `(pod, node)` of the DaemonSet's pods that are Running.
+fn daemon_pods(k: &Kubectl) -> Vec<(String, String)> {
+    let mut pods: Vec<(String, String)> = items(k, &["get", "pods", "-l", "name=fluentd"])
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| (p["metadata"]["name"].as_str().unwrap_or_default().to_string(), p["spec"]["nodeName"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    pods.sort_by(|a, b| a.1.cmp(&b.1));
+    pods
+}
+
+#[test]
+fn daemonset_follows_new_nodes_skips_tainted_ones_and_rolls() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "2", "--name-prefix", "base"]);
+    let _tainted = Sim::start(&c, &["--nodes", "1", "--name-prefix", "infra", "--taints", "dedicated=infra:NoSchedule"]);
+    wait_nodes_ready(&k, 3);
+    k.ok_stdin(&["apply", "-f", "-"], FLUENTD).unwrap();
+    k.ok(&["rollout", "status", "daemonset/fluentd", "--timeout=60s"]).unwrap();
+    let nodes: Vec<String> = daemon_pods(&k).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(nodes, ["base-0", "base-1"], "no pod on the tainted node");
+    let pod = &items(&k, &["get", "pods", "-l", "name=fluentd"])[0];
+    let tolerations = pod["spec"]["tolerations"].as_array().unwrap();
+    assert!(tolerations.iter().any(|t| t["key"] == "node.kubernetes.io/unschedulable" && t["effect"] == "NoSchedule"), "{tolerations:?}");
+
+    let _more = Sim::start(&c, &["--nodes", "1", "--name-prefix", "late"]);
+    wait_for("a daemon pod on the new node", Duration::from_secs(30), || {
+        let nodes: Vec<String> = daemon_pods(&k).into_iter().map(|(_, n)| n).collect();
+        (nodes == ["base-0", "base-1", "late-0"]).then_some(())
+    });
+    let ds = wait_for("status for 3 nodes", Duration::from_secs(30), || {
+        let ds = k.json(&["get", "daemonset", "fluentd", "-o", "json"]).ok()?;
+        (ds["status"]["numberAvailable"] == 3).then_some(ds)
+    });
+    for (field, want) in [
+        ("desiredNumberScheduled", 3),
+        ("currentNumberScheduled", 3),
+        ("numberReady", 3),
+        ("updatedNumberScheduled", 3),
+        ("numberMisscheduled", 0),
+    ] {
+        assert_eq!(ds["status"][field].as_i64().unwrap_or(0), want, "{field}: {}", ds["status"]);
+    }
+    let table = k.ok(&["get", "daemonset", "fluentd"]).unwrap();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..6], ["fluentd", "3", "3", "3", "3", "3"], "{table}");
+
+    // Rolling update: every pod is replaced, one node at a time.
+    let before: Vec<String> = daemon_pods(&k).into_iter().map(|(p, _)| p).collect();
+    k.ok(&["set", "image", "daemonset/fluentd", "fluentd=quay.io/fluentd_elasticsearch/fluentd:v2.6.0"]).unwrap();
+    k.ok(&["rollout", "status", "daemonset/fluentd", "--timeout=90s"]).unwrap();
+    let after = daemon_pods(&k);
+    assert_eq!(after.len(), 3);
+    for (pod, _) in &after {
+        assert!(!before.contains(pod), "{pod} was not replaced");
+    }
+    for pod in items(&k, &["get", "pods", "-l", "name=fluentd"]) {
+        if pod["metadata"]["deletionTimestamp"].is_null() {
+            assert_eq!(pod["spec"]["containers"][0]["image"], "quay.io/fluentd_elasticsearch/fluentd:v2.6.0");
+        }
+    }
+}
