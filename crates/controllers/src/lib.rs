@@ -14,6 +14,7 @@ pub mod daemonset_util;
 pub mod deployment;
 pub mod deployment_util;
 pub mod discovery;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpoints_util;
 pub mod error;
@@ -56,6 +57,7 @@ pub const CONTROLLERS: &[&str] = &[
     "job",
     "cronjob",
     "daemonset",
+    "disruption",
     "endpoint",
     "endpointslice",
     "pod-garbage-collector",
@@ -223,6 +225,7 @@ async fn supervise(name: &'static str, ctx: Context) {
             "job" => job::run(ctx.clone()).await,
             "cronjob" => cronjob::run(ctx.clone()).await,
             "daemonset" => daemonset::run(ctx.clone()).await,
+            "disruption" => disruption::run(ctx.clone()).await,
             _ => Ok(()),
         };
         match result {

@@ -7,6 +7,7 @@
 
 pub mod allocators;
 pub mod binding;
+pub mod eviction;
 pub mod continue_token;
 pub mod crd;
 pub mod convert;

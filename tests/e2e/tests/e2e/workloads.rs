@@ -494,3 +494,70 @@ fn daemonset_follows_new_nodes_skips_tainted_ones_and_rolls() {
         }
     }
 }
+
+const ZK_PDB: &str = r#"
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: zk-pdb
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels:
+      app: zk
+"#;
+
+#[test]
+fn drain_is_blocked_by_a_pdb_until_the_budget_allows() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "2", "--name-prefix", "pool"]);
+    wait_nodes_ready(&k, 2);
+    k.ok(&["create", "deployment", "zk", "--image=registry.k8s.io/kubernetes-zookeeper:1.0-3.4.10", "--replicas=2"]).unwrap();
+    k.ok(&["rollout", "status", "deployment/zk", "--timeout=60s"]).unwrap();
+    k.ok_stdin(&["apply", "-f", "-"], ZK_PDB).unwrap();
+    let pdb = wait_for("PDB status", Duration::from_secs(30), || {
+        let p = k.json(&["get", "pdb", "zk-pdb", "-o", "json"]).ok()?;
+        (p["status"]["expectedPods"] == 2).then_some(p)
+    });
+    assert_eq!(pdb["status"]["currentHealthy"], 2);
+    assert_eq!(pdb["status"]["desiredHealthy"], 2);
+    assert_eq!(pdb["status"]["disruptionsAllowed"], 0);
+    let cond = &pdb["status"]["conditions"][0];
+    assert_eq!((cond["type"].as_str(), cond["status"].as_str(), cond["reason"].as_str()), (Some("DisruptionAllowed"), Some("False"), Some("InsufficientPods")));
+    let table = k.ok(&["get", "pdb", "zk-pdb"]).unwrap();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..4], ["zk-pdb", "2", "N/A", "0"], "{table}");
+
+    let node = items(&k, &["get", "pods", "-l", "app=zk"])[0]["spec"]["nodeName"].as_str().unwrap().to_string();
+    let blocked = k.run(&["drain", &node, "--ignore-daemonsets", "--timeout=8s"]).unwrap();
+    assert!(!blocked.success, "{}\n{}", blocked.stdout, blocked.stderr);
+    assert!(
+        blocked.stderr.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{}",
+        blocked.stderr
+    );
+    // drain cordoned the node before it tried to evict.
+    let n = k.json(&["get", "node", &node, "-o", "json"]).unwrap();
+    assert_eq!(n["spec"]["unschedulable"], true);
+    assert_eq!(items(&k, &["get", "pods", "-l", "app=zk"]).len(), 2, "nothing was evicted");
+
+    k.ok(&["patch", "pdb", "zk-pdb", "--type=merge", "-p", r#"{"spec":{"minAvailable":1}}"#]).unwrap();
+    wait_for("the budget to allow one disruption", Duration::from_secs(30), || {
+        let p = k.json(&["get", "pdb", "zk-pdb", "-o", "json"]).ok()?;
+        (p["status"]["disruptionsAllowed"] == 1).then_some(())
+    });
+    let out = k.ok(&["drain", &node, "--ignore-daemonsets", "--timeout=60s"]).unwrap();
+    assert!(out.contains(&format!("node/{node} drained")), "{out}");
+    assert!(out.contains("evicted"), "{out}");
+    // The Deployment replaced the evicted pods on the other node.
+    k.ok(&["rollout", "status", "deployment/zk", "--timeout=60s"]).unwrap();
+    wait_for("both zk pods off the drained node", Duration::from_secs(30), || {
+        let pods = items(&k, &["get", "pods", "-l", "app=zk"]);
+        let running: Vec<&Value> = pods.iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).collect();
+        (running.len() == 2 && running.iter().all(|p| p["spec"]["nodeName"] != node.as_str())).then_some(())
+    });
+    k.ok(&["uncordon", &node]).unwrap();
+    let n = k.json(&["get", "node", &node, "-o", "json"]).unwrap();
+    assert!(n["spec"]["unschedulable"].is_null(), "{}", n["spec"]);
+}
