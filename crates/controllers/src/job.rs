@@ -66,14 +66,50 @@ pub async fn run(ctx: Context) -> Result<()> {
         expectations: Expectations::default(),
         released: Mutex::default(),
     });
-    let stream = Controller::new(Api::<Job>::all(client), watcher::Config::default())
+    let controller = Controller::new(Api::<Job>::all(client), watcher::Config::default());
+    let jobs = controller.store();
+    let stream = controller
         .watches_stream(pod_events, |pod| {
             let owner = controller_of(&pod).filter(|o| o.kind == "Job")?;
             Some(ObjectRef::new(&owner.name).within(&pod.namespace().unwrap_or_default()))
         })
-        .run(reconcile, requeue_on_error, state);
-    drain(COMPONENT, stream).await;
+        .run(reconcile, requeue_on_error, state.clone());
+    tokio::select! {
+        () = drain(COMPONENT, stream) => {}
+        () = release_orphans(state, jobs) => {}
+    }
     Ok(())
+}
+
+/// How often pods of deleted Jobs are looked for.
+const ORPHAN_SWEEP: Duration = Duration::from_secs(2);
+
+/// Removes the tracking finalizer from pods whose Job is gone (upstream `syncOrphanPod`): no
+/// reconcile runs for a deleted Job, and its pods could otherwise never be deleted, which
+/// would also hold up their namespace's deletion.
+async fn release_orphans(state: Arc<State>, jobs: Store<Job>) {
+    if state.pods.wait_until_ready().await.is_err() || jobs.wait_until_ready().await.is_err() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(ORPHAN_SWEEP).await;
+        let live: HashSet<String> = jobs.state().iter().filter_map(|j| j.uid()).collect();
+        for pod in state.pods.state().iter().filter(|p| has_finalizer(p)) {
+            let owner_alive = controller_of(pod.as_ref())
+                .filter(|o| o.kind == "Job")
+                .is_some_and(|o| live.contains(&o.uid));
+            if owner_alive {
+                continue;
+            }
+            let api: Api<Pod> = Api::namespaced(
+                state.ctx.client.clone(),
+                &pod.namespace().unwrap_or_default(),
+            );
+            if let Err(e) = remove_finalizer(&api, pod).await {
+                tracing::debug!(error = %e, pod = %pod.name_any(), "releasing an orphaned Job pod failed");
+            }
+        }
+    }
 }
 
 fn has_condition(job: &Job, type_: &str) -> bool {
