@@ -332,6 +332,11 @@ impl ApiError {
         Self::new(503, "ServiceUnavailable", message)
     }
 
+    /// `NewTooManyRequestsError` with causes (the eviction subresource's budget refusal).
+    pub fn too_many_requests(message: impl Into<String>, causes: Value) -> Self {
+        Self::new(429, "TooManyRequests", message).with_details(json!({"causes": causes}))
+    }
+
     /// `NewTimeoutError`.
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(504, "Timeout", message)

@@ -166,13 +166,13 @@ pub fn api_resource_list(resources: &[Arc<ResourceInfo>], group: &str, version: 
                 "kind": s.kind,
                 "verbs": s.verbs,
             });
-            if let Some(o) = e.as_object_mut() {
-                if !s.group.is_empty() && s.group != r.group {
-                    o.insert("group".into(), json!(s.group));
-                }
-                if !s.version.is_empty() && s.version != r.version {
-                    o.insert("version".into(), json!(s.version));
-                }
+            // A subresource of another group/version names both, as upstream's
+            // `GroupVersionKindProvider` does (`pods/eviction` → policy/v1): kubectl drain
+            // only uses evictions when it finds both.
+            let other_gv = (!s.group.is_empty() && s.group != r.group) || (!s.version.is_empty() && s.version != r.version);
+            if let Some(o) = e.as_object_mut().filter(|_| other_gv) {
+                o.insert("group".into(), json!(s.group));
+                o.insert("version".into(), json!(s.version));
             }
             list.push(e);
         }

@@ -431,7 +431,7 @@ async fn resource(
         if sub == "log" && res.group.is_empty() && res.plural == "pods" {
             return crate::pod_logs::pod_log(state, ns.unwrap_or_default(), &info.name, q).await.map_err(fail);
         }
-        if !matches!(sub, "status" | "finalize" | "scale" | "binding" | "token") {
+        if !matches!(sub, "status" | "finalize" | "scale" | "binding" | "token" | "eviction") {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
     } else if !res.allows(&info.verb) {
@@ -495,6 +495,12 @@ async fn resource(
             let pod_name = if sub == "binding" { name.to_string() } else { rkube_apimachinery::meta::name(&binding).to_string() };
             let pods = reg.lookup("", "v1", "pods").ok_or_else(|| fail(ApiError::path_not_found()))?;
             let v = reg.bind_pod(&pods, ns.unwrap_or_default(), &pod_name, &binding, dry).await.map_err(fail)?;
+            Ok(encode::object(state, StatusCode::CREATED, &v, render))
+        }
+        "create" if sub == "eviction" => {
+            let dry = dry_run(q, "CreateOptions").map_err(fail)?;
+            let eviction = decode_body(state, headers, &body).map_err(fail)?;
+            let v = reg.evict_pod(&res, ns.unwrap_or_default(), name, &eviction, dry).await.map_err(fail)?;
             Ok(encode::object(state, StatusCode::CREATED, &v, render))
         }
         "create" if sub == "token" && res.group.is_empty() && res.plural == "serviceaccounts" => {

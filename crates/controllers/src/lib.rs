@@ -7,21 +7,30 @@
 //! Each controller has upstream's name and can be disabled by it.
 
 pub mod context;
+pub mod cronjob;
+pub mod cronjob_util;
+pub mod daemonset;
+pub mod daemonset_util;
 pub mod deployment;
 pub mod deployment_util;
 pub mod discovery;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpoints_util;
 pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
+pub mod job;
+pub mod job_util;
 pub mod leader;
 pub mod namespace;
 pub mod pod_util;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
+pub mod statefulset_util;
 pub mod ttl_after_finished;
 
 use std::collections::BTreeSet;
@@ -44,6 +53,11 @@ pub const CONTROLLERS: &[&str] = &[
     "deployment",
     "replicaset",
     "replicationcontroller",
+    "statefulset",
+    "job",
+    "cronjob",
+    "daemonset",
+    "disruption",
     "endpoint",
     "endpointslice",
     "pod-garbage-collector",
@@ -207,6 +221,11 @@ async fn supervise(name: &'static str, ctx: Context) {
             "deployment" => deployment::run(ctx.clone()).await,
             "replicaset" => replicaset::run::<ReplicaSet>(ctx.clone()).await,
             "replicationcontroller" => replicaset::run::<ReplicationController>(ctx.clone()).await,
+            "statefulset" => statefulset::run(ctx.clone()).await,
+            "job" => job::run(ctx.clone()).await,
+            "cronjob" => cronjob::run(ctx.clone()).await,
+            "daemonset" => daemonset::run(ctx.clone()).await,
+            "disruption" => disruption::run(ctx.clone()).await,
             _ => Ok(()),
         };
         match result {

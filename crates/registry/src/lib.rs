@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod allocators;
 pub mod binding;
+pub mod eviction;
 pub mod continue_token;
 pub mod crd;
 pub mod convert;

@@ -27,6 +27,7 @@ mod tables;
 mod versions;
 mod watch;
 mod webhooks;
+mod workloads;
 
 use rkube_testkit::TestCluster;
 

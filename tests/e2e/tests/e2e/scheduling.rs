@@ -8,10 +8,10 @@ use rkube_testkit::{Kubectl, TestCluster};
 use serde_json::Value;
 
 /// A running `rkube sim`, killed on drop.
-struct Sim(Child);
+pub(crate) struct Sim(Child);
 
 impl Sim {
-    fn start(cluster: &TestCluster, args: &[&str]) -> Sim {
+    pub(crate) fn start(cluster: &TestCluster, args: &[&str]) -> Sim {
         let bin = rkube_testkit::rkube_binary().unwrap();
         let log = std::fs::File::create(cluster.data_dir().join(format!("sim-{}.log", args.join("_").replace(['/', '=', ':', ','], "-"))))
             .unwrap();
@@ -27,7 +27,7 @@ impl Sim {
         Sim(child)
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -39,12 +39,12 @@ impl Drop for Sim {
     }
 }
 
-fn start(args: &[&str]) -> TestCluster {
+pub(crate) fn start(args: &[&str]) -> TestCluster {
     TestCluster::start_with(args).unwrap_or_else(|e| panic!("starting rkube: {e:#}"))
 }
 
 /// Polls `f` until it returns Some or the deadline passes.
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -57,7 +57,7 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
-fn wait_nodes_ready(k: &Kubectl, count: usize) {
+pub(crate) fn wait_nodes_ready(k: &Kubectl, count: usize) {
     wait_for(&format!("{count} Ready nodes"), Duration::from_secs(30), || {
         let nodes = k.json(&["get", "nodes", "-o", "json"]).ok()?;
         let ready = nodes["items"]

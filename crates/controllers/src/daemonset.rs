@@ -1,0 +1,369 @@
+//! The DaemonSet controller (pkg/controller/daemon): one pod on every node the template fits
+//! (nodeSelector, required node affinity, taints against the pod's and the default DaemonSet
+//! tolerations), pinned to its node by `metadata.name` node affinity and bound by the scheduler;
+//! new nodes get a pod, pods leave nodes that stop fitting, failed pods are replaced, and a
+//! RollingUpdate replaces old-template pods at most `maxUnavailable` at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::context::{Context, drain, requeue_on_error};
+use crate::daemonset_util as util;
+use crate::deployment_util::{compute_hash, scaled_value};
+use crate::error::Result;
+use crate::events::{EventRecorder, EventType};
+use crate::expectations::Expectations;
+use crate::pod_util;
+use crate::replicaset::{api_message, controller_of};
+use crate::statefulset_util::REVISION_LABEL;
+
+const COMPONENT: &str = "daemonset-controller";
+
+struct State {
+    ctx: Context,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    recorder: EventRecorder,
+    expectations: Expectations,
+}
+
+/// Runs the controller until its watches end.
+pub async fn run(ctx: Context) -> Result<()> {
+    let client = ctx.client.clone();
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let pod_events = reflector::reflector(
+        pod_writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (nodes, node_writer) = reflector::store::<Node>();
+    let node_events = reflector::reflector(
+        node_writer,
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let controller = Controller::new(Api::<DaemonSet>::all(client), watcher::Config::default());
+    let sets = controller.store();
+    let state = Arc::new(State {
+        recorder: ctx.recorder(COMPONENT),
+        ctx,
+        pods,
+        nodes,
+        expectations: Expectations::default(),
+    });
+    let stream = controller
+        .watches_stream(pod_events, |pod| {
+            let owner = controller_of(&pod).filter(|o| o.kind == "DaemonSet")?;
+            Some(ObjectRef::new(&owner.name).within(&pod.namespace().unwrap_or_default()))
+        })
+        // A node change can matter to every DaemonSet.
+        .watches_stream(node_events, move |_node| {
+            sets.state()
+                .iter()
+                .map(|ds| ObjectRef::from_obj(ds.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .run(reconcile, requeue_on_error, state);
+    drain(COMPONENT, stream).await;
+    Ok(())
+}
+
+fn min_ready_seconds(ds: &DaemonSet) -> i32 {
+    ds.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
+}
+
+async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
+    let ready = async {
+        state.pods.wait_until_ready().await?;
+        state.nodes.wait_until_ready().await
+    };
+    if tokio::time::timeout(Duration::from_secs(1), ready)
+        .await
+        .is_err()
+    {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    if ds.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = ds.namespace().unwrap_or_default();
+    let key = format!("{ns}/{}", ds.name_any());
+    let uid = ds.uid().unwrap_or_default();
+    let Some(spec) = ds.spec.as_ref() else {
+        return Ok(Action::await_change());
+    };
+    let pod_spec = spec.template.spec.clone().unwrap_or_default();
+    let collision = ds.status.as_ref().and_then(|s| s.collision_count);
+    let hash = compute_hash(&spec.template, collision);
+
+    let owned: Vec<Pod> = state
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| controller_of(p.as_ref()).is_some_and(|r| r.uid == uid))
+        .map(|p| (**p).clone())
+        .collect();
+    let mut by_node: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
+    for pod in &owned {
+        if let Some(node) = util::pod_node(pod) {
+            by_node.entry(node).or_default().push(pod);
+        }
+    }
+    let nodes = state.nodes.state();
+    let now = Timestamp::now();
+    let min_ready = min_ready_seconds(&ds);
+
+    let mut to_create: Vec<String> = Vec::new();
+    let mut to_delete: Vec<&Pod> = Vec::new();
+    // (node, pod) for nodes that should run the daemon and have a live pod.
+    let mut placed: Vec<(String, &Pod)> = Vec::new();
+    for node in nodes.iter() {
+        let name = node.name_any();
+        let pods = by_node.remove(&name).unwrap_or_default();
+        let live: Vec<&Pod> = pods
+            .iter()
+            .copied()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        if !util::should_run(&pod_spec, node) {
+            to_delete.extend(live);
+            continue;
+        }
+        let (failed, mut running): (Vec<&Pod>, Vec<&Pod>) = live
+            .into_iter()
+            .partition(|p| pod_util::phase(p) == "Failed");
+        if !failed.is_empty() {
+            state
+                .recorder
+                .record(
+                    ds.as_ref(),
+                    EventType::Warning,
+                    "FailedDaemonPod",
+                    format!(
+                        "Found failed daemon pod {ns}/{} on node {name}, will try to kill it",
+                        failed[0].name_any()
+                    ),
+                )
+                .await;
+            to_delete.extend(failed);
+        }
+        running.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        match running.split_first() {
+            None => {
+                let terminating = pods.iter().any(|p| p.metadata.deletion_timestamp.is_some());
+                if !terminating {
+                    to_create.push(name);
+                }
+            }
+            Some((keep, extra)) => {
+                placed.push((name, keep));
+                to_delete.extend(extra);
+            }
+        }
+    }
+    // Pods pinned to nodes that no longer exist.
+    for pods in by_node.values() {
+        to_delete.extend(
+            pods.iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none()),
+        );
+    }
+
+    // Rolling update: replace old-template pods within the unavailability budget.
+    let desired = i32::try_from(placed.len() + to_create.len()).unwrap_or(i32::MAX);
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_.as_deref())
+        != Some("OnDelete");
+    if rolling {
+        let max_unavailable = spec
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.rolling_update.as_ref())
+            .and_then(|r| r.max_unavailable.as_ref())
+            .map_or(1, |v| scaled_value(Some(v), desired, true))
+            .max(1);
+        let unavailable = i32::try_from(
+            placed
+                .iter()
+                .filter(|(_, p)| !pod_util::is_available(p, min_ready, now))
+                .count()
+                + to_create.len(),
+        )
+        .unwrap_or(i32::MAX);
+        let mut budget = max_unavailable - unavailable;
+        let old = |p: &Pod| p.labels().get(REVISION_LABEL) != Some(&hash);
+        // Old pods that are not available cost nothing to replace.
+        for (_, pod) in placed.iter().filter(|(_, p)| old(p)) {
+            if !pod_util::is_available(pod, min_ready, now) {
+                to_delete.push(pod);
+            } else if budget > 0 {
+                budget -= 1;
+                to_delete.push(pod);
+            }
+        }
+    }
+
+    let ns_pods: Api<Pod> = Api::namespaced(state.ctx.client.clone(), &ns);
+    let seen = |name: &str| {
+        state
+            .pods
+            .get(&ObjectRef::new(name).within(&ns))
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+    };
+    if state.expectations.satisfied(&key, seen) {
+        let mut created = Vec::new();
+        for node in &to_create {
+            let Some(pod) = util::new_pod(&ds, &hash, node) else {
+                continue;
+            };
+            match ns_pods.create(&PostParams::default(), &pod).await {
+                Ok(p) => {
+                    let name = p.name_any();
+                    state
+                        .recorder
+                        .record(
+                            ds.as_ref(),
+                            EventType::Normal,
+                            "SuccessfulCreate",
+                            format!("Created pod: {name}"),
+                        )
+                        .await;
+                    created.push(name);
+                }
+                Err(e) => {
+                    state
+                        .recorder
+                        .record(
+                            ds.as_ref(),
+                            EventType::Warning,
+                            "FailedCreate",
+                            format!("Error creating: {}", api_message(&e)),
+                        )
+                        .await;
+                }
+            }
+        }
+        let deleted: Vec<String> = to_delete.iter().map(|p| p.name_any()).collect();
+        state.expectations.expect(&key, created, deleted.clone());
+        for name in deleted {
+            match ns_pods.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {
+                    state
+                        .recorder
+                        .record(
+                            ds.as_ref(),
+                            EventType::Normal,
+                            "SuccessfulDelete",
+                            format!("Deleted pod: {name}"),
+                        )
+                        .await;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    state
+                        .recorder
+                        .record(
+                            ds.as_ref(),
+                            EventType::Warning,
+                            "FailedDelete",
+                            format!("Error deleting: {}", api_message(&e)),
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+
+    update_status(&state, &ds, &placed, desired, &hash, &owned, &pod_spec, now).await?;
+    let wait = placed
+        .iter()
+        .filter_map(|(_, p)| pod_util::seconds_until_available(p, min_ready, now))
+        .min();
+    Ok(match wait {
+        Some(secs) => Action::requeue(Duration::from_secs(secs.unsigned_abs() + 1)),
+        None => Action::await_change(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update_status(
+    state: &State,
+    ds: &DaemonSet,
+    placed: &[(String, &Pod)],
+    desired: i32,
+    hash: &str,
+    owned: &[Pod],
+    pod_spec: &k8s_openapi::api::core::v1::PodSpec,
+    now: Timestamp,
+) -> Result<()> {
+    let min_ready = min_ready_seconds(ds);
+    let count = |f: &dyn Fn(&Pod) -> bool| {
+        i32::try_from(placed.iter().filter(|(_, p)| f(p)).count()).unwrap_or(i32::MAX)
+    };
+    let nodes = state.nodes.state();
+    let misscheduled = owned
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(util::pod_node)
+        .filter(|n| {
+            nodes
+                .iter()
+                .find(|node| node.name_any() == *n)
+                .is_none_or(|node| !util::should_run(pod_spec, node))
+        })
+        .count();
+    let available = count(&|p| pod_util::is_available(p, min_ready, now));
+    let status = json!({
+        "desiredNumberScheduled": desired,
+        "currentNumberScheduled": placed.len(),
+        "numberMisscheduled": misscheduled,
+        "numberReady": count(&|p| pod_util::is_ready(p)),
+        "updatedNumberScheduled": count(&|p| p.labels().get(REVISION_LABEL).map(String::as_str) == Some(hash)),
+        "numberAvailable": available,
+        "numberUnavailable": desired - available,
+        "observedGeneration": ds.meta().generation,
+    });
+    let current = serde_json::to_value(&ds.status).unwrap_or(Value::Null);
+    let unchanged = status.as_object().is_some_and(|m| {
+        m.iter()
+            .all(|(k, v)| current[k].as_i64().unwrap_or(0) == v.as_i64().unwrap_or(0))
+    });
+    if unchanged {
+        return Ok(());
+    }
+    let api: Api<DaemonSet> = Api::namespaced(
+        state.ctx.client.clone(),
+        &ds.namespace().unwrap_or_default(),
+    );
+    match api
+        .patch_status(
+            &ds.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
