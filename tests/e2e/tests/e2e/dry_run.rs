@@ -1,6 +1,6 @@
 //! `dryRun=All` through kubectl's `--dry-run=server`, `kubectl diff` and raw requests.
 
-use crate::cluster;
+use crate::api_only_cluster;
 
 const DEPLOYMENT: &str = r#"
 apiVersion: apps/v1
@@ -16,7 +16,7 @@ spec:
 
 #[test]
 fn server_dry_run_validates_and_defaults_but_persists_nothing() {
-    let c = cluster();
+    let c = api_only_cluster();
     let k = c.kubectl();
     // create: the answer is the defaulted object, nothing is stored.
     let d = k.run_stdin(&["create", "--dry-run=server", "-o", "json", "-f", "-"], DEPLOYMENT).unwrap();
