@@ -325,7 +325,7 @@ impl Registry {
 
     /// Fails with upstream's 404 for a namespaced write into a namespace that does not exist, and
     /// the NamespaceLifecycle 403 for one that is terminating.
-    async fn check_namespace(&self, res: &ResourceInfo, ns: Option<&str>, creating: bool) -> Result<(), ApiError> {
+    async fn check_namespace(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, creating: bool) -> Result<(), ApiError> {
         let Some(ns) = ns.filter(|_| res.namespaced()) else { return Ok(()) };
         let key = format!("/registry/core/namespaces/{ns}");
         let kv = self.store.get(&key).await.map_err(ApiError::internal)?;
@@ -335,10 +335,11 @@ impl Registry {
         if creating {
             let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
             if meta::meta_str(&obj, "deletionTimestamp").is_some() {
+                // Upstream's NamespaceLifecycle names the object being created, not the namespace.
                 return Err(ApiError::forbidden(
                     &res.group,
                     &res.plural,
-                    meta::name(&obj),
+                    name,
                     &format!("unable to create new content in namespace {ns} because it is being terminated"),
                 )
                 .with_namespace_terminating(ns));
@@ -358,7 +359,7 @@ impl Registry {
         let name = strategy::resolve_name(res, &mut obj)?;
         // NamespaceLifecycle is the first admission plugin upstream: a missing or terminating
         // namespace is reported before anything else looks at the object.
-        self.check_namespace(res, ns, true).await?;
+        self.check_namespace(res, ns, &name, true).await?;
         let admission = self.admission();
         let req = AdmissionRequest { resource: res, subresource: "", operation: Operation::Create, namespace: ns, name: &name, old: None, dry_run };
         if let Some(chain) = &admission {

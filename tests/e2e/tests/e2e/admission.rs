@@ -141,3 +141,29 @@ fn resource_quota_refuses_over_quota_creates_and_keeps_status_current() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn namespace_lifecycle_refuses_new_content_in_a_terminating_namespace() {
+    let c = cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "namespace", "leaving"]).unwrap();
+    // A finalizer nobody removes keeps the namespace Terminating while its content is deleted.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: leaving\n  finalizers: [example.com/hold]\n",
+    )
+    .unwrap();
+    k.ok(&["delete", "namespace", "leaving", "--wait=false"]).unwrap();
+    let err = k.fails(&["create", "configmap", "late", "-n", "leaving"]).unwrap();
+    assert!(
+        err.contains("configmaps \"late\" is forbidden: unable to create new content in namespace leaving because it is being terminated"),
+        "{err}"
+    );
+    // Releasing the finalizer lets the namespace finish terminating.
+    k.ok(&["patch", "configmap", "held", "-n", "leaving", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while k.run(&["get", "namespace", "leaving"]).unwrap().success {
+        assert!(Instant::now() < deadline, "namespace leaving still exists");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
