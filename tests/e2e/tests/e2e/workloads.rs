@@ -74,7 +74,8 @@ fn statefulset_is_created_in_order_rolled_and_scaled_down_in_reverse() {
     let revision = sts["status"]["updateRevision"].as_str().unwrap().to_string();
     assert!(revision.starts_with("web-"), "{sts}");
     // The API defaults `rollingUpdate.partition: 0`, so kubectl reports a partitioned roll-out.
-    assert_eq!(out.trim(), "partitioned roll out complete: 3 new pods have been updated...");
+    // kubectl prints progress lines ("Waiting for 1 pods to be ready...") until the roll-out ends.
+    assert_eq!(out.trim().lines().last(), Some("partitioned roll out complete: 3 new pods have been updated..."), "{out}");
     assert_eq!(sts["status"]["currentRevision"], revision.as_str());
     for field in ["replicas", "readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas"] {
         assert_eq!(sts["status"][field], 3, "{field}: {}", sts["status"]);
