@@ -82,13 +82,13 @@ fn wants_pretty(headers: &HeaderMap, q: &Query) -> bool {
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let Some(audit) = state.audit.clone() else {
         let audit_id = crate::audit::audit_id_of(req.headers());
-        return with_audit_id(serve_request(state, req, &mut None).await, &audit_id);
+        return with_audit_id(Box::pin(serve_request(state, req, &mut None)).await, &audit_id);
     };
     let source_ip = req.extensions().get::<std::net::SocketAddr>().map(|a| a.ip().to_string()).unwrap_or_else(|| "127.0.0.1".into());
     let mut record = Some(crate::audit::AuditLog::begin(req.uri(), req.headers(), source_ip));
     let audit_state = state.clone();
     // A panic is logged as the request's Panic stage, then left to the panic layer to answer.
-    let served = std::panic::AssertUnwindSafe(serve_request(state, req, &mut record)).catch_unwind().await;
+    let served = std::panic::AssertUnwindSafe(Box::pin(serve_request(state, req, &mut record))).catch_unwind().await;
     let response = match served {
         Ok(r) => r,
         Err(panic) => {
@@ -251,12 +251,12 @@ async fn serve_request(state: Arc<AppState>, req: Request, audit: &mut Option<cr
     };
     let handled = rkube_auth::with_user(user, resource(&state, &info, &parts.headers, &q, accept.as_deref(), bytes, render));
     // Admission plugins (PodSecurity warn, webhooks) add warnings; kubectl prints them.
-    let ((result, warnings), annotations) = rkube_registry::admission::collect_audit_annotations(rkube_registry::admission::collect_warnings(async move {
+    let ((result, warnings), annotations) = rkube_registry::admission::collect_audit_annotations(Box::pin(rkube_registry::admission::collect_warnings(async move {
         match writer {
             Some(w) => rkube_registry::ownership::with_writer(w, handled).await,
             None => handled.await,
         }
-    }))
+    })))
     .await;
     if let Some(rec) = audit.as_mut() {
         rec.annotations = annotations;

@@ -167,3 +167,95 @@ fn namespace_lifecycle_refuses_new_content_in_a_terminating_namespace() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+#[test]
+fn pod_security_warns_about_workload_templates_in_warn_mode() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "namespace", "strict"]).unwrap();
+    k.ok(&["label", "namespace", "strict", "pod-security.kubernetes.io/warn=restricted"]).unwrap();
+    let o = k.run(&["create", "deployment", "web", "--image=registry.example/nginx:1.25", "-n", "strict"]).unwrap();
+    assert!(o.success, "{}", o.stderr);
+    assert!(
+        o.stderr.contains(
+            "Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"nginx\" must set securityContext.allowPrivilegeEscalation=false), \
+             unrestricted capabilities (container \"nginx\" must set securityContext.capabilities.drop=[\"ALL\"]), \
+             runAsNonRoot != true (pod or container \"nginx\" must set securityContext.runAsNonRoot=true), \
+             seccompProfile (pod or container \"nginx\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+        ),
+        "{}",
+        o.stderr
+    );
+    // A CronJob's template is nested one level deeper; an update that leaves the template alone
+    // (scaling) is not re-checked.
+    let o = k.run(&["create", "cronjob", "tick", "--image=registry.example/busybox", "--schedule=*/5 * * * *", "-n", "strict"]).unwrap();
+    assert!(o.stderr.contains("Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"tick\""), "{}", o.stderr);
+    let o = k.run(&["scale", "deployment", "web", "--replicas=2", "-n", "strict"]).unwrap();
+    assert!(o.success && !o.stderr.contains("PodSecurity"), "{}", o.stderr);
+}
+
+#[test]
+fn pod_security_baseline_refuses_each_newer_check_with_upstream_text() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "namespace", "base"]).unwrap();
+    k.ok(&["label", "namespace", "base", "pod-security.kubernetes.io/enforce=baseline"]).unwrap();
+    let cases = [
+        ("sysctl", "", "  securityContext: {sysctls: [{name: kernel.msgmax, value: '65536'}]}\n", "forbidden sysctls (kernel.msgmax)"),
+        ("selinux", ", securityContext: {seLinuxOptions: {type: spc_t}}", "", "seLinuxOptions (container \"c\" set forbidden securityContext.seLinuxOptions: type \"spc_t\")"),
+        ("seccomp", "", "  securityContext: {seccompProfile: {type: Unconfined}}\n", "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")"),
+        ("apparmor", ", securityContext: {appArmorProfile: {type: Unconfined}}", "", "forbidden AppArmor profile (container \"c\" must not set AppArmor profile type to \"Unconfined\")"),
+        ("capadd", ", securityContext: {capabilities: {add: [SYS_ADMIN, NET_RAW]}}", "", "non-default capabilities (container \"c\" must not include \"NET_RAW\", \"SYS_ADMIN\" in securityContext.capabilities.add)"),
+        ("ports", ", ports: [{containerPort: 80, hostPort: 8080}]", "", "hostPort (container \"c\" uses hostPort 8080)"),
+    ];
+    for (name, container_extra, spec_extra, detail) in cases {
+        let o = k.run_stdin(&["create", "-n", "base", "-f", "-"], &pod_with(name, container_extra, spec_extra)).unwrap();
+        assert!(!o.success, "{name} was admitted");
+        let want = format!("pods \"{name}\" is forbidden: violates PodSecurity \"baseline:latest\": {detail}");
+        assert!(o.stderr.contains(&want), "want {want}\ngot {}", o.stderr);
+    }
+    // The AppArmor annotation is checked as well as the field.
+    let annotated = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: annotated\n  annotations: {container.apparmor.security.beta.kubernetes.io/c: unconfined}\nspec:\n  containers: [{name: c, image: nginx}]\n";
+    let o = k.run_stdin(&["create", "-n", "base", "-f", "-"], annotated).unwrap();
+    assert!(
+        o.stderr.contains(r#"forbidden AppArmor profile (annotation must not set AppArmor profile type to "container.apparmor.security.beta.kubernetes.io/c=\"unconfined\"")"#),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn pod_security_validates_namespace_labels_and_warns_about_existing_pods() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "namespace", "team"]).unwrap();
+    let err = k.fails(&["label", "namespace", "team", "pod-security.kubernetes.io/enforce=strict"]).unwrap();
+    assert!(
+        err.contains(
+            "The Namespace \"team\" is invalid: metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"strict\": must be one of privileged, baseline, restricted"
+        ),
+        "{err}"
+    );
+    let err = k.fails(&["label", "namespace", "team", "pod-security.kubernetes.io/warn-version=1.30"]).unwrap();
+    assert!(err.contains("metadata.labels[pod-security.kubernetes.io/warn-version]: Invalid value: \"1.30\": must be \"latest\" or \"v1.x\""), "{err}");
+    for name in ["priv-a", "priv-b"] {
+        k.ok_stdin(&["create", "-n", "team", "-f", "-"], &pod(name, ", securityContext: {privileged: true}")).unwrap();
+    }
+    k.ok_stdin(&["create", "-n", "team", "-f", "-"], &pod_with("hostnet", "", "  hostNetwork: true\n")).unwrap();
+    let o = k.run(&["label", "namespace", "team", "pod-security.kubernetes.io/enforce=baseline", "pod-security.kubernetes.io/enforce-version=v1.30"]).unwrap();
+    assert!(o.success, "{}", o.stderr);
+    let warnings: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("Warning: ")).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "Warning: existing pods in namespace \"team\" violate the new PodSecurity enforce level \"baseline:v1.30\"",
+            "Warning: hostnet: host namespaces",
+            "Warning: priv-a (and 1 other pod): privileged",
+        ],
+        "{}",
+        o.stderr
+    );
+    // Relaxing the level does not re-check pods.
+    let o = k.run(&["label", "--overwrite", "namespace", "team", "pod-security.kubernetes.io/enforce=privileged"]).unwrap();
+    assert!(o.success && !o.stderr.contains("Warning"), "{}", o.stderr);
+}
