@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod plugins;
+pub mod quota;
 pub mod quota_controller;
 pub mod webhook;
 

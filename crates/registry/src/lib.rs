@@ -24,4 +24,5 @@ pub mod watch;
 
 pub use options::{DeleteOptions, ListOptions};
 pub use store::{DeleteOutcome, Registry, RegistryConfig, WriteCheck};
-pub use watch::{WatchEventOut, WatchStart};
+pub use watch::{Change, WatchEventOut, WatchStart};
+pub use rkube_watch_cache::EventKind;

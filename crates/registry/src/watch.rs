@@ -187,3 +187,46 @@ impl WatchStart {
         }
     }
 }
+
+/// One change to a stored object, as in-process controllers that follow many resources see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Added, Modified or Deleted.
+    pub kind: EventKind,
+    /// The API group (`""` for core).
+    pub group: String,
+    /// The resource.
+    pub plural: String,
+    /// The namespace, for namespaced objects.
+    pub namespace: Option<String>,
+}
+
+impl Change {
+    /// Reads a storage key (`/registry/<group|core>/<plural>/[<namespace>/]<name>`).
+    fn from_key(kind: EventKind, key: &str) -> Option<Self> {
+        let parts: Vec<&str> = key.trim_start_matches('/').split('/').collect();
+        let (group, plural, namespace) = match parts.as_slice() {
+            ["registry", g, p, ns, _name] => (*g, *p, Some(ns.to_string())),
+            ["registry", g, p, _name] => (*g, *p, None),
+            _ => return None,
+        };
+        let group = if group == "core" { "" } else { group };
+        Some(Self { kind, group: group.to_string(), plural: plural.to_string(), namespace })
+    }
+}
+
+impl Registry {
+    /// Every change to any object from now on. The stream ends when the watch cache drops this
+    /// watcher (too slow to keep up, or shutdown); callers re-open it and resynchronise.
+    pub fn changes(&self) -> futures::stream::BoxStream<'static, Change> {
+        use futures::StreamExt;
+        let Ok(watcher) = self.cache.watch("/registry/", self.cache.revision()) else {
+            return futures::stream::empty().boxed();
+        };
+        watcher
+            .into_stream()
+            .take_while(|e| std::future::ready(e.is_ok()))
+            .filter_map(|e| std::future::ready(e.ok().and_then(|e| Change::from_key(e.kind, e.key()))))
+            .boxed()
+    }
+}

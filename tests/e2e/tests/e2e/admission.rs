@@ -259,3 +259,93 @@ fn pod_security_validates_namespace_labels_and_warns_about_existing_pods() {
     let o = k.run(&["label", "--overwrite", "namespace", "team", "pod-security.kubernetes.io/enforce=privileged"]).unwrap();
     assert!(o.success && !o.stderr.contains("Warning"), "{}", o.stderr);
 }
+
+/// Waits until the controller has copied a quota's hard limits into its status.
+fn wait_for_quota_status(k: &rkube_testkit::Kubectl, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = k.json(&["get", "quota", name, "-o", "json"]).unwrap();
+        if q["status"]["hard"] == q["spec"]["hard"] && q["status"]["used"].is_object() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "quota {name} never synced: {q}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn resource_quota_charges_usage_at_admission_and_counts_any_resource() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "quota", "q", "--hard=pods=2,count/deployments.apps=1,requests.memory=1Gi"]).unwrap();
+    wait_for_quota_status(&k, "q");
+    k.ok_stdin(&["create", "-f", "-"], &pod("one", ", resources: {requests: {memory: 256Mi}}")).unwrap();
+    // Charged by admission itself: no wait for the controller.
+    let q = k.json(&["get", "quota", "q", "-o", "json"]).unwrap();
+    assert_eq!(q["status"]["used"]["pods"], "1", "{q}");
+    assert_eq!(q["status"]["used"]["requests.memory"], "256Mi", "{q}");
+    let o = k.run_stdin(&["create", "-f", "-"], &pod("big", ", resources: {requests: {memory: 1Gi}}")).unwrap();
+    assert!(
+        o.stderr.contains("pods \"big\" is forbidden: exceeded quota: q, requested: requests.memory=1Gi, used: requests.memory=256Mi, limited: requests.memory=1Gi"),
+        "{}",
+        o.stderr
+    );
+    k.ok(&["create", "deployment", "web", "--image=registry.example/nginx:1.25"]).unwrap();
+    let err = k.fails(&["create", "deployment", "api", "--image=registry.example/nginx:1.25"]).unwrap();
+    assert!(
+        err.contains(
+            "deployments.apps \"api\" is forbidden: exceeded quota: q, requested: count/deployments.apps=1, used: count/deployments.apps=1, limited: count/deployments.apps=1"
+        ),
+        "{err}"
+    );
+    // Deleting releases usage through the controller.
+    k.ok(&["delete", "pod", "one", "--wait=false"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = k.json(&["get", "quota", "q", "-o", "json"]).unwrap();
+        if q["status"]["used"]["pods"] == "0" && q["status"]["used"]["requests.memory"] == "0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "usage not released: {q}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn resource_quota_scopes_select_the_pods_they_limit() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: besteffort}\nspec:\n  hard: {pods: '1'}\n  scopes: [BestEffort]\n---\n\
+         apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: bounded}\nspec:\n  hard: {pods: '5'}\n  scopes: [Terminating]\n",
+    )
+    .unwrap();
+    wait_for_quota_status(&k, "besteffort");
+    k.ok_stdin(&["create", "-f", "-"], &pod("free", "")).unwrap();
+    // A pod with requests is not BestEffort: the scoped quota ignores it.
+    k.ok_stdin(&["create", "-f", "-"], &pod("sized", ", resources: {requests: {cpu: 100m}}")).unwrap();
+    let o = k.run_stdin(&["create", "-f", "-"], &pod("free2", "")).unwrap();
+    assert!(o.stderr.contains("pods \"free2\" is forbidden: exceeded quota: besteffort, requested: pods=1, used: pods=1, limited: pods=1"), "{}", o.stderr);
+    k.ok_stdin(&["create", "-f", "-"], &pod_with("deadline", ", resources: {requests: {cpu: 100m}}", "  activeDeadlineSeconds: 60\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let be = k.json(&["get", "quota", "besteffort", "-o", "json"]).unwrap();
+        let term = k.json(&["get", "quota", "bounded", "-o", "json"]).unwrap();
+        if be["status"]["used"]["pods"] == "1" && term["status"]["used"]["pods"] == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "scoped usage wrong: {be} {term}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn resource_quota_requires_requests_and_limits_it_tracks() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "quota", "compute", "--hard=requests.cpu=2,limits.cpu=4"]).unwrap();
+    let o = k.run_stdin(&["create", "-f", "-"], &pod("bare", ", resources: {limits: {memory: 64Mi}}")).unwrap();
+    assert!(o.stderr.contains("pods \"bare\" is forbidden: failed quota: compute: must specify limits.cpu for: c; requests.cpu for: c"), "{}", o.stderr);
+    k.ok_stdin(&["create", "-f", "-"], &pod("sized", ", resources: {requests: {cpu: 500m}, limits: {cpu: '1'}}")).unwrap();
+}
