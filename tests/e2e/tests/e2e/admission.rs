@@ -349,3 +349,43 @@ fn resource_quota_requires_requests_and_limits_it_tracks() {
     assert!(o.stderr.contains("pods \"bare\" is forbidden: failed quota: compute: must specify limits.cpu for: c; requests.cpu for: c"), "{}", o.stderr);
     k.ok_stdin(&["create", "-f", "-"], &pod("sized", ", resources: {requests: {cpu: 500m}, limits: {cpu: '1'}}")).unwrap();
 }
+
+#[test]
+fn pod_security_configuration_sets_defaults_and_exemptions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pod-security.yaml"),
+        "apiVersion: pod-security.admission.config.k8s.io/v1\nkind: PodSecurityConfiguration\n\
+         defaults: {enforce: baseline, enforce-version: latest}\n\
+         exemptions: {namespaces: [trusted], runtimeClasses: [sandboxed], usernames: []}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("admission.yaml");
+    std::fs::write(&config, "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n  path: pod-security.yaml\n").unwrap();
+    let c = rkube_testkit::TestCluster::start_with(&[
+        "--disable=controller-manager,scheduler,node-lifecycle",
+        "--disable-admission-plugins=ServiceAccount",
+        &format!("--admission-control-config-file={}", config.display()),
+    ])
+    .unwrap();
+    let k = c.kubectl();
+    let privileged = pod("priv", ", securityContext: {privileged: true}");
+    // No labels: the configured default applies.
+    let o = k.run_stdin(&["create", "-f", "-"], &privileged).unwrap();
+    assert!(
+        o.stderr.contains("pods \"priv\" is forbidden: violates PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)"),
+        "{}",
+        o.stderr
+    );
+    // An exempt runtime class and an exempt namespace are not checked.
+    k.ok_stdin(&["create", "-f", "-"], &pod_with("sandboxed", ", securityContext: {privileged: true}", "  runtimeClassName: sandboxed\n")).unwrap();
+    k.ok(&["create", "namespace", "trusted"]).unwrap();
+    k.ok_stdin(&["create", "-n", "trusted", "-f", "-"], &privileged).unwrap();
+    let o = k.run(&["label", "namespace", "trusted", "pod-security.kubernetes.io/enforce=restricted"]).unwrap();
+    assert!(o.success, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("Warning: namespace \"trusted\" is exempt from Pod Security, and the policy (enforce=restricted:latest) will be ignored"),
+        "{}",
+        o.stderr
+    );
+}

@@ -10,8 +10,9 @@
 //! - Namespace writes with invalid policy labels are refused (422); tightening the enforce level
 //!   answers with warnings naming the existing pods that would violate it.
 //!
-//! Exemptions (usernames, namespaces, runtime classes) need an AdmissionConfiguration, which
-//! this server does not read yet.
+//! A PodSecurityConfiguration (`--admission-control-config-file`) sets the default policy of
+//! namespaces without labels and exempts usernames, namespaces and runtime classes (the request
+//! is then only annotated `pod-security.kubernetes.io/exempt`).
 
 mod checks;
 
@@ -92,13 +93,17 @@ impl LevelVersion {
     }
 }
 
-/// A namespace's policy per mode (upstream `PolicyToEvaluate`), with the label errors found.
-/// An invalid level is evaluated as restricted and an invalid version as latest, as upstream.
-pub fn policy_of(labels: &Value) -> (BTreeMap<&'static str, LevelVersion>, Vec<FieldError>) {
+/// A policy per mode (`enforce`, `audit`, `warn`).
+pub type Policy = BTreeMap<&'static str, LevelVersion>;
+
+/// A namespace's policy per mode (upstream `PolicyToEvaluate`): the labels over `defaults`, with
+/// the label errors found. An invalid level is evaluated as restricted and an invalid version as
+/// latest, as upstream.
+pub fn policy_of(labels: &Value, defaults: &Policy) -> (Policy, Vec<FieldError>) {
     let mut errors = Vec::new();
     let mut policy = BTreeMap::new();
     for mode in MODES {
-        let mut lv = LevelVersion::PRIVILEGED;
+        let mut lv = defaults.get(mode).copied().unwrap_or(LevelVersion::PRIVILEGED);
         let level_key = format!("{LABEL_PREFIX}{mode}");
         if let Some(text) = labels[&level_key].as_str() {
             lv.level = Level::parse(text).unwrap_or_else(|| {
@@ -151,8 +156,56 @@ fn template_of<'a>(group: &str, plural: &str, obj: &'a Value) -> Option<&'a Valu
     Some(t)
 }
 
-/// The plugin.
-pub struct PodSecurity;
+/// The plugin, with its configuration.
+#[derive(Debug, Default)]
+pub struct PodSecurity {
+    defaults: Policy,
+    exempt_usernames: Vec<String>,
+    exempt_namespaces: Vec<String>,
+    exempt_runtime_classes: Vec<String>,
+}
+
+impl PodSecurity {
+    /// The plugin as a PodSecurityConfiguration (`pod-security.admission.config.k8s.io/v1`)
+    /// sets it up; privileged:latest everywhere without one.
+    pub fn new(config: Option<&Value>) -> Result<Self, String> {
+        let Some(config) = config else { return Ok(Self::default()) };
+        if config["kind"] != "PodSecurityConfiguration" {
+            return Err("PodSecurity configuration: expected kind PodSecurityConfiguration of pod-security.admission.config.k8s.io/v1".into());
+        }
+        let mut defaults = Policy::new();
+        for mode in MODES {
+            let mut lv = LevelVersion::PRIVILEGED;
+            if let Some(level) = config["defaults"][mode].as_str() {
+                lv.level = Level::parse(level).ok_or_else(|| format!("PodSecurity configuration: defaults.{mode}: must be one of privileged, baseline, restricted"))?;
+            }
+            if let Some(version) = config["defaults"][format!("{mode}-version")].as_str() {
+                lv.version = Version::parse(version).ok_or_else(|| format!("PodSecurity configuration: defaults.{mode}-version: must be \"latest\" or \"v1.x\""))?;
+            }
+            defaults.insert(mode, lv);
+        }
+        let list = |k: &str| -> Vec<String> { config["exemptions"][k].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect() };
+        Ok(Self { defaults, exempt_usernames: list("usernames"), exempt_namespaces: list("namespaces"), exempt_runtime_classes: list("runtimeClasses") })
+    }
+
+    /// Why the request is exempt (upstream's order: namespace, user, runtime class), if it is.
+    fn exemption(&self, ctx: &Context<'_>, spec: &Value) -> Option<&'static str> {
+        if self.exempt_namespaces.iter().any(|n| n == ctx.namespace()) {
+            return Some("namespace");
+        }
+        if self.exempt_usernames.iter().any(|u| *u == ctx.user.name) {
+            return Some("user");
+        }
+        let class = spec["runtimeClassName"].as_str()?;
+        self.exempt_runtime_classes.iter().any(|c| c == class).then_some("runtimeClass")
+    }
+
+    /// The policy of the request's namespace.
+    async fn namespace_policy(&self, ctx: &Context<'_>) -> Result<Option<Policy>, ApiError> {
+        let Some(ns) = ctx.get("", "v1", "namespaces", None, ctx.namespace()).await? else { return Ok(None) };
+        Ok(Some(policy_of(&ns["metadata"]["labels"], &self.defaults).0))
+    }
+}
 
 #[async_trait::async_trait]
 impl Plugin for PodSecurity {
@@ -163,10 +216,10 @@ impl Plugin for PodSecurity {
         }
         let res = ctx.req.resource;
         if ctx.is("", "namespaces") {
-            return validate_namespace(ctx, obj).await;
+            return self.validate_namespace(ctx, obj).await;
         }
         if ctx.is_pod_create() {
-            return validate_pod(ctx, &obj["metadata"], &obj["spec"]).await;
+            return self.validate_pod(ctx, &obj["metadata"], &obj["spec"]).await;
         }
         let Some(template) = template_of(&res.group, &res.plural, obj) else { return Ok(()) };
         if ctx.req.operation == Operation::Update
@@ -177,36 +230,42 @@ impl Plugin for PodSecurity {
             // Updates that leave the pod template alone (scaling, labels) are not re-checked.
             return Ok(());
         }
-        validate_workload(ctx, &template["metadata"], &template["spec"]).await
+        self.validate_workload(ctx, &template["metadata"], &template["spec"]).await
     }
 }
 
-async fn namespace_policy(ctx: &Context<'_>) -> Result<BTreeMap<&'static str, LevelVersion>, ApiError> {
-    let Some(ns) = ctx.get("", "v1", "namespaces", None, ctx.namespace()).await? else { return Ok(BTreeMap::new()) };
-    Ok(policy_of(&ns["metadata"]["labels"]).0)
-}
-
-async fn validate_pod(ctx: &Context<'_>, meta: &Value, spec: &Value) -> Result<(), ApiError> {
-    let policy = namespace_policy(ctx).await?;
-    let Some(enforce) = policy.get("enforce") else { return Ok(()) };
-    add_audit_annotation(format!("{LABEL_PREFIX}enforce-policy"), enforce.to_string());
-    let denied = enforce.violations(meta, spec);
-    audit_and_warn(&policy, meta, spec, !denied.is_empty());
-    if !denied.is_empty() {
-        return Err(ctx.forbidden(&format!("violates PodSecurity \"{enforce}\": {}", join(&denied))));
+impl PodSecurity {
+    async fn validate_pod(&self, ctx: &Context<'_>, meta: &Value, spec: &Value) -> Result<(), ApiError> {
+        if let Some(why) = self.exemption(ctx, spec) {
+            add_audit_annotation(format!("{LABEL_PREFIX}exempt"), why);
+            return Ok(());
+        }
+        let Some(policy) = self.namespace_policy(ctx).await? else { return Ok(()) };
+        let enforce = policy["enforce"];
+        add_audit_annotation(format!("{LABEL_PREFIX}enforce-policy"), enforce.to_string());
+        let denied = enforce.violations(meta, spec);
+        audit_and_warn(&policy, meta, spec, !denied.is_empty());
+        if !denied.is_empty() {
+            return Err(ctx.forbidden(&format!("violates PodSecurity \"{enforce}\": {}", join(&denied))));
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-async fn validate_workload(ctx: &Context<'_>, meta: &Value, spec: &Value) -> Result<(), ApiError> {
-    let policy = namespace_policy(ctx).await?;
-    audit_and_warn(&policy, meta, spec, false);
-    Ok(())
+    async fn validate_workload(&self, ctx: &Context<'_>, meta: &Value, spec: &Value) -> Result<(), ApiError> {
+        if let Some(why) = self.exemption(ctx, spec) {
+            add_audit_annotation(format!("{LABEL_PREFIX}exempt"), why);
+            return Ok(());
+        }
+        if let Some(policy) = self.namespace_policy(ctx).await? {
+            audit_and_warn(&policy, meta, spec, false);
+        }
+        Ok(())
+    }
 }
 
 /// Audit mode annotates the audit event; warn mode adds warnings unless the request is refused
 /// anyway (upstream does not warn on a request it rejects).
-fn audit_and_warn(policy: &BTreeMap<&'static str, LevelVersion>, meta: &Value, spec: &Value, refused: bool) {
+fn audit_and_warn(policy: &Policy, meta: &Value, spec: &Value, refused: bool) {
     if let Some(audit) = policy.get("audit") {
         let v = audit.violations(meta, spec);
         if !v.is_empty() {
@@ -224,57 +283,89 @@ fn audit_and_warn(policy: &BTreeMap<&'static str, LevelVersion>, meta: &Value, s
     }
 }
 
-/// Refuses invalid policy labels; when an update tightens enforcement, warns about the existing
-/// pods that would violate it (upstream `ValidateNamespace`, `EvaluatePodsInNamespace`).
-async fn validate_namespace(ctx: &Context<'_>, ns: &Value) -> Result<(), ApiError> {
-    let (policy, errors) = policy_of(&ns["metadata"]["labels"]);
-    let name = ns["metadata"]["name"].as_str().unwrap_or(ctx.req.name);
-    let refuse = |errors: &[FieldError]| Err(ApiError::invalid("", "Namespace", name, errors));
-    let Some(old) = ctx.req.old.filter(|_| ctx.req.operation == Operation::Update) else {
-        return if errors.is_empty() { Ok(()) } else { refuse(&errors) };
-    };
-    let (old_policy, old_errors) = policy_of(&old["metadata"]["labels"]);
-    // Labels that were already invalid the same way do not block unrelated updates.
-    if !errors.is_empty() && (old_errors.is_empty() || format!("{errors:?}") != format!("{old_errors:?}")) {
-        return refuse(&errors);
-    }
-    let (enforce, old_enforce) = (policy["enforce"], old_policy["enforce"]);
-    if enforce == old_enforce || enforce.level == Level::Privileged || (enforce.version == old_enforce.version && enforce.level <= old_enforce.level) {
-        return Ok(());
-    }
-    let pods = ctx.list("", "v1", "pods", Some(name)).await?;
-    // Each distinct set of failed checks is reported once, named by its alphabetically first pod.
-    let mut by_reasons: BTreeMap<String, (String, usize)> = BTreeMap::new();
-    for pod in &pods {
-        let v = enforce.violations(&pod["metadata"], &pod["spec"]);
-        if v.is_empty() {
-            continue;
+impl PodSecurity {
+    /// Refuses invalid policy labels; when an update tightens enforcement, warns about the existing
+    /// pods that would violate it (upstream `ValidateNamespace`, `EvaluatePodsInNamespace`).
+    async fn validate_namespace(&self, ctx: &Context<'_>, ns: &Value) -> Result<(), ApiError> {
+        let labels = &ns["metadata"]["labels"];
+        let (policy, errors) = policy_of(labels, &self.defaults);
+        let name = ns["metadata"]["name"].as_str().unwrap_or(ctx.req.name);
+        let refuse = |errors: &[FieldError]| Err(ApiError::invalid("", "Namespace", name, errors));
+        let old = ctx.req.old.filter(|_| ctx.req.operation == Operation::Update);
+        let (old_policy, old_errors) = match old {
+            Some(old) => policy_of(&old["metadata"]["labels"], &self.defaults),
+            None => (Policy::new(), Vec::new()),
+        };
+        // On update, labels that were already invalid the same way do not block unrelated changes.
+        if !errors.is_empty() && (old.is_none() || old_errors.is_empty() || format!("{errors:?}") != format!("{old_errors:?}")) {
+            return refuse(&errors);
         }
-        let reasons = v.iter().map(|v| v.reason.as_str()).collect::<Vec<_>>().join(", ");
-        let pod_name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let entry = by_reasons.entry(reasons).or_insert((pod_name.clone(), 0));
-        if pod_name < entry.0 {
-            entry.0 = pod_name;
+        if self.exempt_namespaces.iter().any(|n| n == name) {
+            if let Some(w) = self.exempt_namespace_warning(name, &policy, labels) {
+                add_warning(w);
+            }
+            return Ok(());
         }
-        entry.1 += 1;
+        if old.is_none() {
+            return Ok(());
+        }
+        let (enforce, old_enforce) = (policy["enforce"], old_policy["enforce"]);
+        if enforce == old_enforce || enforce.level == Level::Privileged || (enforce.version == old_enforce.version && enforce.level <= old_enforce.level) {
+            return Ok(());
+        }
+        let pods = ctx.list("", "v1", "pods", Some(name)).await?;
+        // Each distinct set of failed checks is reported once, named by its alphabetically first pod.
+        let mut by_reasons: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        for pod in &pods {
+            let v = enforce.violations(&pod["metadata"], &pod["spec"]);
+            if v.is_empty() {
+                continue;
+            }
+            let reasons = v.iter().map(|v| v.reason.as_str()).collect::<Vec<_>>().join(", ");
+            let pod_name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let entry = by_reasons.entry(reasons).or_insert((pod_name.clone(), 0));
+            if pod_name < entry.0 {
+                entry.0 = pod_name;
+            }
+            entry.1 += 1;
+        }
+        if by_reasons.is_empty() {
+            return Ok(());
+        }
+        add_warning(format!("existing pods in namespace \"{name}\" violate the new PodSecurity enforce level \"{enforce}\""));
+        let mut lines: Vec<String> = by_reasons
+            .into_iter()
+            .map(|(reasons, (pod, count))| match count {
+                1 => format!("{pod}: {reasons}"),
+                2 => format!("{pod} (and 1 other pod): {reasons}"),
+                n => format!("{pod} (and {} other pods): {reasons}", n - 1),
+            })
+            .collect();
+        lines.sort();
+        for l in lines {
+            add_warning(l);
+        }
+        Ok(())
     }
-    if by_reasons.is_empty() {
-        return Ok(());
+
+    /// Upstream's `exemptNamespaceWarning`: the explicitly labelled, non-privileged modes of an
+    /// exempt namespace, which will not apply.
+    fn exempt_namespace_warning(&self, name: &str, policy: &Policy, labels: &Value) -> Option<String> {
+        if policy.values().all(|lv| lv.level == Level::Privileged) || *policy == self.defaults_or_privileged() {
+            return None;
+        }
+        let labelled = |mode: &str| !labels[format!("{LABEL_PREFIX}{mode}")].is_null() || !labels[format!("{LABEL_PREFIX}{mode}-version")].is_null();
+        let parts: Vec<String> = MODES
+            .iter()
+            .filter(|m| policy[**m].level != Level::Privileged && labelled(m))
+            .map(|m| format!("{m}={}", policy[*m]))
+            .collect();
+        Some(format!("namespace \"{name}\" is exempt from Pod Security, and the policy ({}) will be ignored", parts.join(", ")))
     }
-    add_warning(format!("existing pods in namespace \"{name}\" violate the new PodSecurity enforce level \"{enforce}\""));
-    let mut lines: Vec<String> = by_reasons
-        .into_iter()
-        .map(|(reasons, (pod, count))| match count {
-            1 => format!("{pod}: {reasons}"),
-            2 => format!("{pod} (and 1 other pod): {reasons}"),
-            n => format!("{pod} (and {} other pods): {reasons}", n - 1),
-        })
-        .collect();
-    lines.sort();
-    for l in lines {
-        add_warning(l);
+
+    fn defaults_or_privileged(&self) -> Policy {
+        MODES.iter().map(|m| (*m, self.defaults.get(m).copied().unwrap_or(LevelVersion::PRIVILEGED))).collect()
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -295,7 +386,7 @@ mod tests {
     #[test]
     fn invalid_labels_are_reported_and_evaluated_strictly() {
         let labels = json!({"pod-security.kubernetes.io/enforce": "bogus", "pod-security.kubernetes.io/warn-version": "v1"});
-        let (policy, errors) = policy_of(&labels);
+        let (policy, errors) = policy_of(&labels, &Policy::new());
         assert_eq!(policy["enforce"].level, Level::Restricted);
         assert_eq!(errors.len(), 2);
     }
