@@ -5,8 +5,9 @@
 //! `namespaceObject`: a condition that is false skips the webhook; evaluation errors (with no
 //! false condition) follow the webhook's failurePolicy.
 //!
-//! Not yet: the `authorizer` variable, and compile-time type checking (a non-boolean result or an
-//! unknown variable is reported when evaluated, not when written).
+//! Not yet: the `authorizer` variable (declared, so expressions using it are accepted, but
+//! evaluating it is an error), and compile-time type checking (a non-boolean result is reported
+//! when evaluated, not when written).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -14,6 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cel::{Context as CelContext, Program};
 use rkube_apimachinery::{FieldError, FieldErrorType};
 use serde_json::Value;
+
+/// The variables expressions may use (upstream's webhook matchConditions environment).
+const VARIABLES: [&str; 5] = ["object", "oldObject", "request", "namespaceObject", "authorizer"];
 
 /// Upstream's limit on conditions per webhook.
 const MAX_CONDITIONS: usize = 64;
@@ -26,6 +30,9 @@ fn compiled(expression: &str) -> Result<Arc<Program>, String> {
         return Ok(p);
     }
     let program = Arc::new(Program::compile(expression).map_err(|e| e.to_string())?);
+    if let Some(e) = undeclared_reference(&program, expression) {
+        return Err(e);
+    }
     if let Ok(mut c) = cache.lock() {
         // Bounded: configurations are few; a flood of distinct expressions starts over.
         if c.len() > 1024 {
@@ -34,6 +41,50 @@ fn compiled(expression: &str) -> Result<Arc<Program>, String> {
         c.insert(expression.to_string(), program.clone());
     }
     Ok(program)
+}
+
+/// cel-go's check for variables outside the environment: `undeclared reference to 'x'`, with
+/// the position of its first use. Names bound by macros (`all(c, …)`) are the macro's own.
+fn undeclared_reference(program: &Program, expression: &str) -> Option<String> {
+    let bound = macro_bound_names(expression);
+    let references = program.references();
+    let mut unknown: Vec<&str> = references.variables().into_iter().filter(|v| !VARIABLES.contains(v) && !bound.iter().any(|b| b == v)).collect();
+    unknown.sort();
+    let name = unknown.first()?;
+    let (line_no, column, line) = first_use(expression, name);
+    Some(format!("ERROR: <input>:{line_no}:{column}: undeclared reference to '{name}' (in container '')\n| {line}\n| {:.>column$}", "^"))
+}
+
+/// Identifiers bound as iteration variables of comprehension macros (`x.all(v, …)`).
+fn macro_bound_names(expression: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for m in ["all(", "exists(", "exists_one(", "map(", "filter("] {
+        for (i, _) in expression.match_indices(m) {
+            let rest = &expression[i + m.len()..];
+            if let Some((var, _)) = rest.split_once(',') {
+                let var = var.trim();
+                if !var.is_empty() && var.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                    names.push(var.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The 1-based line and column of the first whole-word use of `name`, and that line.
+fn first_use<'a>(expression: &'a str, name: &str) -> (usize, usize, &'a str) {
+    for (n, line) in expression.lines().enumerate() {
+        for (i, _) in line.match_indices(name) {
+            let before = line[..i].chars().last();
+            let after = line[i + name.len()..].chars().next();
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+            if !word(before) && !after.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                return (n + 1, i + 1, line);
+            }
+        }
+    }
+    (1, 1, expression.lines().next().unwrap_or(""))
 }
 
 /// A qualified name (`[prefix/]name`), as `validation.IsQualifiedName`.
@@ -175,5 +226,14 @@ mod tests {
         assert!(errors[2].starts_with("webhooks[0].matchConditions[2].name: Invalid value: \"bad name\": name part must consist"), "{}", errors[2]);
         assert_eq!(errors[3], "webhooks[0].matchConditions[2].expression: Required value");
         assert_eq!(errors[4], "webhooks[1].matchConditions: Too many: 65: must have at most 64 items");
+    }
+
+    #[test]
+    fn unknown_variables_are_refused_but_macro_variables_are_not() {
+        let config = |e: &str| json!({"webhooks": [{"matchConditions": [{"name": "c", "expression": e}]}]});
+        let errors = validate(&config("params.x == 1 && object.metadata.name != ''"));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].detail.starts_with("compilation failed: ERROR: <input>:1:1: undeclared reference to 'params' (in container '')"), "{}", errors[0].detail);
+        assert!(validate(&config("object.spec.containers.all(c, c.image != '') && request.name.startsWith('a')")).is_empty());
     }
 }

@@ -221,8 +221,7 @@ fn pod_security_baseline_refuses_each_newer_check_with_upstream_text() {
         o.stderr.contains(r#"forbidden AppArmor profile (annotation must not set AppArmor profile type to "container.apparmor.security.beta.kubernetes.io/c=\"unconfined\"")"#),
         "{}",
         o.stderr
-    );
-}
+    );}
 
 #[test]
 fn pod_security_validates_namespace_labels_and_warns_about_existing_pods() {

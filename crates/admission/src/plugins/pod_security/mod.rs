@@ -2,7 +2,7 @@
 //! through `pod-security.kubernetes.io/<mode>[-version]` labels (upstream
 //! `staging/src/k8s.io/pod-security-admission/admission/admission.go`).
 //!
-//! - Pod creates are checked in all three modes: `enforce` refuses, `warn` adds `Warning`
+//! - Pod creates (and ephemeral containers added to a pod) are checked in all three modes: `enforce` refuses, `warn` adds `Warning`
 //!   headers, `audit` adds the `pod-security.kubernetes.io/audit-violations` annotation to the
 //!   request's audit event.
 //! - Writes of workload resources with a pod template are checked in `warn` and `audit` mode
@@ -211,14 +211,17 @@ impl PodSecurity {
 impl Plugin for PodSecurity {
     async fn validate(&self, ctx: &Context<'_>, obj: Option<&Value>) -> Result<(), ApiError> {
         let Some(obj) = obj else { return Ok(()) };
-        if !ctx.req.subresource.is_empty() || !matches!(ctx.req.operation, Operation::Create | Operation::Update) {
+        let res = ctx.req.resource;
+        // Adding ephemeral containers (kubectl debug) is checked like a new pod, as upstream;
+        // other subresources are not.
+        let adds_ephemeral_containers = res.group.is_empty() && res.plural == "pods" && ctx.req.subresource == "ephemeralcontainers";
+        if (!ctx.req.subresource.is_empty() && !adds_ephemeral_containers) || !matches!(ctx.req.operation, Operation::Create | Operation::Update) {
             return Ok(());
         }
-        let res = ctx.req.resource;
         if ctx.is("", "namespaces") {
             return self.validate_namespace(ctx, obj).await;
         }
-        if ctx.is_pod_create() {
+        if ctx.is_pod_create() || adds_ephemeral_containers {
             return self.validate_pod(ctx, &obj["metadata"], &obj["spec"]).await;
         }
         let Some(template) = template_of(&res.group, &res.plural, obj) else { return Ok(()) };
