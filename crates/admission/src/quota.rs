@@ -318,6 +318,17 @@ mod tests {
     }
 
     #[test]
+    fn claims_count_storage_overall_and_per_class() {
+        let pvc = json!({"spec": {"storageClassName": "gold", "resources": {"requests": {"storage": "10Gi"}}}});
+        let u = object_usage("", "persistentvolumeclaims", &pvc);
+        assert_eq!(format_quantity("requests.storage", u["requests.storage"]), "10Gi");
+        assert_eq!(u["gold.storageclass.storage.k8s.io/requests.storage"], u["requests.storage"]);
+        assert_eq!(u["gold.storageclass.storage.k8s.io/persistentvolumeclaims"], 1000);
+        assert_eq!(counted_resource("gold.storageclass.storage.k8s.io/requests.storage"), Some((String::new(), "persistentvolumeclaims".into())));
+        assert_eq!(counted_resource("count/deployments.apps"), Some(("apps".into(), "deployments".into())));
+    }
+
+    #[test]
     fn finished_pods_do_not_count() {
         let pod = json!({"status": {"phase": "Succeeded"}, "spec": {}});
         assert!(object_usage("", "pods", &pod).is_empty());

@@ -400,6 +400,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_request_keeps_the_audit_id_it_sends() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("Audit-ID", http::HeaderValue::from_static("trace-1"));
+        assert_eq!(audit_id_of(&headers), "trace-1");
+        assert_eq!(audit_id_of(&http::HeaderMap::new()).len(), 36);
+    }
+
+    #[test]
     fn the_first_matching_rule_decides_the_level() {
         let p = Policy::parse(
             "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  resources: [{group: '', resources: [secrets]}]\n- level: None\n  users: [quiet]\n- level: RequestResponse\n",

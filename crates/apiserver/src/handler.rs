@@ -103,10 +103,13 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let response = with_audit_id(response, &record.audit_id);
     let state = audit_state;
     let code = response.status().as_u16();
-    let streaming = record.info.as_ref().is_some_and(|i| i.verb == "watch");
+    // Upstream's long-running requests (`BasicLongRunningRequestCheck`).
+    let streaming = record.info.as_ref().is_some_and(|i| {
+        matches!(i.verb.as_str(), "watch" | "proxy") || matches!(i.subresource.as_str(), "attach" | "exec" | "proxy" | "log" | "portforward")
+    });
     if streaming && code < 400 {
-        // A watch logs ResponseStarted now and ResponseComplete when its stream ends (the
-        // client went away or the server closed it).
+        // A long-running request logs ResponseStarted now and ResponseComplete when its stream
+        // ends (the client went away or the server closed it).
         audit.started(&record, code);
         let (parts, body) = response.into_parts();
         let complete = CompleteOnDrop { audit, record, code };

@@ -122,7 +122,16 @@ fn audit_stages_follow_the_request_and_share_its_audit_id() {
     let _ = k.run(&["get", "configmaps", "--watch", "--request-timeout=2s"]).unwrap();
     k.ok(&["create", "secret", "generic", "s", "--from-literal=a=b"]).unwrap();
     let _ = k.run(&["get", "secrets", "--watch", "--request-timeout=1s"]).unwrap();
-    let all = events(&log);
+    // A watch's ResponseComplete is written when the server notices the client has gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let all = loop {
+        let all = events(&log);
+        let done = all.iter().filter(|e| e["verb"] == "watch" && e["stage"] == "ResponseComplete").count();
+        if done >= 2 || std::time::Instant::now() > deadline {
+            break all;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
 
     let stages = |verb: &str, resource: &str, name: Option<&str>| -> Vec<(String, String)> {
         all.iter()
