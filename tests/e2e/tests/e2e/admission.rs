@@ -297,6 +297,22 @@ fn resource_quota_charges_usage_at_admission_and_counts_any_resource() {
         ),
         "{err}"
     );
+    // Storage per StorageClass.
+    k.ok(&["create", "quota", "storage", "--hard=requests.storage=5Gi,gold.storageclass.storage.k8s.io/requests.storage=1Gi"]).unwrap();
+    let claim = |name: &str, class: &str, size: &str| {
+        format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}}}\nspec:\n  storageClassName: {class}\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: {size}}}}}\n")
+    };
+    k.ok_stdin(&["create", "-f", "-"], &claim("plain", "silver", "2Gi")).unwrap();
+    let o = k.run_stdin(&["create", "-f", "-"], &claim("shiny", "gold", "2Gi")).unwrap();
+    assert!(
+        o.stderr.contains(
+            "persistentvolumeclaims \"shiny\" is forbidden: exceeded quota: storage, requested: gold.storageclass.storage.k8s.io/requests.storage=2Gi, used: gold.storageclass.storage.k8s.io/requests.storage=0, limited: gold.storageclass.storage.k8s.io/requests.storage=1Gi"
+        ),
+        "{}",
+        o.stderr
+    );
+    let q = k.json(&["get", "quota", "storage", "-o", "json"]).unwrap();
+    assert_eq!(q["status"]["used"]["requests.storage"], "2Gi", "{q}");
     // Deleting releases usage through the controller.
     k.ok(&["delete", "pod", "one", "--wait=false"]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
