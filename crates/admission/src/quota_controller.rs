@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rkube_apimachinery::ApiError;
-use rkube_registry::{Change, EventKind, ListOptions, Registry};
+use rkube_registry::watch::{Change, EventKind};
+use rkube_registry::{ListOptions, Registry};
 use serde_json::Value;
 
 use crate::plugins::resource_quota::write_used;

@@ -24,5 +24,4 @@ pub mod watch;
 
 pub use options::{DeleteOptions, ListOptions};
 pub use store::{DeleteOutcome, Registry, RegistryConfig, WriteCheck};
-pub use watch::{Change, WatchEventOut, WatchStart};
-pub use rkube_watch_cache::EventKind;
+pub use watch::{WatchEventOut, WatchStart};

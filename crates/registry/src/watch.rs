@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use rkube_apimachinery::{ApiError, ResourceInfo};
 use rkube_storage::KeyValue;
-use rkube_watch_cache::{CacheError, CacheEvent, CacheWatcher, EventKind};
+use rkube_watch_cache::{CacheError, CacheEvent, CacheWatcher};
+/// What happened to an object ([`Change::kind`]).
+pub use rkube_watch_cache::EventKind;
 use serde_json::Value;
 
 use crate::keys;
