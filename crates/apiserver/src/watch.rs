@@ -10,6 +10,7 @@ use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use rkube_apimachinery::{ApiError, ResourceInfo};
 use rkube_registry::ListOptions;
+use rkube_registry::CacheEvent;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -60,6 +61,27 @@ impl Encoder {
             _ => {}
         }
         line(&json!({"type": event_type, "object": object}))
+    }
+}
+
+impl Encoder {
+    /// The frame of an event every unfiltered watcher gets alike: encoded by the first watcher
+    /// that needs it in this format and version, then shared (a Table stream is per watcher:
+    /// only its first frame carries column definitions).
+    fn shared_frame(&mut self, watch: &rkube_registry::WatchStart, event_type: &'static str, shared: &CacheEvent) -> Result<Bytes, ApiError> {
+        let format = match self.output {
+            Output::Protobuf => "protobuf",
+            Output::Json => "json",
+            _ => {
+                let object = watch.decode_shared(shared)?;
+                return Ok(self.frame(event_type, &object));
+            }
+        };
+        let key = format!("{format} {} {} {event_type}", self.api_version, self.kind);
+        shared.encoded_with(&key, |ev| {
+            let object = watch.decode_shared(ev)?;
+            Ok(self.frame(event_type, &object))
+        })
     }
 }
 
@@ -130,7 +152,17 @@ pub async fn serve(state: Arc<AppState>, res: Arc<ResourceInfo>, ns: Option<&str
                             None => break,
                             Some(Ok(ev)) => {
                                 if ev.event_type == "BOOKMARK" && !bookmarks { continue; }
-                                if tx.send(Ok(enc.frame(ev.event_type, &ev.object))).await.is_err() { break; }
+                                let frame = match &ev.shared {
+                                    Some(shared) => match enc.shared_frame(&w, ev.event_type, shared) {
+                                        Ok(frame) => frame,
+                                        Err(e) => {
+                                            let _ = tx.send(Ok(enc.frame("ERROR", &e.to_status()))).await;
+                                            break;
+                                        }
+                                    },
+                                    None => enc.frame(ev.event_type, &ev.object),
+                                };
+                                if tx.send(Ok(frame)).await.is_err() { break; }
                             }
                             Some(Err(e)) => {
                                 let _ = tx.send(Ok(enc.frame("ERROR", &e.to_status()))).await;

@@ -57,6 +57,29 @@ pub struct ServerConfig {
     pub iam: Option<rkube_iam::IamConfig>,
 }
 
+impl ServerConfig {
+    /// A loopback server on a free port over `data_dir` with every component on and defaults
+    /// elsewhere (for benchmarks and embedding).
+    pub fn loopback(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            secure_port: 0,
+            datastore: None,
+            tls_sans: vec![],
+            service_cidr: "10.43.0.0/16".into(),
+            encryption_provider_config: None,
+            disable: vec![],
+            node_monitor_grace_period: std::time::Duration::from_secs(40),
+            authentication: Default::default(),
+            disable_admission_plugins: vec![],
+            audit_policy_file: None,
+            audit_log_path: None,
+            iam: None,
+        }
+    }
+}
+
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

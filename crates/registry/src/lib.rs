@@ -24,4 +24,5 @@ pub mod watch;
 
 pub use options::{DeleteOptions, ListOptions};
 pub use store::{DeleteOutcome, Registry, RegistryConfig, WriteCheck};
+pub use rkube_watch_cache::CacheEvent;
 pub use watch::{WatchEventOut, WatchStart};

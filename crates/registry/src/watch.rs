@@ -27,10 +27,21 @@ use crate::store::{Registry, parse_rv};
 pub struct WatchEventOut {
     /// `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`.
     pub event_type: &'static str,
-    /// The object in the requested version.
+    /// The object in the requested version; `Null` when `shared` is set (decode it with
+    /// [`WatchStart::decode_shared`] only if the shared encoding is not cached yet).
     pub object: Value,
     /// The revision of the event.
     pub revision: i64,
+    /// A live event every unfiltered watcher of the resource receives exactly alike: the server
+    /// encodes it once per wire format and version and shares the bytes (upstream's
+    /// `cachingObject`), instead of decoding and encoding it once per watcher.
+    pub shared: Option<Arc<CacheEvent>>,
+}
+
+impl WatchEventOut {
+    fn decoded(event_type: &'static str, object: Value, revision: i64) -> Self {
+        Self { event_type, object, revision, shared: None }
+    }
 }
 
 /// An open watch: initial events first, then live ones.
@@ -71,7 +82,7 @@ impl Registry {
             for kv in kvs {
                 let obj = self.decode(&res, &kv)?;
                 if self.matches(&res, &obj, &opts) {
-                    initial.push_back(WatchEventOut { event_type: "ADDED", object: obj, revision: kv.mod_revision });
+                    initial.push_back(WatchEventOut::decoded("ADDED", obj, kv.mod_revision));
                 }
             }
             if send_initial_events == Some(true) {
@@ -79,7 +90,7 @@ impl Registry {
                 if let Some(m) = rkube_apimachinery::meta::metadata_mut(&mut bookmark) {
                     m.insert("annotations".into(), serde_json::json!({"k8s.io/initial-events-end": "true"}));
                 }
-                initial.push_back(WatchEventOut { event_type: "BOOKMARK", object: bookmark, revision });
+                initial.push_back(WatchEventOut::decoded("BOOKMARK", bookmark, revision));
             }
             watcher
         } else {
@@ -144,7 +155,7 @@ impl WatchStart {
 
     /// The bookmark object for a revision.
     pub fn bookmark(&self, revision: i64) -> WatchEventOut {
-        WatchEventOut { event_type: "BOOKMARK", object: self.registry.bookmark_object(&self.res, revision), revision }
+        WatchEventOut::decoded("BOOKMARK", self.registry.bookmark_object(&self.res, revision), revision)
     }
 
     fn decode(&self, kv: &KeyValue, revision: i64) -> Result<Value, ApiError> {
@@ -153,28 +164,40 @@ impl WatchStart {
         Ok(obj)
     }
 
+    /// The object of a shared event, in this watch's version (what `object` would have held).
+    pub fn decode_shared(&self, ev: &CacheEvent) -> Result<Value, ApiError> {
+        self.decode(&ev.kv, ev.revision)
+    }
+
     fn translate(&self, ev: &Arc<CacheEvent>) -> Result<Option<WatchEventOut>, ApiError> {
         let filtered = self.opts.label_selector.as_ref().is_some_and(|s| !s.is_empty())
             || self.opts.field_selector.as_ref().is_some_and(|s| !s.is_empty());
+        if !filtered {
+            let event_type = match ev.kind {
+                EventKind::Deleted => "DELETED",
+                EventKind::Modified if ev.prev.is_some() => "MODIFIED",
+                EventKind::Added | EventKind::Modified => "ADDED",
+            };
+            return Ok(Some(WatchEventOut { event_type, object: Value::Null, revision: ev.revision, shared: Some(ev.clone()) }));
+        }
         match ev.kind {
             EventKind::Deleted => {
                 // The deleted object as it last was, at the deletion's revision.
                 let obj = self.decode(&ev.kv, ev.revision)?;
-                if !filtered || self.registry.matches(&self.res, &obj, &self.opts) {
-                    return Ok(Some(WatchEventOut { event_type: "DELETED", object: obj, revision: ev.revision }));
+                if self.registry.matches(&self.res, &obj, &self.opts) {
+                    return Ok(Some(WatchEventOut::decoded("DELETED", obj, ev.revision)));
                 }
                 Ok(None)
             }
             EventKind::Added | EventKind::Modified => {
                 let obj = self.decode(&ev.kv, ev.revision)?;
-                let now = !filtered || self.registry.matches(&self.res, &obj, &self.opts);
-                let before = match (&ev.prev, filtered) {
-                    (Some(p), true) => {
+                let now = self.registry.matches(&self.res, &obj, &self.opts);
+                let before = match &ev.prev {
+                    Some(p) => {
                         let prev = self.decode(p, ev.revision)?;
                         self.registry.matches(&self.res, &prev, &self.opts)
                     }
-                    (Some(_), false) => true,
-                    (None, _) => false,
+                    None => false,
                 };
                 let t = match (before, now) {
                     (false, true) => "ADDED",
@@ -184,7 +207,7 @@ impl WatchStart {
                     (true, false) => "DELETED",
                     (false, false) => return Ok(None),
                 };
-                Ok(Some(WatchEventOut { event_type: t, object: obj, revision: ev.revision }))
+                Ok(Some(WatchEventOut::decoded(t, obj, ev.revision)))
             }
         }
     }

@@ -13,9 +13,16 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 /// What to measure.
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// What to measure: `api` (default) or `scheduler`.
-    #[arg(default_value = "api", value_parser = ["api", "scheduler"])]
+    /// What to measure: `api` (default), `scheduler`, or `deployment` (a large Deployment on
+    /// simulated nodes, `--replicas` on `--nodes`).
+    #[arg(default_value = "api", value_parser = ["api", "scheduler", "deployment"])]
     target: String,
+    /// Replicas of the `deployment` benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    pub replicas: i32,
+    /// Simulated nodes of the `deployment` benchmark.
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
     /// Objects created for the create/s figure.
     #[arg(long, default_value_t = 2000)]
     creates: usize,
@@ -37,6 +44,11 @@ impl BenchArgs {
     /// `rkube bench scheduler`.
     pub fn is_scheduler(&self) -> bool {
         self.target == "scheduler"
+    }
+
+    /// `rkube bench deployment`.
+    pub fn is_deployment(&self) -> bool {
+        self.target == "deployment"
     }
 }
 

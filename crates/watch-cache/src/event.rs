@@ -35,7 +35,7 @@ pub struct CacheEvent {
     /// The store revision of the change.
     pub revision: Revision,
     /// Encodings made so far, by format name.
-    encodings: parking_lot::Mutex<Vec<(&'static str, Bytes)>>,
+    encodings: parking_lot::Mutex<Vec<(String, Bytes)>>,
 }
 
 impl CacheEvent {
@@ -68,7 +68,7 @@ impl CacheEvent {
     /// Errors are not cached.
     pub fn encoded_with<E>(
         &self,
-        format: &'static str,
+        format: &str,
         encode: impl FnOnce(&CacheEvent) -> Result<Bytes, E>,
     ) -> Result<Bytes, E> {
         let mut encodings = self.encodings.lock();
@@ -76,7 +76,7 @@ impl CacheEvent {
             return Ok(bytes.clone());
         }
         let bytes = encode(self)?;
-        encodings.push((format, bytes.clone()));
+        encodings.push((format.to_string(), bytes.clone()));
         Ok(bytes)
     }
 }

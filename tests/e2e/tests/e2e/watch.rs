@@ -78,3 +78,49 @@ fn raw_watch_resource_version_semantics() {
     assert_eq!(last["type"], "BOOKMARK");
     assert_eq!(last["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
 }
+
+/// Watchers of one object in two versions each get it in their own version, also when the
+/// server shares one encoding of an event between watchers of the same version.
+#[test]
+fn watchers_of_different_versions_get_their_own_encoding() {
+    let c = crate::api_only_cluster();
+    let k = c.kubectl();
+    let rv = k.json(&["get", "--raw", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers"]).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let watch = |version: &str| {
+        k.command(&["get", "--raw", &format!("/apis/autoscaling/{version}/namespaces/default/horizontalpodautoscalers?watch=1&timeoutSeconds=4&resourceVersion={rv}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let watchers = [("v1", watch("v1")), ("v2", watch("v2")), ("v2", watch("v2"))];
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscaler","metadata":{"name":"web"},
+            "spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"web"},"minReplicas":1,"maxReplicas":4,
+            "metrics":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":60}}}]}}"#,
+    )
+    .unwrap();
+    k.ok(&["delete", "hpa", "web"]).unwrap();
+    for (version, child) in watchers {
+        let out = child.wait_with_output().unwrap();
+        let events: Vec<serde_json::Value> =
+            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["ADDED", "DELETED"], "{version} watcher: {events:?}");
+        for e in &events {
+            assert_eq!(e["object"]["apiVersion"], format!("autoscaling/{version}"), "{e}");
+            if version == "v1" {
+                assert_eq!(e["object"]["spec"]["targetCPUUtilizationPercentage"], 60, "{e}");
+            } else {
+                assert_eq!(e["object"]["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 60, "{e}");
+            }
+        }
+        let deleted_rv = events[1]["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse::<i64>().unwrap();
+        let added_rv = events[0]["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse::<i64>().unwrap();
+        assert!(deleted_rv > added_rv, "a DELETED event carries the deletion's resourceVersion: {events:?}");
+    }
+}
