@@ -73,6 +73,7 @@ impl ServerConfig {
             node_monitor_grace_period: std::time::Duration::from_secs(40),
             authentication: Default::default(),
             disable_admission_plugins: vec![],
+            admission_control_config_file: None,
             audit_policy_file: None,
             audit_log_path: None,
             iam: None,
