@@ -255,3 +255,17 @@ impl Registry {
             .boxed()
     }
 }
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_the_resource_and_namespace_that_changed() {
+        let c = Change::from_key(EventKind::Added, "/registry/apps/deployments/default/web");
+        assert_eq!(c, Some(Change { kind: EventKind::Added, group: "apps".into(), plural: "deployments".into(), namespace: Some("default".into()) }));
+        let c = Change::from_key(EventKind::Deleted, "/registry/core/namespaces/default");
+        assert_eq!(c.map(|c| (c.group, c.plural, c.namespace)), Some((String::new(), "namespaces".into(), None)));
+        assert_eq!(Change::from_key(EventKind::Added, "/other"), None);
+    }
+}
