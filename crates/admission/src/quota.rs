@@ -212,7 +212,7 @@ pub fn quota_matches(quota: &Value, group: &str, plural: &str, obj: &Value) -> b
     reqs.iter().all(|(scope, op, values)| {
         let holds = match scope.as_str() {
             "Terminating" => spec["activeDeadlineSeconds"].as_i64().is_some_and(|s| s >= 0),
-            "NotTerminating" => !spec["activeDeadlineSeconds"].as_i64().is_some_and(|s| s >= 0),
+            "NotTerminating" => spec["activeDeadlineSeconds"].as_i64().is_none_or(|s| s < 0),
             "BestEffort" => is_best_effort(spec),
             "NotBestEffort" => !is_best_effort(spec),
             "CrossNamespacePodAffinity" => uses_cross_namespace_affinity(spec),

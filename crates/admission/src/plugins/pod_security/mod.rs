@@ -193,7 +193,7 @@ impl PodSecurity {
         if self.exempt_namespaces.iter().any(|n| n == ctx.namespace()) {
             return Some("namespace");
         }
-        if self.exempt_usernames.iter().any(|u| *u == ctx.user.name) {
+        if self.exempt_usernames.contains(&ctx.user.name) {
             return Some("user");
         }
         let class = spec["runtimeClassName"].as_str()?;
