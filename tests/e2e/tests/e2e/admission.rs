@@ -260,10 +260,10 @@ fn pod_security_validates_namespace_labels_and_warns_about_existing_pods() {
 }
 
 /// Waits until the controller has copied a quota's hard limits into its status.
-fn wait_for_quota_status(k: &rkube_testkit::Kubectl, name: &str) {
+fn wait_for_quota_status(k: &rkube_testkit::Kubectl, name: &str, namespace: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let q = k.json(&["get", "quota", name, "-o", "json"]).unwrap();
+        let q = k.json(&["get", "quota", name, "-n", namespace, "-o", "json"]).unwrap();
         if q["status"]["hard"] == q["spec"]["hard"] && q["status"]["used"].is_object() {
             return;
         }
@@ -277,7 +277,7 @@ fn resource_quota_charges_usage_at_admission_and_counts_any_resource() {
     let c = api_only_cluster();
     let k = c.kubectl();
     k.ok(&["create", "quota", "q", "--hard=pods=2,count/deployments.apps=1,requests.memory=1Gi"]).unwrap();
-    wait_for_quota_status(&k, "q");
+    wait_for_quota_status(&k, "q", "default");
     k.ok_stdin(&["create", "-f", "-"], &pod("one", ", resources: {requests: {memory: 256Mi}}")).unwrap();
     // Charged by admission itself: no wait for the controller.
     let q = k.json(&["get", "quota", "q", "-o", "json"]).unwrap();
@@ -313,6 +313,19 @@ fn resource_quota_charges_usage_at_admission_and_counts_any_resource() {
     );
     let q = k.json(&["get", "quota", "storage", "-o", "json"]).unwrap();
     assert_eq!(q["status"]["used"]["requests.storage"], "2Gi", "{q}");
+    // Concurrent creates cannot both take the last unit: charges are preconditioned writes.
+    k.ok(&["create", "namespace", "burst"]).unwrap();
+    k.ok(&["create", "quota", "burst", "-n", "burst", "--hard=count/configmaps=5"]).unwrap();
+    // (Once synced: a recount racing creates still in flight could undercount, as upstream's.)
+    wait_for_quota_status(&k, "burst", "burst");
+    let kubectl = &k;
+    let admitted = std::thread::scope(|s| {
+        let creates: Vec<_> = (0..10).map(|i| s.spawn(move || kubectl.run(&["create", "configmap", &format!("c{i}"), "-n", "burst"]).unwrap())).collect();
+        creates.into_iter().filter_map(|h| h.join().ok()).filter(|o| o.success).count()
+    });
+    assert_eq!(admitted, 5);
+    let stored = k.json(&["get", "configmaps", "-n", "burst", "-o", "json"]).unwrap();
+    assert_eq!(stored["items"].as_array().map(Vec::len), Some(5), "{stored}");
     // Deleting releases usage through the controller.
     k.ok(&["delete", "pod", "one", "--wait=false"]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -336,7 +349,7 @@ fn resource_quota_scopes_select_the_pods_they_limit() {
          apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: bounded}\nspec:\n  hard: {pods: '5'}\n  scopes: [Terminating]\n",
     )
     .unwrap();
-    wait_for_quota_status(&k, "besteffort");
+    wait_for_quota_status(&k, "besteffort", "default");
     k.ok_stdin(&["create", "-f", "-"], &pod("free", "")).unwrap();
     // A pod with requests is not BestEffort: the scoped quota ignores it.
     k.ok_stdin(&["create", "-f", "-"], &pod("sized", ", resources: {requests: {cpu: 100m}}")).unwrap();
