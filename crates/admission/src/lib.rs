@@ -6,8 +6,10 @@
 //! kube-apiserver's `RecommendedPluginOrder` (`pkg/kubeapiserver/options/plugins.go`).
 //! NamespaceLifecycle stays in the registry (`Registry::check_namespace`), which runs it first.
 
+pub mod config;
 pub mod context;
 pub mod plugins;
+pub mod quota;
 pub mod quota_controller;
 pub mod webhook;
 
@@ -43,6 +45,11 @@ pub struct AdmissionChain {
 impl AdmissionChain {
     /// The default chain without the plugins named in `disabled` (`--disable-admission-plugins`).
     pub fn new(registry: &Arc<Registry>, disabled: &[String]) -> Result<Self, String> {
+        Self::with_config(registry, disabled, &config::AdmissionConfig::default())
+    }
+
+    /// As [`AdmissionChain::new`], with plugin configurations (`--admission-control-config-file`).
+    pub fn with_config(registry: &Arc<Registry>, disabled: &[String], config: &config::AdmissionConfig) -> Result<Self, String> {
         for d in disabled {
             if !PLUGIN_NAMES.contains(&d.as_str()) {
                 return Err(format!("unknown admission plugin \"{d}\""));
@@ -66,7 +73,7 @@ impl AdmissionChain {
             plugins.push(Box::new(plugins::default_tolerations::DefaultTolerationSeconds));
         }
         if on("PodSecurity") {
-            plugins.push(Box::new(plugins::pod_security::PodSecurity));
+            plugins.push(Box::new(plugins::pod_security::PodSecurity::new(config.plugin("PodSecurity"))?));
         }
         if on("MutatingAdmissionWebhook") {
             plugins.push(Box::new(webhook::Webhooks::mutating()));

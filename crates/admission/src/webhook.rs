@@ -2,8 +2,8 @@
 //! configurations read through the registry (watch cache), AdmissionReview v1 over HTTPS with
 //! the configuration's `caBundle`, JSON patch responses, failurePolicy, namespace and object
 //! selectors, timeouts and `reinvocationPolicy: IfNeeded` (upstream
-//! `staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook`). matchConditions are not
-//! evaluated yet (CEL).
+//! `staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook`), and CEL `matchConditions`
+//! ([`match_conditions`]).
 
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::context::{Context, Plugin};
 
 mod client;
+pub mod match_conditions;
 mod matching;
 
 const GROUP: &str = "admissionregistration.k8s.io";
@@ -58,7 +59,7 @@ impl Plugin for Webhooks {
         let mut current = obj.as_deref().cloned();
         let mut reinvoke = Vec::new();
         for hook in &hooks {
-            if !matching::applies(ctx, hook, current.as_ref()).await? {
+            if !should_call(ctx, hook, current.as_ref()).await? {
                 continue;
             }
             call(ctx, hook, &mut current, true).await?;
@@ -69,7 +70,7 @@ impl Plugin for Webhooks {
         // Webhooks that asked for it run once more when a later webhook changed the object.
         if obj.as_deref() != current.as_ref() {
             for hook in reinvoke {
-                if matching::applies(ctx, hook, current.as_ref()).await? {
+                if should_call(ctx, hook, current.as_ref()).await? {
                     call(ctx, hook, &mut current, true).await?;
                 }
             }
@@ -81,18 +82,71 @@ impl Plugin for Webhooks {
     }
 
     async fn validate(&self, ctx: &Context<'_>, obj: Option<&Value>) -> Result<(), ApiError> {
+        let (plural, kind) = if self.mutating {
+            ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration")
+        } else {
+            ("validatingwebhookconfigurations", "ValidatingWebhookConfiguration")
+        };
+        if ctx.is(GROUP, plural)
+            && let Some(config) = obj.filter(|_| matches!(ctx.req.operation, Operation::Create | Operation::Update))
+        {
+            let errors = match_conditions::validate(config);
+            if !errors.is_empty() {
+                let name = config["metadata"]["name"].as_str().unwrap_or(ctx.req.name);
+                return Err(ApiError::invalid(GROUP, kind, name, &errors));
+            }
+        }
         if self.mutating || skipped(ctx) {
             return Ok(());
         }
         let hooks = self.hooks(ctx).await?;
         for hook in &hooks {
-            if !matching::applies(ctx, hook, obj).await? {
+            if !should_call(ctx, hook, obj).await? {
                 continue;
             }
             let mut unchanged = obj.cloned();
             call(ctx, hook, &mut unchanged, false).await?;
         }
         Ok(())
+    }
+}
+
+/// Whether a webhook is called: its rules and selectors match, then its matchConditions hold.
+/// Conditions that fail to evaluate skip the webhook under failurePolicy Ignore and refuse the
+/// request under Fail, as upstream's dispatcher.
+async fn should_call(ctx: &Context<'_>, hook: &Value, obj: Option<&Value>) -> Result<bool, ApiError> {
+    if !matching::applies(ctx, hook, obj).await? {
+        return Ok(false);
+    }
+    if hook["matchConditions"].as_array().is_none_or(|c| c.is_empty()) {
+        return Ok(true);
+    }
+    let mut request = review(ctx, None, "")["request"].clone();
+    if let Some(r) = request.as_object_mut() {
+        r.remove("object");
+        r.remove("oldObject");
+        r.remove("uid");
+    }
+    let namespace_object = match ctx.req.namespace.filter(|_| ctx.req.resource.namespaced()) {
+        Some(ns) => ctx.get("", "v1", "namespaces", None, ns).await?.unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    let vars = match_conditions::Variables {
+        object: obj.unwrap_or(&Value::Null),
+        old_object: ctx.req.old.unwrap_or(&Value::Null),
+        request: &request,
+        namespace_object: &namespace_object,
+    };
+    match match_conditions::evaluate(hook, &vars) {
+        match_conditions::Outcome::Call => Ok(true),
+        match_conditions::Outcome::Skip => Ok(false),
+        match_conditions::Outcome::Failed(e) => {
+            if hook["failurePolicy"] == "Ignore" {
+                tracing::warn!(webhook = hook["name"].as_str().unwrap_or(""), error = %e, "matchConditions failed, webhook skipped by failurePolicy");
+                return Ok(false);
+            }
+            Err(ctx.forbidden(&e))
+        }
     }
 }
 

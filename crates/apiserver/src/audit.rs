@@ -1,9 +1,13 @@
 //! Audit logging: an `audit.k8s.io/v1` Policy decides the level of each request (first matching
 //! rule; no match → None) and `audit.k8s.io/v1` Events are written as JSON lines, as
 //! kube-apiserver's `--audit-policy-file` and `--audit-log-path` (apiserver `pkg/audit`,
-//! `pkg/audit/policy/checker.go`). Stages RequestReceived and ResponseComplete are logged unless
-//! omitted; request bodies appear from level Request, response bodies at RequestResponse, so
-//! Secret data is never in a Metadata-level event.
+//! `pkg/audit/policy/checker.go`). Stages are logged as they happen unless omitted:
+//! RequestReceived once the request is authenticated and authorized (before it is handled),
+//! ResponseStarted when a long-running response (watch) sends its headers, ResponseComplete when
+//! the response ends and Panic when handling panicked. Every event of a request shares its
+//! `auditID` (the request's `Audit-ID` header when sent), which the response echoes in its
+//! `Audit-Id` header. Request bodies appear from level Request, response bodies at
+//! RequestResponse, so Secret data is never in a Metadata-level event.
 
 use std::io::Write;
 use std::path::Path;
@@ -179,6 +183,49 @@ pub struct Record {
     pub received: String,
     /// Authorization decision annotations.
     pub decision: Option<(bool, String)>,
+    /// Shared by every event of the request.
+    pub audit_id: String,
+    /// Annotations admission added (PodSecurity audit mode, …).
+    pub annotations: Vec<(String, String)>,
+}
+
+/// The header carrying a request's audit ID, in requests and responses.
+pub const AUDIT_ID_HEADER: &str = "Audit-Id";
+
+/// The audit ID of a request: the one the client sent, else a new UUID (upstream
+/// `WithAuditInit`).
+pub fn audit_id_of(headers: &http::HeaderMap) -> String {
+    headers
+        .get(AUDIT_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The stages of a request's audit events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The request arrived (before handling).
+    RequestReceived,
+    /// A long-running response sent its headers.
+    ResponseStarted,
+    /// The response ended.
+    ResponseComplete,
+    /// Handling panicked.
+    Panic,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::RequestReceived => "RequestReceived",
+            Self::ResponseStarted => "ResponseStarted",
+            Self::ResponseComplete => "ResponseComplete",
+            Self::Panic => "Panic",
+        }
+    }
 }
 
 /// The open log file and the policy.
@@ -209,6 +256,7 @@ impl AuditLog {
             user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
             source_ip,
             received: timestamp(),
+            audit_id: audit_id_of(headers),
             ..Default::default()
         }
     }
@@ -221,21 +269,41 @@ impl AuditLog {
         }
     }
 
-    /// Writes the events of a finished request.
+    /// Writes the RequestReceived event (before the request is handled).
+    pub fn received(&self, rec: &Record) {
+        self.write(rec, Stage::RequestReceived, None, None, None);
+    }
+
+    /// Writes the ResponseStarted event of a long-running response.
+    pub fn started(&self, rec: &Record, code: u16) {
+        self.write(rec, Stage::ResponseStarted, Some(code), None, None);
+    }
+
+    /// Writes the ResponseComplete event of a finished request.
     pub fn finish(&self, rec: &Record, code: u16, status: Option<&Value>, response_object: Option<&Value>) {
+        self.write(rec, Stage::ResponseComplete, Some(code), status, response_object);
+    }
+
+    /// Writes the Panic event of a request whose handling panicked.
+    pub fn panicked(&self, rec: &Record, message: &str) {
+        let status = json!({"status": "Failure", "reason": "InternalError", "message": format!("APIServer panic'd: {message}")});
+        self.write(rec, Stage::Panic, Some(500), Some(&status), None);
+    }
+
+    fn write(&self, rec: &Record, stage: Stage, code: Option<u16>, status: Option<&Value>, response_object: Option<&Value>) {
         let (Some(user), Some(info)) = (&rec.user, &rec.info) else { return };
         let (level, omit) = self.policy.evaluate(user, info);
-        if level == Level::None {
+        if level == Level::None || omit.iter().any(|s| s == stage.as_str()) {
             return;
         }
-        let audit_id = uuid::Uuid::new_v4().to_string();
-        let mut base = Map::new();
-        base.insert("kind".into(), json!("Event"));
-        base.insert("apiVersion".into(), json!("audit.k8s.io/v1"));
-        base.insert("level".into(), json!(level.as_str()));
-        base.insert("auditID".into(), json!(audit_id));
-        base.insert("requestURI".into(), json!(rec.request_uri));
-        base.insert("verb".into(), json!(info.verb));
+        let mut ev = Map::new();
+        ev.insert("kind".into(), json!("Event"));
+        ev.insert("apiVersion".into(), json!("audit.k8s.io/v1"));
+        ev.insert("level".into(), json!(level.as_str()));
+        ev.insert("auditID".into(), json!(rec.audit_id));
+        ev.insert("stage".into(), json!(stage.as_str()));
+        ev.insert("requestURI".into(), json!(rec.request_uri));
+        ev.insert("verb".into(), json!(info.verb));
         let user_json = |u: &UserInfo| {
             let mut m = json!({"username": u.name, "groups": u.groups});
             if !u.uid.is_empty() {
@@ -245,15 +313,15 @@ impl AuditLog {
         };
         match &rec.requestor {
             Some(requestor) if requestor != user => {
-                base.insert("user".into(), user_json(requestor));
-                base.insert("impersonatedUser".into(), user_json(user));
+                ev.insert("user".into(), user_json(requestor));
+                ev.insert("impersonatedUser".into(), user_json(user));
             }
             _ => {
-                base.insert("user".into(), user_json(user));
+                ev.insert("user".into(), user_json(user));
             }
         }
-        base.insert("sourceIPs".into(), json!([rec.source_ip]));
-        base.insert("userAgent".into(), json!(rec.user_agent));
+        ev.insert("sourceIPs".into(), json!([rec.source_ip]));
+        ev.insert("userAgent".into(), json!(rec.user_agent));
         if info.is_resource {
             let mut r = Map::new();
             r.insert("resource".into(), json!(info.resource));
@@ -279,19 +347,9 @@ impl AuditLog {
             if !info.subresource.is_empty() {
                 r.insert("subresource".into(), json!(info.subresource));
             }
-            base.insert("objectRef".into(), Value::Object(r));
+            ev.insert("objectRef".into(), Value::Object(r));
         }
-        base.insert("requestReceivedTimestamp".into(), json!(rec.received));
-        let mut lines = Vec::new();
-        if !omit.iter().any(|s| s == "RequestReceived") {
-            let mut ev = base.clone();
-            ev.insert("stage".into(), json!("RequestReceived"));
-            ev.insert("stageTimestamp".into(), json!(rec.received));
-            lines.push(Value::Object(ev));
-        }
-        if !omit.iter().any(|s| s == "ResponseComplete") {
-            let mut ev = base;
-            ev.insert("stage".into(), json!("ResponseComplete"));
+        if let Some(code) = code {
             let mut rs = json!({"metadata": {}, "code": code});
             if let Some(st) = status.filter(|_| code >= 400) {
                 for k in ["status", "message", "reason"] {
@@ -301,28 +359,37 @@ impl AuditLog {
                 }
             }
             ev.insert("responseStatus".into(), rs);
-            if level >= Level::Request
-                && let Some(obj) = &rec.body
-            {
-                ev.insert("requestObject".into(), obj.clone());
-            }
-            if level >= Level::RequestResponse
-                && let Some(obj) = response_object
-            {
-                ev.insert("responseObject".into(), obj.clone());
-            }
-            ev.insert("stageTimestamp".into(), json!(timestamp()));
+        }
+        // The request body is read while handling, so only later stages carry it.
+        if stage != Stage::RequestReceived
+            && level >= Level::Request
+            && let Some(obj) = &rec.body
+        {
+            ev.insert("requestObject".into(), obj.clone());
+        }
+        if level >= Level::RequestResponse
+            && let Some(obj) = response_object
+        {
+            ev.insert("responseObject".into(), obj.clone());
+        }
+        ev.insert("requestReceivedTimestamp".into(), json!(rec.received));
+        let stage_timestamp = if stage == Stage::RequestReceived { rec.received.clone() } else { timestamp() };
+        ev.insert("stageTimestamp".into(), json!(stage_timestamp));
+        if stage != Stage::RequestReceived {
+            let mut annotations = Map::new();
             if let Some((allowed, reason)) = &rec.decision {
-                let mut a = json!({"authorization.k8s.io/decision": if *allowed { "allow" } else { "forbid" }});
-                a["authorization.k8s.io/reason"] = json!(reason);
-                ev.insert("annotations".into(), a);
+                annotations.insert("authorization.k8s.io/decision".into(), json!(if *allowed { "allow" } else { "forbid" }));
+                annotations.insert("authorization.k8s.io/reason".into(), json!(reason));
             }
-            lines.push(Value::Object(ev));
+            for (k, v) in &rec.annotations {
+                annotations.insert(k.clone(), json!(v));
+            }
+            if !annotations.is_empty() {
+                ev.insert("annotations".into(), Value::Object(annotations));
+            }
         }
         if let Ok(mut out) = self.out.lock() {
-            for l in lines {
-                let _ = writeln!(out, "{l}");
-            }
+            let _ = writeln!(out, "{}", Value::Object(ev));
             let _ = out.flush();
         }
     }
@@ -331,6 +398,14 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_keeps_the_audit_id_it_sends() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("Audit-ID", http::HeaderValue::from_static("trace-1"));
+        assert_eq!(audit_id_of(&headers), "trace-1");
+        assert_eq!(audit_id_of(&http::HeaderMap::new()).len(), 36);
+    }
 
     #[test]
     fn the_first_matching_rule_decides_the_level() {

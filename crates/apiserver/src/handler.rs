@@ -9,6 +9,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::Response;
+use futures::{FutureExt, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use rkube_apimachinery::selectors::{FieldSelector, LabelSelector};
 use rkube_apimachinery::{ApiError, ResourceInfo, meta};
@@ -80,18 +81,46 @@ fn wants_pretty(headers: &HeaderMap, q: &Query) -> bool {
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let Some(audit) = state.audit.clone() else {
-        return serve_request(state, req, &mut None).await;
+        let audit_id = crate::audit::audit_id_of(req.headers());
+        return with_audit_id(Box::pin(serve_request(state, req, &mut None)).await, &audit_id);
     };
     let source_ip = req.extensions().get::<std::net::SocketAddr>().map(|a| a.ip().to_string()).unwrap_or_else(|| "127.0.0.1".into());
     let mut record = Some(crate::audit::AuditLog::begin(req.uri(), req.headers(), source_ip));
     let audit_state = state.clone();
-    let response = serve_request(state, req, &mut record).await;
+    // A panic is logged as the request's Panic stage, then left to the panic layer to answer.
+    let served = std::panic::AssertUnwindSafe(Box::pin(serve_request(state, req, &mut record))).catch_unwind().await;
+    let response = match served {
+        Ok(r) => r,
+        Err(panic) => {
+            if let Some(rec) = &record {
+                let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+                audit.panicked(rec, &message);
+            }
+            std::panic::resume_unwind(panic);
+        }
+    };
     let Some(record) = record else { return response };
+    let response = with_audit_id(response, &record.audit_id);
     let state = audit_state;
     let code = response.status().as_u16();
-    let streaming = record.info.as_ref().is_some_and(|i| i.verb == "watch");
+    // Upstream's long-running requests (`BasicLongRunningRequestCheck`).
+    let streaming = record.info.as_ref().is_some_and(|i| {
+        matches!(i.verb.as_str(), "watch" | "proxy") || matches!(i.subresource.as_str(), "attach" | "exec" | "proxy" | "log" | "portforward")
+    });
+    if streaming && code < 400 {
+        // A long-running request logs ResponseStarted now and ResponseComplete when its stream
+        // ends (the client went away or the server closed it).
+        audit.started(&record, code);
+        let (parts, body) = response.into_parts();
+        let complete = CompleteOnDrop { audit, record, code };
+        let stream = body.into_data_stream().map(move |chunk| {
+            let _ = &complete;
+            chunk
+        });
+        return Response::from_parts(parts, Body::from_stream(stream));
+    }
     let level = audit.level_of(&record);
-    // Bodies are read back only when the event records them (never for watch streams).
+    // Bodies are read back only when the event records them.
     if streaming || level == crate::audit::Level::None || (level < crate::audit::Level::RequestResponse && code < 400) {
         audit.finish(&record, code, None, None);
         return response;
@@ -104,6 +133,27 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     let response_object = value.as_ref().filter(|_| level >= crate::audit::Level::RequestResponse);
     audit.finish(&record, code, status, response_object);
     Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Writes a long-running request's ResponseComplete event when its body is dropped.
+struct CompleteOnDrop {
+    audit: Arc<crate::audit::AuditLog>,
+    record: crate::audit::Record,
+    code: u16,
+}
+
+impl Drop for CompleteOnDrop {
+    fn drop(&mut self) {
+        self.audit.finish(&self.record, self.code, None, None);
+    }
+}
+
+/// Every response names its request's audit ID, as upstream's `WithAuditInit`.
+fn with_audit_id(mut response: Response, audit_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(audit_id) {
+        response.headers_mut().insert(crate::audit::AUDIT_ID_HEADER, v);
+    }
+    response
 }
 
 /// Serves one request; `audit` (when auditing) learns the user, request and body on the way.
@@ -158,6 +208,9 @@ async fn serve_request(state: Arc<AppState>, req: Request, audit: &mut Option<cr
         rec.user = Some(user.clone());
         rec.info = Some(info.clone());
         rec.decision = Some((decision.allowed, decision.reason.clone()));
+        if let Some(log) = &state.audit {
+            log.received(rec);
+        }
     }
     if !decision.allowed {
         return encode::error(&state, &attrs.forbidden(&decision.reason), render);
@@ -201,13 +254,16 @@ async fn serve_request(state: Arc<AppState>, req: Request, audit: &mut Option<cr
     };
     let handled = rkube_auth::with_user(user, resource(&state, &info, &parts.headers, &q, accept.as_deref(), bytes, render));
     // Admission plugins (PodSecurity warn, webhooks) add warnings; kubectl prints them.
-    let (result, warnings) = rkube_registry::admission::collect_warnings(async move {
+    let ((result, warnings), annotations) = rkube_registry::admission::collect_audit_annotations(Box::pin(rkube_registry::admission::collect_warnings(async move {
         match writer {
             Some(w) => rkube_registry::ownership::with_writer(w, handled).await,
             None => handled.await,
         }
-    })
+    })))
     .await;
+    if let Some(rec) = audit.as_mut() {
+        rec.annotations = annotations;
+    }
     let response = match result {
         Ok(r) => r,
         Err((e, r)) => encode::error(&state, &e, r),

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub authentication: rkube_auth::authn::AuthnOptions,
     /// Admission plugins turned off (`--disable-admission-plugins`).
     pub disable_admission_plugins: Vec<String>,
+    /// AdmissionConfiguration with per-plugin configurations (`--admission-control-config-file`).
+    pub admission_control_config_file: Option<PathBuf>,
     /// audit.k8s.io/v1 Policy (`--audit-policy-file`).
     pub audit_policy_file: Option<PathBuf>,
     /// Where audit events go (`--audit-log-path`).
@@ -71,6 +73,7 @@ impl ServerConfig {
             node_monitor_grace_period: std::time::Duration::from_secs(40),
             authentication: Default::default(),
             disable_admission_plugins: vec![],
+            admission_control_config_file: None,
             audit_policy_file: None,
             audit_log_path: None,
             iam: None,
@@ -206,7 +209,11 @@ pub async fn run_server(
     let guard = authorizer.clone();
     registry.set_write_check(Arc::new(move |res, ns, new, old| rkube_auth::escalation::check_write(&guard, &res.group, &res.plural, ns, new, old)));
 
-    let admission = rkube_admission::AdmissionChain::new(&registry, &cfg.disable_admission_plugins).map_err(ClusterError::Config)?;
+    let admission_config = match &cfg.admission_control_config_file {
+        Some(path) => rkube_admission::config::AdmissionConfig::load(path).map_err(ClusterError::Config)?,
+        None => Default::default(),
+    };
+    let admission = rkube_admission::AdmissionChain::with_config(&registry, &cfg.disable_admission_plugins, &admission_config).map_err(ClusterError::Config)?;
     registry.set_admission(Arc::new(admission));
 
     bootstrap::ensure_bootstrap_objects(&registry, &cidr.first().to_string(), addr.port())

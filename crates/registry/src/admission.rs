@@ -91,3 +91,30 @@ pub fn add_warning(text: impl Into<String>) {
         }
     });
 }
+
+tokio::task_local! {
+    static AUDIT_ANNOTATIONS: std::cell::RefCell<Vec<(String, String)>>;
+}
+
+/// Runs `f` collecting the audit annotations admission adds (upstream
+/// `Attributes.AddAnnotation`); the API server writes them into the request's audit event.
+pub async fn collect_audit_annotations<F: std::future::Future>(f: F) -> (F::Output, Vec<(String, String)>) {
+    AUDIT_ANNOTATIONS
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let out = f.await;
+            let annotations = AUDIT_ANNOTATIONS.try_with(|a| a.take()).unwrap_or_default();
+            (out, annotations)
+        })
+        .await
+}
+
+/// Adds (or replaces) an annotation on the current request's audit event (no-op outside a
+/// request).
+pub fn add_audit_annotation(key: impl Into<String>, value: impl Into<String>) {
+    let (key, value) = (key.into(), value.into());
+    let _ = AUDIT_ANNOTATIONS.try_with(|a| {
+        let mut a = a.borrow_mut();
+        a.retain(|(k, _)| *k != key);
+        a.push((key, value));
+    });
+}

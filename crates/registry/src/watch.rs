@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use rkube_apimachinery::{ApiError, ResourceInfo};
 use rkube_storage::KeyValue;
-use rkube_watch_cache::{CacheError, CacheEvent, CacheWatcher, EventKind};
+use rkube_watch_cache::{CacheError, CacheEvent, CacheWatcher};
+/// What happened to an object ([`Change::kind`]).
+pub use rkube_watch_cache::EventKind;
 use serde_json::Value;
 
 use crate::keys;
@@ -208,5 +210,62 @@ impl WatchStart {
                 Ok(Some(WatchEventOut::decoded(t, obj, ev.revision)))
             }
         }
+    }
+}
+
+/// One change to a stored object, as in-process controllers that follow many resources see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Added, Modified or Deleted.
+    pub kind: EventKind,
+    /// The API group (`""` for core).
+    pub group: String,
+    /// The resource.
+    pub plural: String,
+    /// The namespace, for namespaced objects.
+    pub namespace: Option<String>,
+}
+
+impl Change {
+    /// Reads a storage key (`/registry/<group|core>/<plural>/[<namespace>/]<name>`).
+    fn from_key(kind: EventKind, key: &str) -> Option<Self> {
+        let parts: Vec<&str> = key.trim_start_matches('/').split('/').collect();
+        let (group, plural, namespace) = match parts.as_slice() {
+            ["registry", g, p, ns, _name] => (*g, *p, Some(ns.to_string())),
+            ["registry", g, p, _name] => (*g, *p, None),
+            _ => return None,
+        };
+        let group = if group == "core" { "" } else { group };
+        Some(Self { kind, group: group.to_string(), plural: plural.to_string(), namespace })
+    }
+}
+
+impl Registry {
+    /// Every change to any object from now on. The stream ends when the watch cache drops this
+    /// watcher (too slow to keep up, or shutdown); callers re-open it and resynchronise.
+    pub fn changes(&self) -> futures::stream::BoxStream<'static, Change> {
+        use futures::StreamExt;
+        let Ok(watcher) = self.cache.watch("/registry/", self.cache.revision()) else {
+            return futures::stream::empty().boxed();
+        };
+        watcher
+            .into_stream()
+            .take_while(|e| std::future::ready(e.is_ok()))
+            .filter_map(|e| std::future::ready(e.ok().and_then(|e| Change::from_key(e.kind, e.key()))))
+            .boxed()
+    }
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_the_resource_and_namespace_that_changed() {
+        let c = Change::from_key(EventKind::Added, "/registry/apps/deployments/default/web");
+        assert_eq!(c, Some(Change { kind: EventKind::Added, group: "apps".into(), plural: "deployments".into(), namespace: Some("default".into()) }));
+        let c = Change::from_key(EventKind::Deleted, "/registry/core/namespaces/default");
+        assert_eq!(c.map(|c| (c.group, c.plural, c.namespace)), Some((String::new(), "namespaces".into(), None)));
+        assert_eq!(Change::from_key(EventKind::Added, "/other"), None);
     }
 }

@@ -106,6 +106,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         authentication: Default::default(),
         // Without the serviceaccount controller no `default` ServiceAccount appears.
         disable_admission_plugins: vec!["ServiceAccount".into()],
+        admission_control_config_file: None,
         audit_policy_file: None,
         audit_log_path: None,
         iam: None,

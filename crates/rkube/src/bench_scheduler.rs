@@ -36,6 +36,7 @@ async fn one_run(nodes: usize) -> Result<(Duration, Duration)> {
         iam: None,
         encryption_provider_config: None,
         disable_admission_plugins: vec![],
+        admission_control_config_file: None,
         audit_policy_file: None,
         audit_log_path: None,
     };

@@ -86,6 +86,10 @@ struct ServerArgs {
     /// Admission plugins to turn off (comma-separated), as kube-apiserver's flag.
     #[arg(long, value_delimiter = ',')]
     disable_admission_plugins: Vec<String>,
+    /// apiserver.config.k8s.io/v1 AdmissionConfiguration file with per-plugin configurations
+    /// (PodSecurity defaults and exemptions), as kube-apiserver's flag.
+    #[arg(long)]
+    admission_control_config_file: Option<PathBuf>,
     /// audit.k8s.io/v1 Policy file: what the audit log records at which level.
     #[arg(long)]
     audit_policy_file: Option<PathBuf>,
@@ -169,6 +173,7 @@ fn main() -> anyhow::Result<()> {
                 node_monitor_grace_period: a.node_monitor_grace_period,
                 authentication: a.authn.options(),
                 disable_admission_plugins: a.disable_admission_plugins,
+                admission_control_config_file: a.admission_control_config_file,
                 audit_policy_file: a.audit_policy_file,
                 audit_log_path: a.audit_log_path,
                 iam,

@@ -1,18 +1,28 @@
-//! ResourceQuota: a create that would take a namespace's usage over a quota's `spec.hard` is
-//! refused with upstream's `exceeded quota` 403 (`staging/src/k8s.io/apiserver/pkg/admission/
-//! plugin/resourcequota/controller.go`). Usage is computed from the stored objects; the quota
-//! controller ([`crate::quota_controller`]) keeps `status.used` current with the same functions.
-//! Quota scopes are not evaluated yet: a quota with scopes applies to every object.
+//! ResourceQuota: a write that would take a namespace's usage over a quota's hard limits is
+//! refused with upstream's `exceeded quota` 403, and an admitted one is charged to the quotas'
+//! `status.used` at once (upstream `staging/src/k8s.io/apiserver/pkg/admission/plugin/
+//! resourcequota/controller.go`): every matching quota is checked first, then each is written
+//! with its resourceVersion as precondition and re-checked on conflict, so concurrent writes
+//! cannot both take the last unit. The quota controller ([`crate::quota_controller`]) later
+//! reconciles `status.used` with the stored objects (releasing what deletions and failed creates
+//! hold).
+//!
+//! Differences from upstream: a quota the controller has not synced yet is checked against
+//! usage computed from the stored objects instead of refusing with `status unknown for quota`.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rkube_apimachinery::ApiError;
-use rkube_apimachinery::quantity::milli_value;
+use rkube_registry::Registry;
 use rkube_registry::admission::Operation;
-use rkube_registry::{ListOptions, Registry};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::context::{Context, Plugin};
+use crate::quota::{Usage, format_quantity, hard_of, missing_pod_resources, object_usage, quota_matches, recompute, used_of};
+
+/// Conflicting quota writes retried before giving up.
+const CHARGE_ATTEMPTS: usize = 8;
 
 /// The plugin.
 pub struct ResourceQuota;
@@ -21,200 +31,136 @@ pub struct ResourceQuota;
 impl Plugin for ResourceQuota {
     async fn validate(&self, ctx: &Context<'_>, obj: Option<&Value>) -> Result<(), ApiError> {
         let Some(obj) = obj else { return Ok(()) };
-        if ctx.req.operation != Operation::Create || !ctx.req.subresource.is_empty() {
+        let res = ctx.req.resource;
+        // Services and claims are charged again when an update grows them (type, size);
+        // everything else only when created, as upstream's evaluators.
+        let charged_on_update = res.group.is_empty() && matches!(res.plural.as_str(), "services" | "persistentvolumeclaims");
+        let evaluated = match ctx.req.operation {
+            Operation::Create => true,
+            Operation::Update => charged_on_update,
+            _ => false,
+        };
+        if !evaluated || !ctx.req.subresource.is_empty() {
             return Ok(());
         }
         let Some(ns) = ctx.req.namespace else { return Ok(()) };
-        let res = ctx.req.resource;
         let quotas = ctx.list("", "v1", "resourcequotas", Some(ns)).await?;
         if quotas.is_empty() {
             return Ok(());
         }
-        let requested = object_usage(&res.group, &res.plural, obj);
-        if requested.is_empty() {
-            return Ok(());
+        let mut delta = object_usage(&res.group, &res.plural, obj);
+        if ctx.req.operation == Operation::Update
+            && let Some(old) = ctx.req.old
+        {
+            let before = object_usage(&res.group, &res.plural, old);
+            for (k, v) in delta.iter_mut() {
+                *v = (*v - before.get(k).copied().unwrap_or(0)).max(0);
+            }
         }
+        delta.retain(|_, v| *v != 0);
+        let is_pod = res.group.is_empty() && res.plural == "pods";
+        let mut charges = Vec::new();
         for quota in &quotas {
-            let hard = hard_of(quota);
-            let tracked: Vec<&String> = requested.keys().filter(|k| hard.contains_key(*k)).collect();
-            if tracked.is_empty() {
+            if !quota_matches(quota, &res.group, &res.plural, obj) {
                 continue;
             }
-            let names: Vec<String> = tracked.iter().map(|s| (*s).clone()).collect();
-            let used = namespace_usage(&ctx.registry, ns, &names).await?;
-            let mut exceeded = Vec::new();
-            for name in &names {
-                let limit = hard.get(name).map(|(m, _)| *m).unwrap_or(i64::MAX);
-                let want = requested.get(name).copied().unwrap_or(0);
-                let have = used.get(name).copied().unwrap_or(0);
-                if have.saturating_add(want) > limit {
-                    exceeded.push(name.clone());
-                }
+            let name = quota["metadata"]["name"].as_str().unwrap_or("");
+            let hard_names: BTreeSet<String> = hard_of(quota).into_keys().collect();
+            if is_pod && let Some(missing) = missing_pod_resources(obj, &hard_names) {
+                return Err(ctx.forbidden(&format!("failed quota: {name}: {missing}")));
             }
-            if !exceeded.is_empty() {
-                exceeded.sort();
-                let show = |f: &dyn Fn(&String) -> String| exceeded.iter().map(|n| format!("{n}={}", f(n))).collect::<Vec<_>>().join(",");
-                let message = format!(
-                    "exceeded quota: {}, requested: {}, used: {}, limited: {}",
-                    quota["metadata"]["name"].as_str().unwrap_or(""),
-                    show(&|n| format_quantity(n, requested.get(n).copied().unwrap_or(0))),
-                    show(&|n| format_quantity(n, used.get(n).copied().unwrap_or(0))),
-                    show(&|n| hard.get(n).map(|(_, t)| t.clone()).unwrap_or_default()),
-                );
-                return Err(ctx.forbidden(&message));
+            let requested: Usage = delta.iter().filter(|(k, _)| hard_names.contains(*k)).map(|(k, v)| (k.clone(), *v)).collect();
+            if requested.is_empty() {
+                continue;
             }
+            check(ctx, &ctx.registry, quota, &requested).await?;
+            charges.push((name.to_string(), requested));
+        }
+        if ctx.req.dry_run {
+            return Ok(());
+        }
+        for (name, requested) in charges {
+            charge(ctx, ns, &name, &requested).await?;
         }
         Ok(())
     }
 }
 
-/// `spec.hard` as resource name → (milli value, text).
-pub fn hard_of(quota: &Value) -> BTreeMap<String, (i64, String)> {
-    quota["spec"]["hard"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| {
-            let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            milli_value(&text).map(|m| (k.clone(), (m, text)))
-        })
-        .collect()
-}
-
-/// Writes a used amount as upstream's quantities print: counts and whole units plainly, CPU
-/// fractions in milli units, memory in bytes.
-pub fn format_quantity(_name: &str, milli: i64) -> String {
-    if milli % 1000 == 0 { (milli / 1000).to_string() } else { format!("{milli}m") }
-}
-
-/// The quota resource names an object counts against, with its amounts (milli units).
-pub fn object_usage(group: &str, plural: &str, obj: &Value) -> BTreeMap<String, i64> {
-    let mut usage = BTreeMap::new();
-    let count_name = if group.is_empty() { format!("count/{plural}") } else { format!("count/{plural}.{group}") };
-    usage.insert(count_name, 1000);
-    if group.is_empty() {
-        match plural {
-            "pods" => {
-                if !pod_counts(obj) {
-                    return BTreeMap::new();
-                }
-                usage.insert("pods".into(), 1000);
-                for section in ["requests", "limits"] {
-                    let mut sums: BTreeMap<String, i64> = BTreeMap::new();
-                    for c in obj["spec"]["containers"].as_array().into_iter().flatten() {
-                        for (k, v) in c["resources"][section].as_object().into_iter().flatten() {
-                            if let Some(m) = v.as_str().and_then(milli_value) {
-                                *sums.entry(k.clone()).or_default() += m;
-                            }
-                        }
-                    }
-                    for (k, m) in sums {
-                        if section == "requests" && (k == "cpu" || k == "memory" || k == "ephemeral-storage") {
-                            usage.insert(k.clone(), m);
-                        }
-                        usage.insert(format!("{section}.{k}"), m);
-                    }
-                }
-            }
-            "services" => {
-                usage.insert("services".into(), 1000);
-                match obj["spec"]["type"].as_str() {
-                    Some("LoadBalancer") => {
-                        usage.insert("services.loadbalancers".into(), 1000);
-                        usage.insert("services.nodeports".into(), node_ports(obj));
-                    }
-                    Some("NodePort") => {
-                        usage.insert("services.nodeports".into(), node_ports(obj));
-                    }
-                    _ => {}
-                }
-            }
-            "persistentvolumeclaims" => {
-                usage.insert("persistentvolumeclaims".into(), 1000);
-                if let Some(m) = obj["spec"]["resources"]["requests"]["storage"].as_str().and_then(milli_value) {
-                    usage.insert("requests.storage".into(), m);
-                }
-            }
-            "secrets" | "configmaps" | "replicationcontrollers" | "resourcequotas" => {
-                usage.insert(plural.to_string(), 1000);
-            }
-            _ => {}
+/// The quota's usage after `requested`, or the `exceeded quota` 403.
+async fn check(ctx: &Context<'_>, registry: &Registry, quota: &Value, requested: &Usage) -> Result<Usage, ApiError> {
+    let hard = hard_of(quota);
+    let mut used = used_of(quota);
+    if requested.keys().any(|k| !used.contains_key(k)) {
+        let counted = recompute(registry, quota).await?;
+        for k in requested.keys() {
+            used.entry(k.clone()).or_insert_with(|| counted.get(k).copied().unwrap_or(0));
         }
     }
-    usage
-}
-
-fn node_ports(svc: &Value) -> i64 {
-    svc["spec"]["ports"].as_array().map_or(0, |p| p.len() as i64 * 1000)
-}
-
-/// Pods in a terminal phase or being deleted stop counting (upstream's `QuotaV1Pod`).
-fn pod_counts(pod: &Value) -> bool {
-    let phase = pod["status"]["phase"].as_str().unwrap_or("");
-    phase != "Succeeded" && phase != "Failed" && pod["metadata"]["deletionTimestamp"].is_null()
-}
-
-/// The resource (group, plural) a quota resource name counts.
-fn counted_resource(name: &str) -> Option<(String, String)> {
-    if let Some(rest) = name.strip_prefix("count/") {
-        return Some(match rest.split_once('.') {
-            Some((plural, group)) => (group.to_string(), plural.to_string()),
-            None => (String::new(), rest.to_string()),
-        });
-    }
-    let plural = match name {
-        "pods" | "cpu" | "memory" | "ephemeral-storage" => "pods",
-        n if n.starts_with("requests.") && n != "requests.storage" || n.starts_with("limits.") => "pods",
-        "services" | "services.loadbalancers" | "services.nodeports" => "services",
-        "persistentvolumeclaims" | "requests.storage" => "persistentvolumeclaims",
-        "secrets" | "configmaps" | "replicationcontrollers" | "resourcequotas" => name,
-        _ => return None,
-    };
-    Some((String::new(), plural.to_string()))
-}
-
-/// Current usage in `ns` of each named quota resource (milli units).
-pub async fn namespace_usage(registry: &Registry, ns: &str, names: &[String]) -> Result<BTreeMap<String, i64>, ApiError> {
-    let mut by_resource: BTreeMap<(String, String), Vec<&String>> = BTreeMap::new();
-    for n in names {
-        if let Some(r) = counted_resource(n) {
-            by_resource.entry(r).or_default().push(n);
+    let mut new_used = used.clone();
+    let mut exceeded = Vec::new();
+    for (k, want) in requested {
+        let total = used.get(k).copied().unwrap_or(0).saturating_add(*want);
+        new_used.insert(k.clone(), total);
+        if hard.get(k).is_some_and(|(limit, _)| total > *limit) {
+            exceeded.push(k.clone());
         }
     }
-    let mut used: BTreeMap<String, i64> = names.iter().map(|n| (n.clone(), 0)).collect();
-    for ((group, plural), wanted) in by_resource {
-        let Some(res) = registry.resources().into_iter().find(|r| r.group == group && r.plural == plural) else { continue };
-        let listed = registry.list(&res, Some(ns), &ListOptions::default()).await?;
-        for item in listed["items"].as_array().into_iter().flatten() {
-            let u = object_usage(&group, &plural, item);
-            for n in &wanted {
-                if let Some(m) = u.get(*n) {
-                    *used.entry((*n).clone()).or_default() += m;
+    if exceeded.is_empty() {
+        return Ok(new_used);
+    }
+    let show = |f: &dyn Fn(&String) -> String| exceeded.iter().map(|n| format!("{n}={}", f(n))).collect::<Vec<_>>().join(",");
+    Err(ctx.forbidden(&format!(
+        "exceeded quota: {}, requested: {}, used: {}, limited: {}",
+        quota["metadata"]["name"].as_str().unwrap_or(""),
+        show(&|n| format_quantity(n, requested.get(n).copied().unwrap_or(0))),
+        show(&|n| format_quantity(n, used.get(n).copied().unwrap_or(0))),
+        show(&|n| hard.get(n).map(|(_, t)| t.clone()).unwrap_or_default()),
+    )))
+}
+
+/// Adds `requested` to one quota's `status.used`, re-reading and re-checking it when another
+/// write got there first.
+async fn charge(ctx: &Context<'_>, ns: &str, name: &str, requested: &Usage) -> Result<(), ApiError> {
+    for _ in 0..CHARGE_ATTEMPTS {
+        let Some(quota) = ctx.get("", "v1", "resourcequotas", Some(ns), name).await? else { return Ok(()) };
+        let new_used = check(ctx, &ctx.registry, &quota, requested).await?;
+        match write_used(&ctx.registry, &quota, &new_used, false).await {
+            Err(e) if e.code == 409 => continue,
+            Err(e) if e.code == 404 => return Ok(()),
+            other => return other,
+        }
+    }
+    Err(ApiError::with_code(409, "Conflict", format!("Operation cannot be fulfilled on resourcequotas \"{name}\": too many concurrent writes, please retry")))
+}
+
+/// Writes `used` if the quota is still at the version read: merged into `status.used` for a
+/// charge, or (`recount`) as the whole `status.used` with `status.hard` copied from the spec. The
+/// write is the server's own, so it runs outside the request (no user, no admission), as
+/// upstream's quota evaluator writes through its privileged loopback client.
+pub(crate) async fn write_used(registry: &Arc<Registry>, quota: &Value, used: &Usage, recount: bool) -> Result<(), ApiError> {
+    let Some(res) = registry.lookup("", "v1", "resourcequotas") else { return Ok(()) };
+    let ns = quota["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+    let name = quota["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let version = quota["metadata"]["resourceVersion"].clone();
+    let used_text: serde_json::Map<String, Value> = used.iter().map(|(k, v)| (k.clone(), json!(format_quantity(k, *v)))).collect();
+    let registry = registry.clone();
+    let write = tokio::spawn(async move {
+        registry
+            .modify(&res, Some(&ns), &name, true, false, |current| {
+                let mut next = current.clone();
+                next["metadata"]["resourceVersion"] = version.clone();
+                if recount || !next["status"]["hard"].is_object() {
+                    next["status"]["hard"] = current["spec"]["hard"].clone();
                 }
-            }
-        }
-    }
-    Ok(used)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn pod_usage_counts_pods_and_requests() {
-        let pod = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}}}, {"resources": {"requests": {"cpu": "250m"}}}]}});
-        let u = object_usage("", "pods", &pod);
-        assert_eq!(u.get("pods"), Some(&1000));
-        assert_eq!(u.get("requests.cpu"), Some(&500));
-        assert_eq!(u.get("limits.cpu"), Some(&1000));
-        assert_eq!(format_quantity("requests.cpu", 500), "500m");
-    }
-
-    #[test]
-    fn finished_pods_do_not_count() {
-        let pod = json!({"status": {"phase": "Succeeded"}, "spec": {}});
-        assert!(object_usage("", "pods", &pod).is_empty());
+                let mut merged = if recount { serde_json::Map::new() } else { next["status"]["used"].as_object().cloned().unwrap_or_default() };
+                merged.extend(used_text.clone());
+                next["status"]["used"] = Value::Object(merged);
+                Ok(next)
+            })
+            .await
+    });
+    match write.await {
+        Ok(result) => result.map(|_| ()),
+        Err(e) => Err(ApiError::internal(format!("charging quota: {e}"))),
     }
 }

@@ -167,3 +167,253 @@ fn namespace_lifecycle_refuses_new_content_in_a_terminating_namespace() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+#[test]
+fn pod_security_warns_about_workload_templates_in_warn_mode() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "namespace", "strict"]).unwrap();
+    k.ok(&["label", "namespace", "strict", "pod-security.kubernetes.io/warn=restricted"]).unwrap();
+    let o = k.run(&["create", "deployment", "web", "--image=registry.example/nginx:1.25", "-n", "strict"]).unwrap();
+    assert!(o.success, "{}", o.stderr);
+    assert!(
+        o.stderr.contains(
+            "Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"nginx\" must set securityContext.allowPrivilegeEscalation=false), \
+             unrestricted capabilities (container \"nginx\" must set securityContext.capabilities.drop=[\"ALL\"]), \
+             runAsNonRoot != true (pod or container \"nginx\" must set securityContext.runAsNonRoot=true), \
+             seccompProfile (pod or container \"nginx\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+        ),
+        "{}",
+        o.stderr
+    );
+    // A CronJob's template is nested one level deeper; an update that leaves the template alone
+    // (scaling) is not re-checked.
+    let o = k.run(&["create", "cronjob", "tick", "--image=registry.example/busybox", "--schedule=*/5 * * * *", "-n", "strict"]).unwrap();
+    assert!(o.stderr.contains("Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"tick\""), "{}", o.stderr);
+    let o = k.run(&["scale", "deployment", "web", "--replicas=2", "-n", "strict"]).unwrap();
+    assert!(o.success && !o.stderr.contains("PodSecurity"), "{}", o.stderr);
+}
+
+#[test]
+fn pod_security_baseline_refuses_each_newer_check_with_upstream_text() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "namespace", "base"]).unwrap();
+    k.ok(&["label", "namespace", "base", "pod-security.kubernetes.io/enforce=baseline"]).unwrap();
+    let cases = [
+        ("sysctl", "", "  securityContext: {sysctls: [{name: kernel.msgmax, value: '65536'}]}\n", "forbidden sysctls (kernel.msgmax)"),
+        ("selinux", ", securityContext: {seLinuxOptions: {type: spc_t}}", "", "seLinuxOptions (container \"c\" set forbidden securityContext.seLinuxOptions: type \"spc_t\")"),
+        ("seccomp", "", "  securityContext: {seccompProfile: {type: Unconfined}}\n", "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")"),
+        ("apparmor", ", securityContext: {appArmorProfile: {type: Unconfined}}", "", "forbidden AppArmor profile (container \"c\" must not set AppArmor profile type to \"Unconfined\")"),
+        ("capadd", ", securityContext: {capabilities: {add: [SYS_ADMIN, NET_RAW]}}", "", "non-default capabilities (container \"c\" must not include \"NET_RAW\", \"SYS_ADMIN\" in securityContext.capabilities.add)"),
+        ("ports", ", ports: [{containerPort: 80, hostPort: 8080}]", "", "hostPort (container \"c\" uses hostPort 8080)"),
+    ];
+    for (name, container_extra, spec_extra, detail) in cases {
+        let o = k.run_stdin(&["create", "-n", "base", "-f", "-"], &pod_with(name, container_extra, spec_extra)).unwrap();
+        assert!(!o.success, "{name} was admitted");
+        let want = format!("pods \"{name}\" is forbidden: violates PodSecurity \"baseline:latest\": {detail}");
+        assert!(o.stderr.contains(&want), "want {want}\ngot {}", o.stderr);
+    }
+    // The AppArmor annotation is checked as well as the field.
+    let annotated = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: annotated\n  annotations: {container.apparmor.security.beta.kubernetes.io/c: unconfined}\nspec:\n  containers: [{name: c, image: nginx}]\n";
+    let o = k.run_stdin(&["create", "-n", "base", "-f", "-"], annotated).unwrap();
+    assert!(
+        o.stderr.contains(r#"forbidden AppArmor profile (annotation must not set AppArmor profile type to "container.apparmor.security.beta.kubernetes.io/c=\"unconfined\"")"#),
+        "{}",
+        o.stderr
+    );}
+
+#[test]
+fn pod_security_validates_namespace_labels_and_warns_about_existing_pods() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "namespace", "team"]).unwrap();
+    let err = k.fails(&["label", "namespace", "team", "pod-security.kubernetes.io/enforce=strict"]).unwrap();
+    assert!(
+        err.contains(
+            "The Namespace \"team\" is invalid: metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"strict\": must be one of privileged, baseline, restricted"
+        ),
+        "{err}"
+    );
+    let err = k.fails(&["label", "namespace", "team", "pod-security.kubernetes.io/warn-version=1.30"]).unwrap();
+    assert!(err.contains("metadata.labels[pod-security.kubernetes.io/warn-version]: Invalid value: \"1.30\": must be \"latest\" or \"v1.x\""), "{err}");
+    for name in ["priv-a", "priv-b"] {
+        k.ok_stdin(&["create", "-n", "team", "-f", "-"], &pod(name, ", securityContext: {privileged: true}")).unwrap();
+    }
+    k.ok_stdin(&["create", "-n", "team", "-f", "-"], &pod_with("hostnet", "", "  hostNetwork: true\n")).unwrap();
+    let o = k.run(&["label", "namespace", "team", "pod-security.kubernetes.io/enforce=baseline", "pod-security.kubernetes.io/enforce-version=v1.30"]).unwrap();
+    assert!(o.success, "{}", o.stderr);
+    let warnings: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("Warning: ")).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "Warning: existing pods in namespace \"team\" violate the new PodSecurity enforce level \"baseline:v1.30\"",
+            "Warning: hostnet: host namespaces",
+            "Warning: priv-a (and 1 other pod): privileged",
+        ],
+        "{}",
+        o.stderr
+    );
+    // Relaxing the level does not re-check pods.
+    let o = k.run(&["label", "--overwrite", "namespace", "team", "pod-security.kubernetes.io/enforce=privileged"]).unwrap();
+    assert!(o.success && !o.stderr.contains("Warning"), "{}", o.stderr);
+}
+
+/// Waits until the controller has copied a quota's hard limits into its status.
+fn wait_for_quota_status(k: &rkube_testkit::Kubectl, name: &str, namespace: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = k.json(&["get", "quota", name, "-n", namespace, "-o", "json"]).unwrap();
+        if q["status"]["hard"] == q["spec"]["hard"] && q["status"]["used"].is_object() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "quota {name} never synced: {q}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn resource_quota_charges_usage_at_admission_and_counts_any_resource() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "quota", "q", "--hard=pods=2,count/deployments.apps=1,requests.memory=1Gi"]).unwrap();
+    wait_for_quota_status(&k, "q", "default");
+    k.ok_stdin(&["create", "-f", "-"], &pod("one", ", resources: {requests: {memory: 256Mi}}")).unwrap();
+    // Charged by admission itself: no wait for the controller.
+    let q = k.json(&["get", "quota", "q", "-o", "json"]).unwrap();
+    assert_eq!(q["status"]["used"]["pods"], "1", "{q}");
+    assert_eq!(q["status"]["used"]["requests.memory"], "256Mi", "{q}");
+    let o = k.run_stdin(&["create", "-f", "-"], &pod("big", ", resources: {requests: {memory: 1Gi}}")).unwrap();
+    assert!(
+        o.stderr.contains("pods \"big\" is forbidden: exceeded quota: q, requested: requests.memory=1Gi, used: requests.memory=256Mi, limited: requests.memory=1Gi"),
+        "{}",
+        o.stderr
+    );
+    k.ok(&["create", "deployment", "web", "--image=registry.example/nginx:1.25"]).unwrap();
+    let err = k.fails(&["create", "deployment", "api", "--image=registry.example/nginx:1.25"]).unwrap();
+    assert!(
+        err.contains(
+            "deployments.apps \"api\" is forbidden: exceeded quota: q, requested: count/deployments.apps=1, used: count/deployments.apps=1, limited: count/deployments.apps=1"
+        ),
+        "{err}"
+    );
+    // Storage per StorageClass.
+    k.ok(&["create", "quota", "storage", "--hard=requests.storage=5Gi,gold.storageclass.storage.k8s.io/requests.storage=1Gi"]).unwrap();
+    let claim = |name: &str, class: &str, size: &str| {
+        format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}}}\nspec:\n  storageClassName: {class}\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: {size}}}}}\n")
+    };
+    k.ok_stdin(&["create", "-f", "-"], &claim("plain", "silver", "2Gi")).unwrap();
+    let o = k.run_stdin(&["create", "-f", "-"], &claim("shiny", "gold", "2Gi")).unwrap();
+    assert!(
+        o.stderr.contains(
+            "persistentvolumeclaims \"shiny\" is forbidden: exceeded quota: storage, requested: gold.storageclass.storage.k8s.io/requests.storage=2Gi, used: gold.storageclass.storage.k8s.io/requests.storage=0, limited: gold.storageclass.storage.k8s.io/requests.storage=1Gi"
+        ),
+        "{}",
+        o.stderr
+    );
+    let q = k.json(&["get", "quota", "storage", "-o", "json"]).unwrap();
+    assert_eq!(q["status"]["used"]["requests.storage"], "2Gi", "{q}");
+    // Concurrent creates cannot both take the last unit: charges are preconditioned writes.
+    k.ok(&["create", "namespace", "burst"]).unwrap();
+    k.ok(&["create", "quota", "burst", "-n", "burst", "--hard=count/configmaps=5"]).unwrap();
+    // (Once synced: a recount racing creates still in flight could undercount, as upstream's.)
+    wait_for_quota_status(&k, "burst", "burst");
+    let kubectl = &k;
+    let admitted = std::thread::scope(|s| {
+        let creates: Vec<_> = (0..10).map(|i| s.spawn(move || kubectl.run(&["create", "configmap", &format!("c{i}"), "-n", "burst"]).unwrap())).collect();
+        creates.into_iter().filter_map(|h| h.join().ok()).filter(|o| o.success).count()
+    });
+    assert_eq!(admitted, 5);
+    let stored = k.json(&["get", "configmaps", "-n", "burst", "-o", "json"]).unwrap();
+    assert_eq!(stored["items"].as_array().map(Vec::len), Some(5), "{stored}");
+    // Deleting releases usage through the controller.
+    k.ok(&["delete", "pod", "one", "--wait=false"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = k.json(&["get", "quota", "q", "-o", "json"]).unwrap();
+        if q["status"]["used"]["pods"] == "0" && q["status"]["used"]["requests.memory"] == "0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "usage not released: {q}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn resource_quota_scopes_select_the_pods_they_limit() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: besteffort}\nspec:\n  hard: {pods: '1'}\n  scopes: [BestEffort]\n---\n\
+         apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: bounded}\nspec:\n  hard: {pods: '5'}\n  scopes: [Terminating]\n",
+    )
+    .unwrap();
+    wait_for_quota_status(&k, "besteffort", "default");
+    k.ok_stdin(&["create", "-f", "-"], &pod("free", "")).unwrap();
+    // A pod with requests is not BestEffort: the scoped quota ignores it.
+    k.ok_stdin(&["create", "-f", "-"], &pod("sized", ", resources: {requests: {cpu: 100m}}")).unwrap();
+    let o = k.run_stdin(&["create", "-f", "-"], &pod("free2", "")).unwrap();
+    assert!(o.stderr.contains("pods \"free2\" is forbidden: exceeded quota: besteffort, requested: pods=1, used: pods=1, limited: pods=1"), "{}", o.stderr);
+    k.ok_stdin(&["create", "-f", "-"], &pod_with("deadline", ", resources: {requests: {cpu: 100m}}", "  activeDeadlineSeconds: 60\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let be = k.json(&["get", "quota", "besteffort", "-o", "json"]).unwrap();
+        let term = k.json(&["get", "quota", "bounded", "-o", "json"]).unwrap();
+        if be["status"]["used"]["pods"] == "1" && term["status"]["used"]["pods"] == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "scoped usage wrong: {be} {term}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn resource_quota_requires_requests_and_limits_it_tracks() {
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    k.ok(&["create", "quota", "compute", "--hard=requests.cpu=2,limits.cpu=4"]).unwrap();
+    let o = k.run_stdin(&["create", "-f", "-"], &pod("bare", ", resources: {limits: {memory: 64Mi}}")).unwrap();
+    assert!(o.stderr.contains("pods \"bare\" is forbidden: failed quota: compute: must specify limits.cpu for: c; requests.cpu for: c"), "{}", o.stderr);
+    k.ok_stdin(&["create", "-f", "-"], &pod("sized", ", resources: {requests: {cpu: 500m}, limits: {cpu: '1'}}")).unwrap();
+}
+
+#[test]
+fn pod_security_configuration_sets_defaults_and_exemptions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pod-security.yaml"),
+        "apiVersion: pod-security.admission.config.k8s.io/v1\nkind: PodSecurityConfiguration\n\
+         defaults: {enforce: baseline, enforce-version: latest}\n\
+         exemptions: {namespaces: [trusted], runtimeClasses: [sandboxed], usernames: []}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("admission.yaml");
+    std::fs::write(&config, "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n- name: PodSecurity\n  path: pod-security.yaml\n").unwrap();
+    let c = rkube_testkit::TestCluster::start_with(&[
+        "--disable=controller-manager,scheduler,node-lifecycle",
+        "--disable-admission-plugins=ServiceAccount",
+        &format!("--admission-control-config-file={}", config.display()),
+    ])
+    .unwrap();
+    let k = c.kubectl();
+    let privileged = pod("priv", ", securityContext: {privileged: true}");
+    // No labels: the configured default applies.
+    let o = k.run_stdin(&["create", "-f", "-"], &privileged).unwrap();
+    assert!(
+        o.stderr.contains("pods \"priv\" is forbidden: violates PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)"),
+        "{}",
+        o.stderr
+    );
+    // An exempt runtime class and an exempt namespace are not checked.
+    k.ok_stdin(&["create", "-f", "-"], &pod_with("sandboxed", ", securityContext: {privileged: true}", "  runtimeClassName: sandboxed\n")).unwrap();
+    k.ok(&["create", "namespace", "trusted"]).unwrap();
+    k.ok_stdin(&["create", "-n", "trusted", "-f", "-"], &privileged).unwrap();
+    let o = k.run(&["label", "namespace", "trusted", "pod-security.kubernetes.io/enforce=restricted"]).unwrap();
+    assert!(o.success, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("Warning: namespace \"trusted\" is exempt from Pod Security, and the policy (enforce=restricted:latest) will be ignored"),
+        "{}",
+        o.stderr
+    );
+}

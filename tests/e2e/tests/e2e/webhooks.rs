@@ -151,3 +151,60 @@ fn webhooks_mutate_deny_warn_fail_and_time_out() {
     assert!(err.contains("failed calling webhook \"slow.example.com\"") && err.contains("context deadline exceeded"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
 }
+
+#[test]
+fn webhook_match_conditions_select_the_requests_a_webhook_sees() {
+    let (addr, ca) = start_webhook_server();
+    let base = format!("https://localhost:{}", addr.port());
+    let c = api_only_cluster();
+    let k = c.kubectl();
+    let skip_labelled = json!({"matchConditions": [
+        {"name": "not-opted-out", "expression": "!has(object.metadata.labels) || !('skip-webhook' in object.metadata.labels)"},
+        {"name": "creates-only", "expression": "request.operation == 'CREATE' && oldObject == null"},
+    ]});
+    let broken = |policy: &str| json!({"failurePolicy": policy, "matchConditions": [{"name": "broken", "expression": "object.data.missing == 'x'"}]});
+    let validating = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "conditional"},
+        "webhooks": [
+            hook("validate.example.com", &format!("{base}/validate"), &ca, "configmaps", skip_labelled),
+            hook("broken-fail.example.com", &format!("{base}/validate"), &ca, "secrets", broken("Fail")),
+            hook("broken-ignore.example.com", &format!("{base}/validate"), &ca, "serviceaccounts", broken("Ignore")),
+        ],
+    });
+    k.ok_stdin(&["create", "-f", "-"], &validating.to_string()).unwrap();
+
+    // The webhook denies names starting with "bad"; a labelled object is excluded by the
+    // condition, so the webhook is never called for it (no denial, no warning).
+    let o = k
+        .run_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad-but-excluded, labels: {skip-webhook: 'yes'}}\ndata: {a: b}\n")
+        .unwrap();
+    assert!(o.success, "{}", o.stderr);
+    assert!(!o.stderr.contains("was checked"), "{}", o.stderr);
+    let err = k.fails(&["create", "configmap", "bad-included", "--from-literal=a=b"]).unwrap();
+    assert!(err.contains("admission webhook \"validate.example.com\" denied the request: name bad-included is not allowed"), "{err}");
+    let o = k.run(&["create", "configmap", "fine", "--from-literal=a=b"]).unwrap();
+    assert!(o.success && o.stderr.contains("Warning: fine was checked"), "{}", o.stderr);
+
+    // A condition that fails to evaluate: failurePolicy Fail refuses, Ignore skips the webhook.
+    let err = k.fails(&["create", "secret", "generic", "s", "--from-literal=a=b"]).unwrap();
+    assert!(err.contains("secrets \"s\" is forbidden: expression 'object.data.missing == 'x'' resulted in error:"), "{err}");
+    let o = k.run(&["create", "serviceaccount", "robot"]).unwrap();
+    assert!(o.success && !o.stderr.contains("was checked"), "{}", o.stderr);
+
+    // Expressions are compiled when the configuration is written.
+    let invalid = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "invalid"},
+        "webhooks": [hook("x.example.com", &format!("{base}/validate"), &ca, "pods", json!({"matchConditions": [{"name": "c", "expression": "object.x =="}]}))],
+    });
+    let o = k.run_stdin(&["create", "-f", "-"], &invalid.to_string()).unwrap();
+    assert!(!o.success);
+    assert!(
+        o.stderr.contains(
+            "The ValidatingWebhookConfiguration \"invalid\" is invalid: webhooks[0].matchConditions[0].expression: Invalid value: \"object.x ==\": compilation failed: ERROR: <input>:1:"
+        ),
+        "{}",
+        o.stderr
+    );
+}
