@@ -28,6 +28,8 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "NodeRestriction",
     "Priority",
     "DefaultTolerationSeconds",
+    "DefaultStorageClass",
+    "StorageObjectInUseProtection",
     "PodSecurity",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionWebhook",
@@ -64,6 +66,12 @@ impl AdmissionChain {
         }
         if on("DefaultTolerationSeconds") {
             plugins.push(Box::new(plugins::default_tolerations::DefaultTolerationSeconds));
+        }
+        if on("DefaultStorageClass") {
+            plugins.push(Box::new(plugins::default_storage_class::DefaultStorageClass));
+        }
+        if on("StorageObjectInUseProtection") {
+            plugins.push(Box::new(plugins::storage_protection::StorageObjectInUseProtection));
         }
         if on("PodSecurity") {
             plugins.push(Box::new(plugins::pod_security::PodSecurity));
