@@ -347,13 +347,11 @@ async fn reclaim(st: &State, pv: &Arc<PersistentVolume>) -> Result<Action> {
     }
     let policy = pv.spec.as_ref().and_then(|s| s.persistent_volume_reclaim_policy.as_deref()).unwrap_or("Retain");
     match policy {
-        "Delete" => {
-            // A provisioner deletes what it provisioned.
-            if annotation(pv.as_ref(), ANN_PROVISIONED_BY).is_none() {
-                let message = format!("error getting deleter volume plugin for volume \"{}\": no deletable volume plugin matched", pv.name_any());
-                set_volume_phase(st, pv, "Failed", Some(&message)).await?;
-                st.event_once(pv.as_ref(), EventType::Warning, "VolumeFailedDelete", message).await;
-            }
+        // A provisioner deletes what it provisioned; nothing deletes the others.
+        "Delete" if annotation(pv.as_ref(), ANN_PROVISIONED_BY).is_none() => {
+            let message = format!("error getting deleter volume plugin for volume \"{}\": no deletable volume plugin matched", pv.name_any());
+            set_volume_phase(st, pv, "Failed", Some(&message)).await?;
+            st.event_once(pv.as_ref(), EventType::Warning, "VolumeFailedDelete", message).await;
         }
         "Recycle" => {
             let message = "No recycler plugin found for the volume!".to_string();
