@@ -197,6 +197,34 @@ fn static_volume_binds_the_smallest_match_and_is_retained_after_release() {
     assert_eq!(get(&k, "pv", "big").unwrap()["status"]["phase"], "Available");
     assert_eq!(get(&k, "pvc", "huge").unwrap()["status"]["phase"], "Pending");
 
+    // Pre-binding from either side: a claim naming its volume, a volume naming its claim.
+    k.ok_stdin(&["apply", "-f", "-"], &STATIC_VOLUME.replace("NAME", "scratch").replace("SIZE", "3Gi").replace(
+        "  storageClassName: \"\"\n",
+        "  storageClassName: \"\"\n  persistentVolumeReclaimPolicy: Delete\n",
+    ))
+    .unwrap();
+    k.ok_stdin(&["apply", "-f", "-"], &STATIC_VOLUME.replace("NAME", "reserved").replace("SIZE", "1Gi").replace(
+        "  storageClassName: \"\"\n",
+        "  storageClassName: \"\"\n  claimRef:\n    namespace: default\n    name: wanted\n",
+    ))
+    .unwrap();
+    let pinned = NO_CLASS_CLAIM.replace("NAME", "pinned").replace("SIZE", "1Gi").replace("  storageClassName", "  volumeName: scratch\n  storageClassName");
+    k.ok_stdin(&["apply", "-f", "-"], &pinned).unwrap();
+    k.ok_stdin(&["apply", "-f", "-"], &NO_CLASS_CLAIM.replace("NAME", "wanted").replace("SIZE", "1Gi")).unwrap();
+    let claim = wait_claim_phase(&k, "pinned", "Bound");
+    assert_eq!(claim["spec"]["volumeName"], "scratch");
+    assert!(claim["metadata"]["annotations"].get("pv.kubernetes.io/bound-by-controller").is_none(), "the user bound it: {claim}");
+    assert_eq!(wait_claim_phase(&k, "wanted", "Bound")["spec"]["volumeName"], "reserved");
+    assert_eq!(get(&k, "pvc", "huge").unwrap()["status"]["phase"], "Pending");
+
+    // Delete without a provisioner: nothing can delete the volume, so it fails as upstream.
+    k.ok(&["delete", "pvc", "pinned", "--wait=true"]).unwrap();
+    wait_for("scratch Failed", TIMEOUT, || get(&k, "pv", "scratch").filter(|p| p["status"]["phase"] == "Failed"));
+    assert_eq!(
+        wait_event(&k, "scratch", "VolumeFailedDelete"),
+        "error getting deleter volume plugin for volume \"scratch\": no deletable volume plugin matched"
+    );
+
     // Static volumes default to Retain: Released, and not bound again.
     k.ok(&["delete", "pvc", "fits", "--wait=true"]).unwrap();
     wait_for("small Released", TIMEOUT, || get(&k, "pv", "small").filter(|p| p["status"]["phase"] == "Released"));
