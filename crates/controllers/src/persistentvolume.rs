@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus, PersistentVolumeStatus};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus, PersistentVolumeStatus, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -127,6 +127,10 @@ async fn reconcile_claim(pvc: Arc<PersistentVolumeClaim>, st: Arc<State>) -> Res
         return Ok(Action::await_change());
     }
     let volume_name = claim_volume_name(&pvc).to_string();
+    if volume_name.is_empty() && annotation(pvc.as_ref(), ANN_BIND_COMPLETED).is_some() {
+        set_claim_lost(&st, &pvc, "ClaimLost", "Bound claim has lost reference to PersistentVolume. Data on the volume is lost!").await?;
+        return Ok(Action::requeue(RESYNC));
+    }
     if volume_name.is_empty() { sync_unbound_claim(&pvc, &st).await } else { sync_bound_claim(&pvc, &volume_name, &st).await }
 }
 
@@ -134,17 +138,17 @@ async fn reconcile_claim(pvc: Arc<PersistentVolumeClaim>, st: Arc<State>) -> Res
 async fn sync_unbound_claim(pvc: &Arc<PersistentVolumeClaim>, st: &State) -> Result<Action> {
     let class_name = claim_class(pvc).to_string();
     let class = if class_name.is_empty() { None } else { st.classes.get(&ObjectRef::new(&class_name)) };
-    // Once the scheduler picked a node the claim is no longer waiting (`shouldDelayBinding`).
-    let waits_for_consumer = annotation(pvc.as_ref(), ANN_SELECTED_NODE).is_none()
-        && class.as_ref().is_some_and(|c| c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer"));
+    // Delayed claims bind only to volumes the scheduler pre-bound; provisioning starts once it
+    // picked a node.
+    let delayed = class.as_ref().is_some_and(|c| c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer"));
     let volumes = st.volumes.state();
-    if let Some(pv) = find_best_match(pvc, &volumes, waits_for_consumer) {
+    if let Some(pv) = find_best_match(pvc, &volumes, delayed) {
         bind(st, pv, pvc).await?;
         return Ok(Action::requeue(RESYNC));
     }
-    if waits_for_consumer {
-        st.event_once(pvc.as_ref(), EventType::Normal, "WaitForFirstConsumer", "waiting for first consumer to be created before binding".into())
-            .await;
+    if delayed && annotation(pvc.as_ref(), ANN_SELECTED_NODE).is_none() {
+        let (reason, message) = delayed_binding_event(st, pvc).await?;
+        st.event_once(pvc.as_ref(), EventType::Normal, reason, message).await;
         return Ok(Action::requeue(RESYNC));
     }
     if class_name.is_empty() {
@@ -185,6 +189,25 @@ async fn sync_unbound_claim(pvc: &Arc<PersistentVolumeClaim>, st: &State) -> Res
     )
     .await;
     Ok(Action::requeue(RESYNC))
+}
+
+/// Upstream `emitEventForUnboundDelayBindingClaim`: name the pods that wait to be scheduled,
+/// if any use the claim.
+async fn delayed_binding_event(st: &State, pvc: &PersistentVolumeClaim) -> Result<(&'static str, String)> {
+    let pods = Api::<Pod>::namespaced(st.ctx.client.clone(), &pvc.namespace().unwrap_or_default()).list(&ListParams::default()).await?;
+    let claim = pvc.name_any();
+    let waiting: Vec<String> = pods
+        .items
+        .iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty))
+        .filter(|p| claims_of(p).contains(&claim))
+        .map(|p| p.name_any())
+        .collect();
+    Ok(match waiting.as_slice() {
+        [] => ("WaitForFirstConsumer", "waiting for first consumer to be created before binding".to_string()),
+        [one] => ("WaitForPodScheduled", format!("waiting for pod {one} to be scheduled")),
+        many => ("WaitForPodScheduled", format!("waiting for pods {} to be scheduled", many.join(","))),
+    })
 }
 
 /// A claim that names its volume (upstream `syncBoundClaim` and the pre-bound branch of

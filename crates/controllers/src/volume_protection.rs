@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::context::{Context, drain, requeue_on_error};
 use crate::error::Result;
-use crate::volume_util::volume_phase;
+use crate::volume_util::{claims_of, volume_phase};
 
 /// Finalizer of claims.
 pub const PVC_FINALIZER: &str = "kubernetes.io/pvc-protection";
@@ -40,20 +40,6 @@ pub async fn run_pv_protection(ctx: Context) -> Result<()> {
         .run(reconcile_volume, requeue_on_error, Arc::new(ctx));
     drain("pv-protection-controller", stream).await;
     Ok(())
-}
-
-/// The claims a pod's volumes name (a generic ephemeral volume owns `<pod>-<volume>`).
-pub fn claims_of(pod: &Pod) -> Vec<String> {
-    let pod_name = pod.name_any();
-    pod.spec
-        .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .filter_map(|v| match (&v.persistent_volume_claim, &v.ephemeral) {
-            (Some(c), _) => Some(c.claim_name.clone()),
-            (None, Some(_)) => Some(format!("{pod_name}-{}", v.name)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Whether the pod keeps the claim in use (upstream `podUsesPVC`): only scheduled pods do,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
 
@@ -25,6 +25,20 @@ pub const ANN_DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class
 pub const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
 /// The value upstream writes into boolean-like annotations.
 pub const YES: &str = "yes";
+
+/// The claims a pod's volumes name (a generic ephemeral volume owns `<pod>-<volume>`).
+pub fn claims_of(pod: &Pod) -> Vec<String> {
+    let pod_name = pod.name_any();
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| match (&v.persistent_volume_claim, &v.ephemeral) {
+            (Some(c), _) => Some(c.claim_name.clone()),
+            (None, Some(_)) => Some(format!("{pod_name}-{}", v.name)),
+            _ => None,
+        })
+        .collect()
+}
 
 /// `spec.storageClassName` of a claim, "" when unset.
 pub fn claim_class(pvc: &PersistentVolumeClaim) -> &str {

@@ -326,6 +326,7 @@ fn scheduler_places_pods_where_their_local_volume_is() {
         message.starts_with("0/3 nodes are available: 3 node(s) didn't find available persistent volumes to bind."),
         "{message}"
     );
+    assert_eq!(wait_event(&k, "second", "WaitForPodScheduled"), "waiting for pod second to be scheduled");
 
     // A pod whose claim is bound to the pinned volume can only go to that volume's node.
     k.ok(&["delete", "pod", "first", "--wait=true"]).unwrap();
