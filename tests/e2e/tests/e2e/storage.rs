@@ -172,8 +172,11 @@ spec:
 
 #[test]
 fn static_volume_binds_the_smallest_match_and_is_retained_after_release() {
-    let c = crate::cluster();
+    // Without the local-path provisioner (k3s's flag) there is no default class.
+    let c = start(&["--disable=local-storage"]);
     let k = c.kubectl();
+    let classes = k.run(&["get", "storageclass"]).unwrap();
+    assert!(classes.stdout.trim().is_empty() && classes.stderr.contains("No resources found"), "{} {}", classes.stdout, classes.stderr);
     for (name, size) in [("big", "5Gi"), ("small", "2Gi")] {
         k.ok_stdin(&["apply", "-f", "-"], &STATIC_VOLUME.replace("NAME", name).replace("SIZE", size)).unwrap();
     }
