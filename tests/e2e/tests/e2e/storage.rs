@@ -329,7 +329,17 @@ fn scheduler_places_pods_where_their_local_volume_is() {
         message.starts_with("0/3 nodes are available: 3 node(s) didn't find available persistent volumes to bind."),
         "{message}"
     );
-    assert_eq!(wait_event(&k, "second", "WaitForPodScheduled"), "waiting for pod second to be scheduled");
+
+    // PreFilter: a missing claim, and a claim of an Immediate class that nothing binds.
+    k.ok_stdin(&["apply", "-f", "-"], &pod_with_claim("orphan", "nope")).unwrap();
+    let message = wait_event(&k, "orphan", "FailedScheduling");
+    assert!(message.starts_with("0/3 nodes are available: persistentvolumeclaim \"nope\" not found."), "{message}");
+    k.ok_stdin(&["apply", "-f", "-"], &NO_PROVISIONER_CLASS.replace("local-static", "static-now").replace("WaitForFirstConsumer", "Immediate"))
+        .unwrap();
+    k.ok_stdin(&["apply", "-f", "-"], &STATIC_CLASS_CLAIM.replace("NAME", "now").replace("local-static", "static-now")).unwrap();
+    k.ok_stdin(&["apply", "-f", "-"], &pod_with_claim("eager", "now")).unwrap();
+    let message = wait_event(&k, "eager", "FailedScheduling");
+    assert!(message.starts_with("0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims."), "{message}");
 
     // A pod whose claim is bound to the pinned volume can only go to that volume's node.
     k.ok(&["delete", "pod", "first", "--wait=true"]).unwrap();
