@@ -29,6 +29,8 @@ use crate::volume_util::*;
 const COMPONENT: &str = "persistentvolume-controller";
 /// Upstream's `--pvclaimbinder-sync-period`.
 const RESYNC: Duration = Duration::from_secs(15);
+/// How many objects' last events are remembered for de-duplication.
+const MAX_REMEMBERED_EVENTS: usize = 10_000;
 
 struct State {
     ctx: Context,
@@ -52,6 +54,10 @@ impl State {
             let Ok(mut last) = self.last_event.lock() else { return };
             if last.get(&uid) == Some(&key) {
                 return;
+            }
+            // Deleted objects never come back to clear their entry: bound the memory instead.
+            if last.len() >= MAX_REMEMBERED_EVENTS {
+                last.clear();
             }
             last.insert(uid, key);
         }
