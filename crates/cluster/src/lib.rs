@@ -78,6 +78,7 @@ impl ServerConfig {
             audit_policy_file: None,
             audit_log_path: None,
             iam: None,
+            default_local_storage_path: None,
         }
     }
 }
