@@ -30,6 +30,8 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "NodeRestriction",
     "Priority",
     "DefaultTolerationSeconds",
+    "DefaultStorageClass",
+    "StorageObjectInUseProtection",
     "PodSecurity",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionWebhook",
@@ -71,6 +73,12 @@ impl AdmissionChain {
         }
         if on("DefaultTolerationSeconds") {
             plugins.push(Box::new(plugins::default_tolerations::DefaultTolerationSeconds));
+        }
+        if on("DefaultStorageClass") {
+            plugins.push(Box::new(plugins::default_storage_class::DefaultStorageClass));
+        }
+        if on("StorageObjectInUseProtection") {
+            plugins.push(Box::new(plugins::storage_protection::StorageObjectInUseProtection));
         }
         if on("PodSecurity") {
             plugins.push(Box::new(plugins::pod_security::PodSecurity::new(config.plugin("PodSecurity"))?));

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 /// Namespaces created at start.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-async fn ensure(registry: &Registry, group: &str, version: &str, plural: &str, ns: Option<&str>, obj: Value) -> Result<(), ApiError> {
+pub(crate) async fn ensure(registry: &Registry, group: &str, version: &str, plural: &str, ns: Option<&str>, obj: Value) -> Result<(), ApiError> {
     let res = registry
         .lookup(group, version, plural)
         .ok_or_else(|| ApiError::internal(format!("resource {plural} is not served")))?;

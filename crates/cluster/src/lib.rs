@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod bootstrap_data;
 pub mod components;
 mod custom_openapi;
+pub mod local_storage;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ pub struct ServerConfig {
     pub audit_log_path: Option<PathBuf>,
     /// IAM token authentication (`--iam-cluster-id` and friends), off when `None`.
     pub iam: Option<rkube_iam::IamConfig>,
+    /// Where `local-path` volumes go on the nodes (`--default-local-storage-path`;
+    /// default `<data-dir>/storage`).
+    pub default_local_storage_path: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -77,6 +81,7 @@ impl ServerConfig {
             audit_policy_file: None,
             audit_log_path: None,
             iam: None,
+            default_local_storage_path: None,
         }
     }
 }
@@ -219,6 +224,9 @@ pub async fn run_server(
     bootstrap::ensure_bootstrap_objects(&registry, &cidr.first().to_string(), addr.port())
         .await
         .map_err(|e| ClusterError::Bootstrap(e.message))?;
+    if !cfg.disable.iter().any(|d| d == local_storage::COMPONENT) {
+        local_storage::ensure_default_storage_class(&registry).await.map_err(|e| ClusterError::Bootstrap(e.message))?;
+    }
 
     let proto = rkube_protobuf::ProtoCodec::new().map_err(|e| ClusterError::Config(format!("protobuf descriptors: {e}")))?;
     let advertise_host = if cfg.bind_address.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { cfg.bind_address };
@@ -296,6 +304,7 @@ fn controller_manager_config(cfg: &ServerConfig) -> Result<Option<rkube_controll
     let manager_cfg = rkube_controllers::ManagerConfig {
         disabled: cfg.disable.iter().filter(|d| rkube_controllers::CONTROLLERS.contains(&d.as_str())).cloned().collect(),
         root_ca_pem: String::new(),
+        local_storage_dir: cfg.default_local_storage_path.clone().unwrap_or_else(|| cfg.data_dir.join("storage")),
     };
     Ok(Some(manager_cfg))
 }

@@ -24,7 +24,9 @@ pub mod garbage_collector;
 pub mod job;
 pub mod job_util;
 pub mod leader;
+pub mod local_path;
 pub mod namespace;
+pub mod persistentvolume;
 pub mod pod_util;
 pub mod podgc;
 pub mod replicaset;
@@ -32,6 +34,8 @@ pub mod serviceaccount;
 pub mod statefulset;
 pub mod statefulset_util;
 pub mod ttl_after_finished;
+pub mod volume_protection;
+pub mod volume_util;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -62,6 +66,11 @@ pub const CONTROLLERS: &[&str] = &[
     "endpointslice",
     "pod-garbage-collector",
     "ttl-after-finished",
+    "persistentvolume-binder",
+    "pvc-protection",
+    "pv-protection",
+    // k3s's name for its bundled local-path provisioner (and default StorageClass).
+    "local-storage",
 ];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
@@ -77,6 +86,8 @@ pub struct ManagerConfig {
     pub disabled: BTreeSet<String>,
     /// PEM of the cluster CA, published as `kube-root-ca.crt`.
     pub root_ca_pem: String,
+    /// Directory on the nodes for `local-path` volumes (empty: `local_path::DEFAULT_STORAGE_DIR`).
+    pub local_storage_dir: std::path::PathBuf,
 }
 
 impl ManagerConfig {
@@ -200,13 +211,13 @@ fn start_controllers(ctx: &Context, config: &ManagerConfig) -> JoinSet<()> {
             continue;
         }
         let ctx = ctx.clone();
-        set.spawn(supervise(name, ctx));
+        set.spawn(supervise(name, ctx, config.local_storage_dir.clone()));
     }
     set
 }
 
 /// Runs one controller, restarting it after a pause whenever it stops.
-async fn supervise(name: &'static str, ctx: Context) {
+async fn supervise(name: &'static str, ctx: Context, local_storage_dir: std::path::PathBuf) {
     loop {
         tracing::info!(controller = name, "starting controller");
         let result = match name {
@@ -226,6 +237,10 @@ async fn supervise(name: &'static str, ctx: Context) {
             "cronjob" => cronjob::run(ctx.clone()).await,
             "daemonset" => daemonset::run(ctx.clone()).await,
             "disruption" => disruption::run(ctx.clone()).await,
+            "persistentvolume-binder" => persistentvolume::run(ctx.clone()).await,
+            "pvc-protection" => volume_protection::run_pvc_protection(ctx.clone()).await,
+            "pv-protection" => volume_protection::run_pv_protection(ctx.clone()).await,
+            "local-storage" => local_path::run(ctx.clone(), local_storage_dir.clone()).await,
             _ => Ok(()),
         };
         match result {

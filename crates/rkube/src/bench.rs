@@ -110,6 +110,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         audit_policy_file: None,
         audit_log_path: None,
         iam: None,
+        default_local_storage_path: None,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -34,6 +34,7 @@ async fn one_run(nodes: usize) -> Result<(Duration, Duration)> {
         node_monitor_grace_period: Duration::from_secs(40),
         authentication: Default::default(),
         iam: None,
+        default_local_storage_path: None,
         encryption_provider_config: None,
         disable_admission_plugins: vec![],
         admission_control_config_file: None,

@@ -90,6 +90,9 @@ struct ServerArgs {
     /// (PodSecurity defaults and exemptions), as kube-apiserver's flag.
     #[arg(long)]
     admission_control_config_file: Option<PathBuf>,
+    /// Directory on the nodes for `local-path` volumes (default `<data-dir>/storage`), as k3s's flag.
+    #[arg(long)]
+    default_local_storage_path: Option<PathBuf>,
     /// audit.k8s.io/v1 Policy file: what the audit log records at which level.
     #[arg(long)]
     audit_policy_file: Option<PathBuf>,
@@ -177,6 +180,7 @@ fn main() -> anyhow::Result<()> {
                 audit_policy_file: a.audit_policy_file,
                 audit_log_path: a.audit_log_path,
                 iam,
+                default_local_storage_path: a.default_local_storage_path,
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.
@@ -214,7 +218,7 @@ async fn run_controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> 
         Some(path) => std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
         None => rkube_controllers::kubeconfig_ca_pem(&yaml)?,
     };
-    let config = rkube_controllers::ManagerConfig { disabled: a.disable.into_iter().collect(), root_ca_pem };
+    let config = rkube_controllers::ManagerConfig { disabled: a.disable.into_iter().collect(), root_ca_pem, ..Default::default() };
     config.check()?;
     let client = rkube_controllers::client_from_kubeconfig(&yaml).await?;
     println!("rkube: controller manager running");

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::resources::{self, Resource};
@@ -182,6 +182,8 @@ pub struct Cache {
     orphans: HashMap<String, Arc<PodInfo>>,
     /// PVCs by `namespace/name`.
     pub pvcs: HashMap<String, Arc<PersistentVolumeClaim>>,
+    /// PersistentVolumes by name (with the scheduler's own pre-bindings applied while in flight).
+    pub pvs: HashMap<String, Arc<PersistentVolume>>,
     /// StorageClasses by name.
     pub storage_classes: HashMap<String, Arc<StorageClass>>,
     /// Namespace labels by namespace name.

@@ -47,7 +47,7 @@ impl CycleState {
         node_affinity::filter(pod, node)?;
         node_basics::node_ports(pod, node)?;
         resources_fit::filter(pod, node)?;
-        volume_binding::filter(&self.volumes)?;
+        volume_binding::filter(&self.volumes, node)?;
         self.spread.filter(pod, node)?;
         self.inter_pod.filter(node)
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::cache::{Cache, PodInfo, pod_key};
 use crate::events::{EventRecorder, reference};
 use crate::framework::{Framework, NO_NODES_MESSAGE, ScheduleError};
+use crate::plugins::volume_binding::{self, Decision};
 use crate::preemption;
 use crate::queue::SchedulingQueue;
 
@@ -46,6 +47,7 @@ enum Kind {
     Pod,
     Node,
     Claim,
+    Volume,
     Class,
     Namespace,
 }
@@ -58,6 +60,8 @@ enum Msg {
     NodeGone(Node),
     Claim(PersistentVolumeClaim),
     ClaimGone(PersistentVolumeClaim),
+    Volume(PersistentVolume),
+    VolumeGone(PersistentVolume),
     Class(StorageClass),
     ClassGone(StorageClass),
     Namespace(Namespace),
@@ -115,6 +119,9 @@ pub async fn run(client: kube::Client, config: SchedulerConfig) {
         spawn_watch(Api::<PersistentVolumeClaim>::all(client.clone()), Kind::Claim, tx.clone(), |o, live| {
             if live { Msg::Claim(o) } else { Msg::ClaimGone(o) }
         }),
+        spawn_watch(Api::<PersistentVolume>::all(client.clone()), Kind::Volume, tx.clone(), |o, live| {
+            if live { Msg::Volume(o) } else { Msg::VolumeGone(o) }
+        }),
         spawn_watch(Api::<StorageClass>::all(client.clone()), Kind::Class, tx.clone(), |o, live| {
             if live { Msg::Class(o) } else { Msg::ClassGone(o) }
         }),
@@ -158,7 +165,7 @@ impl Scheduler {
             let now = Instant::now();
             let next_backoff = self.queue.flush(now);
             // Schedule only once pods and nodes are listed, so placements see the whole cluster.
-            let ready = [Kind::Pod, Kind::Node, Kind::Claim, Kind::Class].iter().all(|k| self.synced.contains(k));
+            let ready = [Kind::Pod, Kind::Node, Kind::Claim, Kind::Volume, Kind::Class].iter().all(|k| self.synced.contains(k));
             if ready && let Some(p) = self.queue.pop() {
                 self.schedule_one(p.pod);
                 tokio::task::yield_now().await;
@@ -222,6 +229,13 @@ impl Scheduler {
             Msg::ClaimGone(pvc) => {
                 self.cache.pvcs.remove(&object_key(&pvc));
             }
+            Msg::Volume(pv) => {
+                self.cache.pvs.insert(pv.name_any(), Arc::new(pv));
+                self.queue.move_all(now);
+            }
+            Msg::VolumeGone(pv) => {
+                self.cache.pvs.remove(&pv.name_any());
+            }
             Msg::Class(sc) => {
                 self.cache.storage_classes.insert(sc.name_any(), Arc::new(sc));
                 self.queue.move_all(now);
@@ -242,7 +256,7 @@ impl Scheduler {
                         }
                     }
                     Kind::Pod => self.cache.retain_pods(|key| seen.contains(key)),
-                    Kind::Claim | Kind::Class | Kind::Namespace => {}
+                    Kind::Claim | Kind::Volume | Kind::Class | Kind::Namespace => {}
                 }
                 self.queue.move_all(now);
             }
@@ -258,8 +272,9 @@ impl Scheduler {
         let info = Arc::new(PodInfo::new(pod.clone()));
         match self.framework.schedule(info.clone(), &self.cache) {
             Ok(node) => {
+                let decisions = self.assume_volumes(&info, &node);
                 self.cache.assume(&info, &node);
-                tokio::spawn(bind(self.client.clone(), self.recorder.clone(), self.tx.clone(), pod, key, node));
+                tokio::spawn(bind(self.client.clone(), self.recorder.clone(), self.tx.clone(), pod, key, node, decisions));
             }
             Err(err) => {
                 let mut nominated = None;
@@ -286,10 +301,115 @@ impl Scheduler {
     }
 }
 
-/// POST pods/{name}/binding, then the `Scheduled` event.
-async fn bind(client: kube::Client, recorder: EventRecorder, tx: mpsc::UnboundedSender<Msg>, pod: Arc<Pod>, key: String, node: String) {
+/// Upstream's `bindTimeoutSeconds`: how long PreBind waits for the claims to be bound.
+const VOLUME_BIND_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Scheduler {
+    /// What VolumeBinding does for the pod's delayed claims on `node`; the volumes it pre-binds
+    /// are marked taken in the cache at once so the next pods do not pick them too
+    /// (upstream `AssumePodVolumes`).
+    fn assume_volumes(&mut self, info: &PodInfo, node: &str) -> Vec<Decision> {
+        let Ok(state) = volume_binding::prefilter(info, &self.cache) else { return Vec::new() };
+        if state.unbound_delayed.is_empty() {
+            return Vec::new();
+        }
+        let Some(decisions) = self.cache.nodes.get(node).and_then(|n| volume_binding::decide(&state, n)) else { return Vec::new() };
+        for d in &decisions {
+            if let Some(name) = &d.volume
+                && let Some(pv) = self.cache.pvs.get(name)
+            {
+                let mut assumed = (**pv).clone();
+                assumed.spec.get_or_insert_with(Default::default).claim_ref = Some(claim_reference(&d.claim));
+                self.cache.pvs.insert(name.clone(), Arc::new(assumed));
+            }
+        }
+        decisions
+    }
+}
+
+fn claim_reference(pvc: &PersistentVolumeClaim) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("PersistentVolumeClaim".into()),
+        namespace: pvc.metadata.namespace.clone(),
+        name: pvc.metadata.name.clone(),
+        uid: pvc.metadata.uid.clone(),
+        resource_version: pvc.metadata.resource_version.clone(),
+        field_path: None,
+    }
+}
+
+/// VolumeBinding's PreBind (upstream `BindPodVolumes`): pre-bind the chosen volumes, ask for
+/// provisioning on the node, then wait until the PV controller has bound every claim.
+async fn bind_volumes(client: &kube::Client, node: &str, decisions: &[Decision]) -> Result<(), String> {
+    for d in decisions {
+        let ns = d.claim.metadata.namespace.clone().unwrap_or_default();
+        let claim = d.claim.name_any();
+        match &d.volume {
+            Some(volume) => {
+                let patch = json!({
+                    "metadata": {"resourceVersion": d.volume_version, "annotations": {"pv.kubernetes.io/bound-by-controller": "yes"}},
+                    "spec": {"claimRef": claim_reference(&d.claim)},
+                });
+                Api::<PersistentVolume>::all(client.clone())
+                    .patch(volume, &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                    .map_err(|e| format!("binding volumes: {e}"))?;
+            }
+            None if d.claim.metadata.annotations.as_ref().and_then(|a| a.get(volume_binding::ANN_SELECTED_NODE)).map(String::as_str) == Some(node) => {}
+            None => {
+                let patch = json!({"metadata": {"annotations": {volume_binding::ANN_SELECTED_NODE: node}}});
+                Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
+                    .patch(&claim, &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                    .map_err(|e| format!("binding volumes: {e}"))?;
+            }
+        }
+    }
+    let deadline = Instant::now() + VOLUME_BIND_TIMEOUT;
+    for d in decisions {
+        let ns = d.claim.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+        loop {
+            let current = api.get_opt(&d.claim.name_any()).await.map_err(|e| format!("binding volumes: {e}"))?;
+            let Some(current) = current.filter(|c| c.metadata.uid == d.claim.metadata.uid) else {
+                return Err(format!("binding volumes: pvc \"{}\" was deleted", d.claim.name_any()));
+            };
+            let bound = current.spec.as_ref().and_then(|s| s.volume_name.as_deref()).is_some_and(|v| !v.is_empty())
+                && current.metadata.annotations.as_ref().is_some_and(|a| a.contains_key("pv.kubernetes.io/bind-completed"));
+            if bound {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("binding volumes: context deadline exceeded".into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+/// VolumeBinding's PreBind, then POST pods/{name}/binding, then the `Scheduled` event.
+async fn bind(
+    client: kube::Client,
+    recorder: EventRecorder,
+    tx: mpsc::UnboundedSender<Msg>,
+    pod: Arc<Pod>,
+    key: String,
+    node: String,
+    volumes: Vec<Decision>,
+) {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.name_any();
+    if !volumes.is_empty()
+        && let Err(e) = bind_volumes(&client, &node, &volumes).await
+    {
+        tracing::info!(pod = %key, error = %e, "binding volumes failed");
+        let message = format!("running PreBind plugin \"VolumeBinding\": {e}");
+        recorder.record(reference("Pod", &pod.metadata), "Warning", "FailedScheduling", "Scheduling", message).await;
+        let _ = tx.send(Msg::BindFailed(key));
+        return;
+    }
     let binding = json!({
         "apiVersion": "v1", "kind": "Binding",
         "metadata": {"name": name, "namespace": ns, "uid": pod.metadata.uid},

@@ -1,5 +1,6 @@
 //! Built-in admission plugins, one per module.
 
+pub mod default_storage_class;
 pub mod default_tolerations;
 pub mod limit_ranger;
 pub mod node_restriction;
@@ -7,6 +8,7 @@ pub mod pod_security;
 pub mod priority;
 pub mod resource_quota;
 pub mod service_account;
+pub mod storage_protection;
 
 use serde_json::Value;
 

@@ -23,6 +23,7 @@ mod openapi;
 mod rbac;
 mod scale;
 mod scheduling;
+mod storage;
 mod tables;
 mod versions;
 mod watch;
