@@ -53,6 +53,12 @@ pub struct ServerConfig {
     pub audit_log_path: Option<PathBuf>,
     /// IAM token authentication (`--iam-cluster-id` and friends), off when `None`.
     pub iam: Option<rkube_iam::IamConfig>,
+    /// How often node resource metrics are scraped for `metrics.k8s.io` (metrics-server's
+    /// `--metric-resolution`, 15 s).
+    pub metric_resolution: std::time::Duration,
+    /// How often the HorizontalPodAutoscaler controller syncs each HPA
+    /// (`--horizontal-pod-autoscaler-sync-period`, 15 s).
+    pub horizontal_pod_autoscaler_sync_period: std::time::Duration,
 }
 
 /// Why the server could not start or stopped.
@@ -208,6 +214,7 @@ pub async fn run_server(
         tokens,
         service_account_tokens,
         audit: audit_log(&cfg)?,
+        metrics: Default::default(),
     });
     let app = rkube_apiserver::router(state.clone());
     install_field_schemas(&registry, state.openapi_v3.catalog().clone());
@@ -225,6 +232,7 @@ pub async fn run_server(
     let crd_task = tokio::spawn(rkube_registry::crd::controller::run(registry.clone()));
     let aggregation_task = tokio::spawn(rkube_auth::aggregation::run(registry.clone()));
     let quota_task = tokio::spawn(rkube_admission::quota_controller::run(registry.clone()));
+    let metrics_task = tokio::spawn(rkube_apiserver::metrics::scraper::run(registry.clone(), state.metrics.clone(), cfg.metric_resolution));
     let controller_manager = controller_manager_config(&cfg)?;
     state.ready.store(true, Ordering::Release);
     // Components are API clients in their own tasks; their requests are answered once serving.
@@ -244,6 +252,7 @@ pub async fn run_server(
     crd_task.abort();
     aggregation_task.abort();
     quota_task.abort();
+    metrics_task.abort();
     feed_task.abort();
     Ok(())
 }
@@ -266,6 +275,7 @@ fn controller_manager_config(cfg: &ServerConfig) -> Result<Option<rkube_controll
     let manager_cfg = rkube_controllers::ManagerConfig {
         disabled: cfg.disable.iter().filter(|d| rkube_controllers::CONTROLLERS.contains(&d.as_str())).cloned().collect(),
         root_ca_pem: String::new(),
+        horizontal_pod_autoscaler_sync_period: cfg.horizontal_pod_autoscaler_sync_period,
     };
     Ok(Some(manager_cfg))
 }

@@ -71,12 +71,24 @@ pub const USER_NAME: &str = "system:kube-controller-manager";
 const USER_AGENT: &str = "kube-controller-manager/v1.33.5+rkube (linux/amd64) rkube";
 
 /// How the manager runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ManagerConfig {
     /// Controller names not to run.
     pub disabled: BTreeSet<String>,
     /// PEM of the cluster CA, published as `kube-root-ca.crt`.
     pub root_ca_pem: String,
+    /// How often every HPA is synced (`--horizontal-pod-autoscaler-sync-period`).
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            disabled: BTreeSet::new(),
+            root_ca_pem: String::new(),
+            horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
+        }
+    }
 }
 
 impl ManagerConfig {

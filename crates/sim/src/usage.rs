@@ -29,22 +29,23 @@ pub const NODE_BASE_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
 struct CpuCounter {
     core_seconds: f64,
     rate_millis: u64,
-    since: f64,
+    /// Milliseconds since the epoch; kept integral so elapsed times carry no rounding error.
+    since: u64,
 }
 
 impl CpuCounter {
-    fn new(rate_millis: u64, now: f64) -> Self {
+    fn new(rate_millis: u64, now: u64) -> Self {
         Self { core_seconds: 0.0, rate_millis, since: now }
     }
 
-    fn advance(&mut self, now: f64) {
+    fn advance(&mut self, now: u64) {
         if now > self.since {
-            self.core_seconds += (now - self.since) * self.rate_millis as f64 / 1000.0;
+            self.core_seconds += (now - self.since) as f64 * self.rate_millis as f64 / 1_000_000.0;
             self.since = now;
         }
     }
 
-    fn set_rate(&mut self, rate_millis: u64, now: f64) {
+    fn set_rate(&mut self, rate_millis: u64, now: u64) {
         self.advance(now);
         self.rate_millis = rate_millis;
     }
@@ -55,7 +56,7 @@ struct PodUsage {
     node_index: usize,
     namespace: String,
     name: String,
-    start_seconds: f64,
+    start_ms: u64,
     memory_bytes: u64,
     /// Per container, in spec order.
     containers: Vec<(String, CpuCounter)>,
@@ -80,8 +81,10 @@ struct Inner {
     nodes: HashMap<usize, NodeUsage>,
 }
 
-fn now_seconds() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
+/// Now in whole milliseconds: samples are stamped in milliseconds, so counters integrated on
+/// the same grid give a scraper exactly the configured rate.
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or_default()
 }
 
 /// Millicores of a CPU quantity (`250m`, `1`, `0.5`).
@@ -114,7 +117,7 @@ impl UsageBook {
 
     /// Records a running pod on node `node_index`, or its changed usage annotations.
     pub fn running(&self, node_index: usize, pod: &Pod) {
-        let now = now_seconds();
+        let now = now_ms();
         let (cpu, mem) = self.wanted(pod);
         let names: Vec<String> = pod.spec.as_ref().map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
         let per_container = if names.is_empty() { 0 } else { cpu / names.len() as u64 };
@@ -134,7 +137,7 @@ impl UsageBook {
                     node_index,
                     namespace: pod.namespace().unwrap_or_default(),
                     name: pod.name_any(),
-                    start_seconds: now,
+                    start_ms: now,
                     memory_bytes: mem,
                     containers,
                 };
@@ -146,7 +149,7 @@ impl UsageBook {
 
     /// Forgets a pod that stopped running or is gone.
     pub fn stopped(&self, namespace: &str, name: &str) {
-        let now = now_seconds();
+        let now = now_ms();
         let mut inner = self.lock();
         if let Some(p) = inner.pods.remove(&format!("{namespace}/{name}")) {
             Self::retotal(&mut inner, p.node_index, now);
@@ -154,7 +157,7 @@ impl UsageBook {
     }
 
     /// Sets the node's CPU rate to the sum of its pods' plus the base.
-    fn retotal(inner: &mut Inner, node_index: usize, now: f64) {
+    fn retotal(inner: &mut Inner, node_index: usize, now: u64) {
         let pods: u64 = inner
             .pods
             .values()
@@ -167,8 +170,8 @@ impl UsageBook {
 
     /// The kubelet's `/metrics/resource` (Prometheus text format 0.0.4) for node `node_index`.
     pub fn render(&self, node_index: usize) -> String {
-        let now = now_seconds();
-        let ts = (now * 1000.0) as u64;
+        let now = now_ms();
+        let ts = now;
         let mut inner = self.lock();
         let node = inner.nodes.entry(node_index).or_insert_with(|| NodeUsage { cpu: CpuCounter::new(NODE_BASE_CPU_MILLIS, now) });
         node.cpu.advance(now);
@@ -198,7 +201,7 @@ impl UsageBook {
         let _ = writeln!(out, "# HELP container_start_time_seconds [STABLE] Start time of the container since unix epoch in seconds\n# TYPE container_start_time_seconds gauge");
         for p in pods.values() {
             for (c, _) in &p.containers {
-                let _ = writeln!(out, "container_start_time_seconds{{container=\"{c}\",namespace=\"{}\",pod=\"{}\"}} {} {ts}", p.namespace, p.name, p.start_seconds);
+                let _ = writeln!(out, "container_start_time_seconds{{container=\"{c}\",namespace=\"{}\",pod=\"{}\"}} {} {ts}", p.namespace, p.name, p.start_ms as f64 / 1000.0);
             }
         }
         let _ = writeln!(out, "# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds\n# TYPE node_cpu_usage_seconds_total counter");
@@ -234,11 +237,11 @@ mod tests {
 
     #[test]
     fn counter_integrates_the_rate_in_force() {
-        let mut c = CpuCounter::new(500, 100.0);
-        c.advance(102.0);
+        let mut c = CpuCounter::new(500, 100_000);
+        c.advance(102_000);
         assert!((c.core_seconds - 1.0).abs() < 1e-9);
-        c.set_rate(2000, 103.0);
-        c.advance(104.0);
+        c.set_rate(2000, 103_000);
+        c.advance(104_000);
         assert!((c.core_seconds - 3.5).abs() < 1e-9);
     }
 

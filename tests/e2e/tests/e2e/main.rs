@@ -18,6 +18,7 @@ mod iam;
 mod kube_client;
 mod kubectl_verbs;
 mod lists;
+mod metrics;
 mod old_kubectl;
 mod openapi;
 mod rbac;
