@@ -26,6 +26,7 @@ pub mod job_util;
 pub mod leader;
 pub mod namespace;
 pub mod pod_util;
+pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -62,6 +63,7 @@ pub const CONTROLLERS: &[&str] = &[
     "endpointslice",
     "pod-garbage-collector",
     "ttl-after-finished",
+    "horizontalpodautoscaling",
 ];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
@@ -212,13 +214,13 @@ fn start_controllers(ctx: &Context, config: &ManagerConfig) -> JoinSet<()> {
             continue;
         }
         let ctx = ctx.clone();
-        set.spawn(supervise(name, ctx));
+        set.spawn(supervise(name, ctx, config.clone()));
     }
     set
 }
 
 /// Runs one controller, restarting it after a pause whenever it stops.
-async fn supervise(name: &'static str, ctx: Context) {
+async fn supervise(name: &'static str, ctx: Context, config: ManagerConfig) {
     loop {
         tracing::info!(controller = name, "starting controller");
         let result = match name {
@@ -238,6 +240,7 @@ async fn supervise(name: &'static str, ctx: Context) {
             "cronjob" => cronjob::run(ctx.clone()).await,
             "daemonset" => daemonset::run(ctx.clone()).await,
             "disruption" => disruption::run(ctx.clone()).await,
+            "horizontalpodautoscaling" => podautoscaler::run(ctx.clone(), config.horizontal_pod_autoscaler_sync_period).await,
             _ => Ok(()),
         };
         match result {
