@@ -7,6 +7,7 @@ mod api_discovery;
 mod apply;
 mod audit;
 mod authn;
+mod autoscaling;
 mod controllers;
 mod crash;
 mod crd;
