@@ -121,4 +121,10 @@ fn hpa_reports_pods_without_cpu_requests() {
     let row = k.ok(&["get", "hpa", "bare", "--no-headers"]).unwrap();
     assert!(row.contains("cpu: <unknown>/50%"), "{row}");
     assert_eq!(replicas(&k, "bare"), 1);
+
+    // The v1 form is served (kubectl ≥1.33 drops the version of a short name like
+    // `hpa.v1.autoscaling` when expanding it, and so reads v2 from upstream too).
+    let v1 = k.json(&["get", "horizontalpodautoscalers.v1.autoscaling", "bare", "-o", "json"]).unwrap();
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 50);
 }
