@@ -105,7 +105,7 @@ pub fn cpu_quantity(nanocores: u64) -> String {
         return "0".into();
     }
     for (divisor, suffix) in [(1_000_000_000_000u64, "k"), (1_000_000_000, ""), (1_000_000, "m"), (1_000, "u")] {
-        if nanocores % divisor == 0 {
+        if nanocores.is_multiple_of(divisor) {
             return format!("{}{suffix}", nanocores / divisor);
         }
     }
@@ -121,7 +121,7 @@ pub fn memory_quantity(bytes: u64) -> String {
     let mut value = bytes;
     let mut suffix = 0;
     const SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
-    while value % 1024 == 0 && suffix < SUFFIXES.len() - 1 {
+    while value.is_multiple_of(1024) && suffix < SUFFIXES.len() - 1 {
         value /= 1024;
         suffix += 1;
     }
