@@ -182,6 +182,10 @@ async fn serve_request(state: Arc<AppState>, req: Request, audit: &mut Option<cr
     }
     if info.prefix == "apis" && info.group == crate::metrics::GROUP {
         return match crate::metrics::serve(&state, &info, &q).await {
+            Ok(v) if info.is_resource && negotiate::choose_output(accept.as_deref(), false, true) == Some(Output::Table) => {
+                let t = crate::metrics::table(&v, crate::table::IncludeObject::parse(q.get("includeObject")));
+                encode::object(&state, StatusCode::OK, &t, Render { output: Output::Table, pretty: render.pretty })
+            }
             Ok(v) => encode::object(&state, StatusCode::OK, &v, Render { output: Output::Json, pretty: render.pretty }),
             Err(e) => encode::error(&state, &e, render),
         };

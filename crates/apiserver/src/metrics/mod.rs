@@ -213,6 +213,55 @@ pub async fn serve(state: &Arc<AppState>, info: &RequestInfo, q: &Query) -> Resu
     Ok(json!({"kind": kind, "apiVersion": GROUP_VERSION, "metadata": {}, "items": items}))
 }
 
+/// Summed usage of an object: a node's `usage`, or the sum over a pod's containers.
+fn total_usage(object: &Value) -> (u64, u64) {
+    let parse = |u: &Value| {
+        let cpu = u["cpu"].as_str().and_then(rkube_apimachinery::quantity::milli_value).unwrap_or(0);
+        let memory = u["memory"].as_str().and_then(rkube_apimachinery::quantity::value).unwrap_or(0);
+        (u64::try_from(cpu).unwrap_or(0), u64::try_from(memory).unwrap_or(0))
+    };
+    match object["containers"].as_array() {
+        Some(containers) => containers.iter().map(|c| parse(&c["usage"])).fold((0, 0), |(a, b), (c, m)| (a + c, b + m)),
+        None => parse(&object["usage"]),
+    }
+}
+
+/// The Table metrics-server prints (`pkg/api/table.go`): Name, cpu, memory, Window; no
+/// columns for an empty list.
+pub fn table(value: &Value, include: crate::table::IncludeObject) -> Value {
+    let objects: Vec<&Value> = match value["items"].as_array() {
+        Some(items) => items.iter().collect(),
+        None => vec![value],
+    };
+    let columns = if objects.is_empty() {
+        Value::Null
+    } else {
+        json!([
+            {"name": "Name", "type": "string", "format": "name", "description": "Name of the resource", "priority": 0},
+            {"name": "cpu", "type": "string", "format": "quantity", "description": "", "priority": 0},
+            {"name": "memory", "type": "string", "format": "quantity", "description": "", "priority": 0},
+            {"name": "Window", "type": "string", "format": "duration", "description": "", "priority": 0},
+        ])
+    };
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let (cpu_milli, memory) = total_usage(o);
+            let mut row = json!({"cells": [o["metadata"]["name"], cpu_quantity(cpu_milli * 1_000_000), memory_quantity(memory), o["window"]]});
+            let object = match include {
+                crate::table::IncludeObject::None => None,
+                crate::table::IncludeObject::Metadata => Some(crate::table::partial_metadata(o)),
+                crate::table::IncludeObject::Object => Some((*o).clone()),
+            };
+            if let Some(object) = object {
+                row["object"] = object;
+            }
+            row
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": columns, "rows": rows})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +286,16 @@ mod tests {
         assert_eq!(go_duration(1_500), "1.5s");
         assert_eq!(go_duration(60_500), "1m0.5s");
         assert_eq!(go_duration(500), "500ms");
+    }
+
+    #[test]
+    fn tables_sum_container_usage() {
+        let pod = json!({"metadata": {"name": "p"}, "window": "1s", "containers": [
+            {"name": "a", "usage": {"cpu": "125m", "memory": "50Mi"}}, {"name": "b", "usage": {"cpu": "125m", "memory": "50Mi"}}]});
+        let t = table(&json!({"items": [pod]}), crate::table::IncludeObject::None);
+        assert_eq!(t["rows"][0]["cells"], json!(["p", "250m", "100Mi", "1s"]));
+        assert_eq!(t["columnDefinitions"][1]["name"], "cpu");
+        assert!(table(&json!({"items": []}), crate::table::IncludeObject::None)["columnDefinitions"].is_null());
     }
 
     #[test]

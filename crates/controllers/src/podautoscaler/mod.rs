@@ -26,7 +26,7 @@ use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -53,8 +53,15 @@ pub async fn run(ctx: Context, sync_period: Duration) -> Result<()> {
         sync_period,
         histories: Mutex::new(HashMap::new()),
     });
-    let stream = Controller::new(Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()), watcher::Config::default())
-        .run(reconcile, requeue_on_error, state);
+    // Only spec changes trigger a sync at once (status writes, including this controller's
+    // own, do not); every HPA is otherwise synced once per period, as upstream's queue with
+    // its fixed per-item interval does.
+    let (reader, writer) = reflector::store();
+    let hpas = reflector::reflector(writer, watcher(Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let stream = Controller::for_stream(hpas, reader).run(reconcile, requeue_on_error, state);
     drain(COMPONENT, stream).await;
     Ok(())
 }

@@ -120,6 +120,8 @@ fn hpa_reports_pods_without_cpu_requests() {
     assert!(computed.iter().any(|m| m.starts_with("invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: failed to get cpu utilization: ")), "{computed:?}");
     let row = k.ok(&["get", "hpa", "bare", "--no-headers"]).unwrap();
     assert!(row.contains("cpu: <unknown>/50%"), "{row}");
+    // minReplicas defaults to 1 as upstream's API defaulting does.
+    assert_eq!(row.split_whitespace().nth(4), Some("1"), "{row}");
     assert_eq!(replicas(&k, "bare"), 1);
 
     // The v1 form is served (kubectl ≥1.33 drops the version of a short name like

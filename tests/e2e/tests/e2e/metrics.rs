@@ -72,6 +72,14 @@ fn kubectl_top_reports_simulated_usage() {
     let groups = k.ok(&["api-resources", "--api-group=metrics.k8s.io", "--no-headers"]).unwrap();
     assert!(groups.contains("NodeMetrics") && groups.contains("PodMetrics"), "{groups}");
 
+    // `kubectl get` prints metrics-server's table.
+    let table = k.ok(&["get", "podmetrics", "busy"]).unwrap();
+    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NAME", "CPU", "MEMORY", "WINDOW"]);
+    assert_eq!(lines[1][..3], ["busy", "250m", "100Mi"]);
+    let nodes = k.ok(&["get", "nodemetrics", "top-1", "--no-headers"]).unwrap();
+    assert_eq!(nodes.split_whitespace().take(3).collect::<Vec<_>>(), ["top-1", "50m", "128Mi"]);
+
     // A changed annotation takes effect.
     k.ok(&["annotate", "pod", "web", "--overwrite", "sim.rkube.io/cpu-usage=700m"]).unwrap();
     wait_for("new usage", Duration::from_secs(30), || {
