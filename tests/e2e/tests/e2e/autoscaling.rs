@@ -130,3 +130,27 @@ fn hpa_reports_pods_without_cpu_requests() {
     assert_eq!(v1["apiVersion"], "autoscaling/v1");
     assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 50);
 }
+
+#[test]
+fn hpa_scales_a_statefulset_on_average_value() {
+    let c = start(&["--metric-resolution=1s", "--horizontal-pod-autoscaler-sync-period=1s"]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "1", "--name-prefix", "hpass", "--cpu", "8"]);
+    wait_nodes_ready(&k, 1);
+    let set = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\nspec:\n  replicas: 1\n  serviceName: db\n  selector:\n    matchLabels:\n      app: db\n  template:\n    metadata:\n      labels:\n        app: db\n      annotations:\n        sim.rkube.io/cpu-usage: \"300m\"\n    spec:\n      containers:\n      - name: db\n        image: busybox\n";
+    k.ok_stdin(&["apply", "-f", "-"], set).unwrap();
+    let hpa_yaml = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: db\nspec:\n  scaleTargetRef:\n    apiVersion: apps/v1\n    kind: StatefulSet\n    name: db\n  minReplicas: 1\n  maxReplicas: 3\n  metrics:\n  - type: Resource\n    resource:\n      name: cpu\n      target:\n        type: AverageValue\n        averageValue: 100m\n";
+    k.ok_stdin(&["apply", "-f", "-"], hpa_yaml).unwrap();
+    // 300m per pod against 100m: three pods.
+    wait_for("scale up to 3", Duration::from_secs(30), || {
+        let set = k.json(&["get", "statefulset", "db", "-o", "json"]).ok()?;
+        (set["spec"]["replicas"] == 3).then_some(())
+    });
+    let ups = event_messages(&k, "db", "SuccessfulRescale");
+    assert_eq!(ups.last().map(String::as_str), Some("New size: 3; reason: cpu resource above target"), "{ups:?}");
+    let h = hpa(&k, "db");
+    assert!(h["status"]["currentMetrics"][0]["resource"]["current"]["averageValue"].is_string(), "{h}");
+    assert!(h["status"]["currentMetrics"][0]["resource"]["current"].get("averageUtilization").is_none(), "{h}");
+    let row = k.ok(&["get", "hpa", "db", "--no-headers"]).unwrap();
+    assert!(row.contains("StatefulSet/db") && row.contains("/100m"), "{row}");
+}
