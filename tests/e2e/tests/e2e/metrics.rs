@@ -80,6 +80,11 @@ fn kubectl_top_reports_simulated_usage() {
     let nodes = k.ok(&["get", "nodemetrics", "top-1", "--no-headers"]).unwrap();
     assert_eq!(nodes.split_whitespace().take(3).collect::<Vec<_>>(), ["top-1", "50m", "128Mi"]);
 
+    // `view` includes metrics (system:aggregated-metrics-reader, as metrics-server installs it).
+    k.ok(&["create", "rolebinding", "viewer", "--clusterrole=view", "--user=viewer"]).unwrap();
+    let viewer = c.user_kubectl("viewer", &[]).unwrap();
+    wait_for("a viewer reading pod metrics", Duration::from_secs(10), || viewer.ok(&["top", "pod", "web", "--no-headers"]).ok());
+
     // A changed annotation takes effect.
     k.ok(&["annotate", "pod", "web", "--overwrite", "sim.rkube.io/cpu-usage=700m"]).unwrap();
     wait_for("new usage", Duration::from_secs(30), || {
