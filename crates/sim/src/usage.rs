@@ -53,7 +53,6 @@ impl CpuCounter {
 
 #[derive(Debug)]
 struct PodUsage {
-    node_index: usize,
     namespace: String,
     name: String,
     start_ms: u64,
@@ -65,6 +64,20 @@ struct PodUsage {
 #[derive(Debug)]
 struct NodeUsage {
     cpu: CpuCounter,
+    /// Running pods by `namespace/name`.
+    pods: BTreeMap<String, PodUsage>,
+}
+
+impl NodeUsage {
+    fn new(rate_millis: u64, now: u64) -> Self {
+        Self { cpu: CpuCounter::new(rate_millis, now), pods: BTreeMap::new() }
+    }
+
+    /// Sets the node's CPU rate to the sum of its pods' plus the base.
+    fn retotal(&mut self, now: u64) {
+        let pods: u64 = self.pods.values().flat_map(|p| p.containers.iter().map(|(_, c)| c.rate_millis)).sum();
+        self.cpu.set_rate(NODE_BASE_CPU_MILLIS + pods, now);
+    }
 }
 
 /// Usage of every pod on the simulator's nodes, shared by the pod task and the metrics endpoint.
@@ -77,7 +90,8 @@ pub struct UsageBook {
 
 #[derive(Debug, Default)]
 struct Inner {
-    pods: HashMap<String, PodUsage>,
+    /// The node of each running pod, by `namespace/name`.
+    node_of: HashMap<String, usize>,
     nodes: HashMap<usize, NodeUsage>,
 }
 
@@ -123,8 +137,15 @@ impl UsageBook {
         let per_container = if names.is_empty() { 0 } else { cpu / names.len() as u64 };
         let key = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
         let mut inner = self.lock();
-        inner.nodes.entry(node_index).or_insert_with(|| NodeUsage { cpu: CpuCounter::new(0, now) });
-        match inner.pods.get_mut(&key) {
+        // A pod seen on another node (rebound after a restart of the simulator) moves.
+        if let Some(previous) = inner.node_of.insert(key.clone(), node_index).filter(|n| *n != node_index)
+            && let Some(node) = inner.nodes.get_mut(&previous)
+        {
+            node.pods.remove(&key);
+            node.retotal(now);
+        }
+        let node = inner.nodes.entry(node_index).or_insert_with(|| NodeUsage::new(NODE_BASE_CPU_MILLIS, now));
+        match node.pods.get_mut(&key) {
             Some(p) => {
                 p.memory_bytes = mem;
                 for (_, counter) in &mut p.containers {
@@ -133,39 +154,24 @@ impl UsageBook {
             }
             None => {
                 let containers = names.into_iter().map(|n| (n, CpuCounter::new(per_container, now))).collect();
-                let usage = PodUsage {
-                    node_index,
-                    namespace: pod.namespace().unwrap_or_default(),
-                    name: pod.name_any(),
-                    start_ms: now,
-                    memory_bytes: mem,
-                    containers,
-                };
-                inner.pods.insert(key, usage);
+                let usage = PodUsage { namespace: pod.namespace().unwrap_or_default(), name: pod.name_any(), start_ms: now, memory_bytes: mem, containers };
+                node.pods.insert(key, usage);
             }
         }
-        Self::retotal(&mut inner, node_index, now);
+        node.retotal(now);
     }
 
     /// Forgets a pod that stopped running or is gone.
     pub fn stopped(&self, namespace: &str, name: &str) {
         let now = now_ms();
+        let key = format!("{namespace}/{name}");
         let mut inner = self.lock();
-        if let Some(p) = inner.pods.remove(&format!("{namespace}/{name}")) {
-            Self::retotal(&mut inner, p.node_index, now);
+        if let Some(index) = inner.node_of.remove(&key)
+            && let Some(node) = inner.nodes.get_mut(&index)
+        {
+            node.pods.remove(&key);
+            node.retotal(now);
         }
-    }
-
-    /// Sets the node's CPU rate to the sum of its pods' plus the base.
-    fn retotal(inner: &mut Inner, node_index: usize, now: u64) {
-        let pods: u64 = inner
-            .pods
-            .values()
-            .filter(|p| p.node_index == node_index)
-            .flat_map(|p| p.containers.iter().map(|(_, c)| c.rate_millis))
-            .sum();
-        let node = inner.nodes.entry(node_index).or_insert_with(|| NodeUsage { cpu: CpuCounter::new(0, now) });
-        node.cpu.set_rate(NODE_BASE_CPU_MILLIS + pods, now);
     }
 
     /// The kubelet's `/metrics/resource` (Prometheus text format 0.0.4) for node `node_index`.
@@ -173,17 +179,16 @@ impl UsageBook {
         let now = now_ms();
         let ts = now;
         let mut inner = self.lock();
-        let node = inner.nodes.entry(node_index).or_insert_with(|| NodeUsage { cpu: CpuCounter::new(NODE_BASE_CPU_MILLIS, now) });
+        let node = inner.nodes.entry(node_index).or_insert_with(|| NodeUsage::new(NODE_BASE_CPU_MILLIS, now));
         node.cpu.advance(now);
         let node_cpu = node.cpu.core_seconds;
-        let mut pods: BTreeMap<String, &mut PodUsage> =
-            inner.pods.iter_mut().filter(|(_, p)| p.node_index == node_index).map(|(k, p)| (k.clone(), p)).collect();
-        let node_memory: u64 = NODE_BASE_MEMORY_BYTES + pods.values().map(|p| p.memory_bytes).sum::<u64>();
-        for p in pods.values_mut() {
+        let node_memory: u64 = NODE_BASE_MEMORY_BYTES + node.pods.values().map(|p| p.memory_bytes).sum::<u64>();
+        for p in node.pods.values_mut() {
             for (_, c) in &mut p.containers {
                 c.advance(now);
             }
         }
+        let pods = &node.pods;
         let mut out = String::new();
         let _ = writeln!(out, "# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter");
         for p in pods.values() {
@@ -254,7 +259,7 @@ mod tests {
         assert!(text.contains("container_memory_working_set_bytes{container=\"a\",namespace=\"ns\",pod=\"p\"} 5242880 "), "{text}");
         assert!(text.contains("pod_memory_working_set_bytes{namespace=\"ns\",pod=\"q\"} 67108864 "), "{text}");
         let inner = book.lock();
-        assert_eq!(inner.pods["ns/p"].containers[0].1.rate_millis, 150);
+        assert_eq!(inner.nodes[&0].pods["ns/p"].containers[0].1.rate_millis, 150);
         assert_eq!(inner.nodes[&0].cpu.rate_millis, NODE_BASE_CPU_MILLIS + 300 + 100);
         drop(inner);
         book.stopped("ns", "p");
