@@ -248,14 +248,20 @@ async fn compute_metric(state: &State, hpa: &HorizontalPodAutoscaler, spec: &Met
     let failed_reason = if container_kind { "FailedGetContainerResourceMetric" } else { "FailedGetResourceMetric" };
     let fail = |message: String| MetricError { reason: failed_reason, message };
     let kind_label = if container_kind { "container resource" } else { "resource" };
+    let target = target_kind(&target);
+    let measured = match target {
+        Target::AverageValue(_) => "usage",
+        Target::Utilization(_) => "utilization",
+        Target::Invalid => return Err(fail(format!("invalid {kind_label} metric source: neither a utilization target nor a value target was set"))),
+    };
     let pods: Vec<Pod> = Api::<Pod>::namespaced(state.client.clone(), &namespace)
         .list(&ListParams::default().labels(selector))
         .await
         .map(|l| l.items)
-        .map_err(|e| fail(format!("failed to get {resource} utilization: unable to get pods while calculating replica count: {}", api_message(&e))))?;
+        .map_err(|e| fail(format!("failed to get {resource} {measured}: unable to get pods while calculating replica count: {}", api_message(&e))))?;
     let metrics = resource_metrics(&state.client, &namespace, selector, &resource, container.as_deref())
         .await
-        .map_err(|e| fail(format!("failed to get {resource} utilization: unable to get metrics for resource {resource}: {e}")))?;
+        .map_err(|e| fail(format!("failed to get {resource} {measured}: unable to get metrics for resource {resource}: {e}")))?;
     let current_value = |p: &Proposal, utilization: bool| {
         let mut v = json!({"averageValue": milli_quantity(p.raw_average)});
         if utilization {
@@ -274,17 +280,18 @@ async fn compute_metric(state: &State, hpa: &HorizontalPodAutoscaler, spec: &Met
         };
         serde_json::from_value(value).unwrap_or_default()
     };
-    match target_kind(&target) {
+    match target {
         Target::Utilization(percent) => {
             let p = replicas::resource_replicas(current, percent, &resource, container.as_deref(), &pods, metrics, now_ms())
-                .map_err(|e| fail(format!("failed to get {resource} utilization: {e}")))?;
+                .map_err(|e| fail(format!("failed to get {resource} {measured}: {e}")))?;
             Ok(MetricResult { replicas: p.replicas, name: format!("{resource} {kind_label} utilization (percentage of request)"), status: status(current_value(&p, true)) })
         }
         Target::AverageValue(milli) => {
             let p = replicas::raw_resource_replicas(current, milli, &resource, &pods, metrics, now_ms())
-                .map_err(|e| fail(format!("failed to get {resource} usage: {e}")))?;
+                .map_err(|e| fail(format!("failed to get {resource} {measured}: {e}")))?;
             Ok(MetricResult { replicas: p.replicas, name: format!("{resource} {kind_label}"), status: status(json!({"averageValue": milli_quantity(p.raw_average)})) })
         }
+        // Refused above, before any request.
         Target::Invalid => Err(fail(format!("invalid {kind_label} metric source: neither a utilization target nor a value target was set"))),
     }
 }
