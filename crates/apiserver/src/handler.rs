@@ -233,6 +233,16 @@ async fn serve_request(state: Arc<AppState>, req: Request, audit: &mut Option<cr
         }
         _ => {}
     }
+    if info.prefix == "apis" && info.group == crate::metrics::GROUP {
+        return match crate::metrics::serve(&state, &info, &q).await {
+            Ok(v) if info.is_resource && negotiate::choose_output(accept.as_deref(), false, true) == Some(Output::Table) => {
+                let t = crate::metrics::table(&v, crate::table::IncludeObject::parse(q.get("includeObject")));
+                encode::object(&state, StatusCode::OK, &t, Render { output: Output::Table, pretty: render.pretty })
+            }
+            Ok(v) => encode::object(&state, StatusCode::OK, &v, Render { output: Output::Json, pretty: render.pretty }),
+            Err(e) => encode::error(&state, &e, render),
+        };
+    }
     if !info.is_resource {
         return discovery_response(&state, &path, &info, accept.as_deref(), render);
     }
@@ -327,9 +337,17 @@ fn discovery_response(state: &AppState, path: &str, info: &RequestInfo, accept: 
     let aggregated = discovery::wants_aggregated(accept);
     let doc = match trimmed {
         "/api" if aggregated => return aggregated_response(state, discovery::aggregated(&resources, true), render),
-        "/apis" if aggregated => return aggregated_response(state, discovery::aggregated(&resources, false), render),
+        "/apis" if aggregated => {
+            let mut doc = discovery::aggregated(&resources, false);
+            crate::metrics::add_to_aggregated(&mut doc);
+            return aggregated_response(state, doc, render);
+        }
         "/api" => Some(discovery::api_versions(&state.config.advertise_address)),
-        "/apis" => Some(discovery::api_group_list(&resources)),
+        "/apis" => {
+            let mut doc = discovery::api_group_list(&resources);
+            crate::metrics::add_to_group_list(&mut doc);
+            Some(doc)
+        }
         _ if info.prefix == "api" && !info.version.is_empty() => discovery::api_resource_list(&resources, "", &info.version),
         _ if info.prefix == "apis" && !info.version.is_empty() => discovery::api_resource_list(&resources, &info.group, &info.version),
         _ if info.prefix == "apis" && !info.group.is_empty() => discovery::api_group(&resources, &info.group),

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod encode;
 pub mod field_validation;
 pub mod handler;
+pub mod metrics;
 pub mod negotiate;
 pub mod openapi;
 pub mod patch;

@@ -155,7 +155,7 @@ pub async fn pod_log(
         .map_err(ApiError::internal)
 }
 
-async fn agent_get(
+pub(crate) async fn agent_get(
     host: &str,
     port: u16,
     path: &str,

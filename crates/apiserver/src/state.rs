@@ -37,6 +37,8 @@ pub struct AppState {
     pub service_account_tokens: Arc<rkube_auth::authn::service_account::ServiceAccountTokens>,
     /// The audit log, when `--audit-log-path` is set.
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Scraped node and pod usage served as `metrics.k8s.io`.
+    pub metrics: Arc<crate::metrics::MetricsStore>,
 }
 
 /// The authenticated user of a request, inserted by the connection layer.

@@ -258,7 +258,7 @@ mod tests {
         assert_eq!(rb.namespace.as_deref(), Some("kube-system"));
         assert_eq!(rb.object["roleRef"]["kind"], "Role");
         let cluster_roles = objs.iter().filter(|o| o.plural == "clusterroles").count();
-        assert_eq!(cluster_roles, 31 + 35 + 1, "upstream's plus rkube:scheduler-priority");
+        assert_eq!(cluster_roles, 31 + 35 + 2, "upstream's plus rkube:scheduler-priority and metrics-server's system:aggregated-metrics-reader");
     }
 
     #[test]

@@ -59,6 +59,12 @@ pub struct ServerConfig {
     /// Where `local-path` volumes go on the nodes (`--default-local-storage-path`;
     /// default `<data-dir>/storage`).
     pub default_local_storage_path: Option<PathBuf>,
+    /// How often node resource metrics are scraped for `metrics.k8s.io` (metrics-server's
+    /// `--metric-resolution`, 15 s).
+    pub metric_resolution: std::time::Duration,
+    /// How often the HorizontalPodAutoscaler controller syncs each HPA
+    /// (`--horizontal-pod-autoscaler-sync-period`, 15 s).
+    pub horizontal_pod_autoscaler_sync_period: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -82,6 +88,8 @@ impl ServerConfig {
             audit_log_path: None,
             iam: None,
             default_local_storage_path: None,
+            metric_resolution: std::time::Duration::from_secs(15),
+            horizontal_pod_autoscaler_sync_period: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -246,6 +254,7 @@ pub async fn run_server(
         tokens,
         service_account_tokens,
         audit: audit_log(&cfg)?,
+        metrics: Default::default(),
     });
     let app = rkube_apiserver::router(state.clone());
     install_field_schemas(&registry, state.openapi_v3.catalog().clone());
@@ -263,6 +272,7 @@ pub async fn run_server(
     let crd_task = tokio::spawn(rkube_registry::crd::controller::run(registry.clone()));
     let aggregation_task = tokio::spawn(rkube_auth::aggregation::run(registry.clone()));
     let quota_task = tokio::spawn(rkube_admission::quota_controller::run(registry.clone()));
+    let metrics_task = tokio::spawn(rkube_apiserver::metrics::scraper::run(registry.clone(), state.metrics.clone(), cfg.metric_resolution));
     let controller_manager = controller_manager_config(&cfg)?;
     state.ready.store(true, Ordering::Release);
     // Components are API clients in their own tasks; their requests are answered once serving.
@@ -282,6 +292,7 @@ pub async fn run_server(
     crd_task.abort();
     aggregation_task.abort();
     quota_task.abort();
+    metrics_task.abort();
     feed_task.abort();
     Ok(())
 }
@@ -305,6 +316,7 @@ fn controller_manager_config(cfg: &ServerConfig) -> Result<Option<rkube_controll
         disabled: cfg.disable.iter().filter(|d| rkube_controllers::CONTROLLERS.contains(&d.as_str())).cloned().collect(),
         root_ca_pem: String::new(),
         local_storage_dir: cfg.default_local_storage_path.clone().unwrap_or_else(|| cfg.data_dir.join("storage")),
+        horizontal_pod_autoscaler_sync_period: cfg.horizontal_pod_autoscaler_sync_period,
     };
     Ok(Some(manager_cfg))
 }

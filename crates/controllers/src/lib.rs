@@ -28,6 +28,7 @@ pub mod local_path;
 pub mod namespace;
 pub mod persistentvolume;
 pub mod pod_util;
+pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -71,6 +72,7 @@ pub const CONTROLLERS: &[&str] = &[
     "pv-protection",
     // k3s's name for its bundled local-path provisioner (and default StorageClass).
     "local-storage",
+    "horizontalpodautoscaling",
 ];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
@@ -80,7 +82,7 @@ pub const USER_NAME: &str = "system:kube-controller-manager";
 const USER_AGENT: &str = "kube-controller-manager/v1.33.5+rkube (linux/amd64) rkube";
 
 /// How the manager runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ManagerConfig {
     /// Controller names not to run.
     pub disabled: BTreeSet<String>,
@@ -88,6 +90,19 @@ pub struct ManagerConfig {
     pub root_ca_pem: String,
     /// Directory on the nodes for `local-path` volumes (empty: `local_path::DEFAULT_STORAGE_DIR`).
     pub local_storage_dir: std::path::PathBuf,
+    /// How often every HPA is synced (`--horizontal-pod-autoscaler-sync-period`).
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            disabled: BTreeSet::new(),
+            root_ca_pem: String::new(),
+            horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
+            local_storage_dir: std::path::PathBuf::new(),
+        }
+    }
 }
 
 impl ManagerConfig {
@@ -211,13 +226,13 @@ fn start_controllers(ctx: &Context, config: &ManagerConfig) -> JoinSet<()> {
             continue;
         }
         let ctx = ctx.clone();
-        set.spawn(supervise(name, ctx, config.local_storage_dir.clone()));
+        set.spawn(supervise(name, ctx, config.clone()));
     }
     set
 }
 
 /// Runs one controller, restarting it after a pause whenever it stops.
-async fn supervise(name: &'static str, ctx: Context, local_storage_dir: std::path::PathBuf) {
+async fn supervise(name: &'static str, ctx: Context, config: ManagerConfig) {
     loop {
         tracing::info!(controller = name, "starting controller");
         let result = match name {
@@ -240,7 +255,8 @@ async fn supervise(name: &'static str, ctx: Context, local_storage_dir: std::pat
             "persistentvolume-binder" => persistentvolume::run(ctx.clone()).await,
             "pvc-protection" => volume_protection::run_pvc_protection(ctx.clone()).await,
             "pv-protection" => volume_protection::run_pv_protection(ctx.clone()).await,
-            "local-storage" => local_path::run(ctx.clone(), local_storage_dir.clone()).await,
+            "local-storage" => local_path::run(ctx.clone(), config.local_storage_dir.clone()).await,
+            "horizontalpodautoscaling" => podautoscaler::run(ctx.clone(), config.horizontal_pod_autoscaler_sync_period).await,
             _ => Ok(()),
         };
         match result {

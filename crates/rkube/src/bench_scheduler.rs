@@ -40,6 +40,9 @@ async fn one_run(nodes: usize) -> Result<(Duration, Duration)> {
         admission_control_config_file: None,
         audit_policy_file: None,
         audit_log_path: None,
+        // Scraping every simulated node would compete with what is measured.
+        metric_resolution: std::time::Duration::from_secs(24 * 3600),
+        horizontal_pod_autoscaler_sync_period: std::time::Duration::from_secs(15),
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

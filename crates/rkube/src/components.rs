@@ -62,6 +62,16 @@ pub struct SimArgs {
     /// How often node Leases are renewed (the kubelet's 10 s).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     heartbeat_interval: Duration,
+    /// CPU each pod uses unless annotated sim.rkube.io/cpu-usage (a quantity).
+    #[arg(long, default_value = "100m")]
+    pod_cpu_usage: String,
+    /// Memory each pod uses unless annotated sim.rkube.io/memory-usage (a quantity).
+    #[arg(long, default_value = "64Mi")]
+    pod_memory_usage: String,
+    /// Address of the HTTPS endpoint serving every node's /metrics/resource (all nodes
+    /// advertise it as their InternalIP and kubelet port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    metrics_address: std::net::SocketAddr,
 }
 
 /// Runs the scheduler until the signal.
@@ -87,6 +97,11 @@ pub async fn run_sim(args: SimArgs, shutdown: impl std::future::Future<Output = 
         taints: rkube_sim::parse_taints(&args.taints).map_err(|e| anyhow!(e)).context("--taints")?,
         run_duration: args.run_duration,
         heartbeat_interval: args.heartbeat_interval,
+        pod_cpu_usage_millis: rkube_sim::parse_cpu_millis(&args.pod_cpu_usage)
+            .ok_or_else(|| anyhow!("--pod-cpu-usage: invalid quantity {:?}", args.pod_cpu_usage))?,
+        pod_memory_usage_bytes: rkube_sim::parse_memory_bytes(&args.pod_memory_usage)
+            .ok_or_else(|| anyhow!("--pod-memory-usage: invalid quantity {:?}", args.pod_memory_usage))?,
+        metrics_listen: args.metrics_address,
         ..Default::default()
     };
     rkube_sim::run(client, config, shutdown).await?;

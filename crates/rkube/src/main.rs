@@ -75,6 +75,12 @@ struct ServerArgs {
     /// How long a node may go without heartbeats before its Ready condition becomes Unknown.
     #[arg(long, default_value = "40s", value_parser = components::parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    /// How often node resource metrics are scraped for metrics.k8s.io (metrics-server's flag).
+    #[arg(long, default_value = "15s", value_parser = components::parse_duration)]
+    metric_resolution: std::time::Duration,
+    /// How often the HorizontalPodAutoscaler controller syncs each HPA.
+    #[arg(long, default_value = "15s", value_parser = components::parse_duration)]
+    horizontal_pod_autoscaler_sync_period: std::time::Duration,
     /// Do not run a node agent for this host. Without this flag the agent runs when the
     /// container runtime's socket answers, and is skipped (with a log line) otherwise.
     #[arg(long)]
@@ -122,6 +128,9 @@ struct ControllerManagerArgs {
     /// CA bundle published as the `kube-root-ca.crt` ConfigMap (default: the kubeconfig's CA).
     #[arg(long)]
     root_ca_file: Option<PathBuf>,
+    /// How often the HorizontalPodAutoscaler controller syncs each HPA.
+    #[arg(long, default_value = "15s", value_parser = components::parse_duration)]
+    horizontal_pod_autoscaler_sync_period: std::time::Duration,
 }
 
 fn init_tracing() {
@@ -181,6 +190,8 @@ fn main() -> anyhow::Result<()> {
                 audit_log_path: a.audit_log_path,
                 iam,
                 default_local_storage_path: a.default_local_storage_path,
+                metric_resolution: a.metric_resolution,
+                horizontal_pod_autoscaler_sync_period: a.horizontal_pod_autoscaler_sync_period,
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.
@@ -218,7 +229,12 @@ async fn run_controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> 
         Some(path) => std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
         None => rkube_controllers::kubeconfig_ca_pem(&yaml)?,
     };
-    let config = rkube_controllers::ManagerConfig { disabled: a.disable.into_iter().collect(), root_ca_pem, ..Default::default() };
+    let config = rkube_controllers::ManagerConfig {
+        disabled: a.disable.into_iter().collect(),
+        root_ca_pem,
+        horizontal_pod_autoscaler_sync_period: a.horizontal_pod_autoscaler_sync_period,
+        ..Default::default()
+    };
     config.check()?;
     let client = rkube_controllers::client_from_kubeconfig(&yaml).await?;
     println!("rkube: controller manager running");

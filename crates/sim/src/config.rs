@@ -29,6 +29,12 @@ pub struct SimConfig {
     /// How often the full node status is re-posted even when nothing changed (the kubelet's
     /// nodeStatusReportFrequency is 5 minutes).
     pub status_refresh_interval: Duration,
+    /// CPU each pod uses unless annotated, in millicores.
+    pub pod_cpu_usage_millis: u64,
+    /// Memory each pod uses unless annotated, in bytes.
+    pub pod_memory_usage_bytes: u64,
+    /// Where the metrics endpoint listens (all nodes advertise it); port 0 picks one.
+    pub metrics_listen: std::net::SocketAddr,
 }
 
 impl Default for SimConfig {
@@ -44,6 +50,9 @@ impl Default for SimConfig {
             run_duration: Duration::from_secs(2),
             heartbeat_interval: Duration::from_secs(10),
             status_refresh_interval: Duration::from_secs(300),
+            pod_cpu_usage_millis: 100,
+            pod_memory_usage_bytes: 64 * 1024 * 1024,
+            metrics_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }

@@ -24,7 +24,9 @@ pub fn pod_cidr(prefix: &str, index: usize) -> String {
     format!("{a}.{b}.{c}.0/24")
 }
 
-/// The node's InternalIP (`.1` of its block).
+/// The `.1` of a node's block (kept for the block-layout tests; nodes advertise the
+/// simulator's metrics endpoint as their InternalIP).
+#[cfg(test)]
 pub fn node_ip(prefix: &str, index: usize) -> String {
     let [a, b, c] = node_block(prefix, index);
     format!("{a}.{b}.{c}.1")

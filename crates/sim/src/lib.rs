@@ -14,10 +14,14 @@
 
 mod config;
 mod ipam;
+mod metrics_endpoint;
 mod objects;
 mod pods;
+mod usage;
 
 pub use config::{SimConfig, parse_labels, parse_taints};
+pub use metrics_endpoint::METRICS_PATH_ANNOTATION;
+pub use usage::{CPU_USAGE_ANNOTATION, MEMORY_USAGE_ANNOTATION, parse_cpu_millis, parse_memory_bytes};
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -52,12 +56,21 @@ pub(crate) struct Shared {
     pub(crate) client: kube::Client,
     pub(crate) config: SimConfig,
     pub(crate) names: HashSet<String>,
+    /// The metrics endpoint every node advertises as its kubelet endpoint.
+    pub(crate) endpoint: std::net::SocketAddr,
+    pub(crate) usage: usage::UsageBook,
 }
 
 /// Runs the simulator until `shutdown` resolves; the nodes then stop heartbeating.
 pub async fn run(client: kube::Client, config: SimConfig, shutdown: impl Future<Output = ()>) -> Result<(), SimError> {
     let names: Vec<String> = (0..config.nodes).map(|i| config.node_name(i)).collect();
-    let shared = Arc::new(Shared { client: client.clone(), config: config.clone(), names: names.iter().cloned().collect() });
+    let listener = tokio::net::TcpListener::bind(config.metrics_listen)
+        .await
+        .map_err(|e| SimError::Api(format!("metrics endpoint {}: {e}", config.metrics_listen)))?;
+    let endpoint = listener.local_addr().map_err(|e| SimError::Api(e.to_string()))?;
+    let usage = usage::UsageBook::new(config.pod_cpu_usage_millis, config.pod_memory_usage_bytes);
+    let shared = Arc::new(Shared { client: client.clone(), config: config.clone(), names: names.iter().cloned().collect(), endpoint, usage });
+    let metrics = tokio::spawn(metrics_endpoint::serve(listener, shared.clone()));
     let started = std::time::Instant::now();
     let registered: Vec<Result<(), SimError>> =
         futures::stream::iter(0..config.nodes).map(|i| register(shared.clone(), i)).buffer_unordered(CONCURRENCY).collect().await;
@@ -74,6 +87,7 @@ pub async fn run(client: kube::Client, config: SimConfig, shutdown: impl Future<
     heartbeats.abort();
     status_keeper.abort();
     pods.abort();
+    metrics.abort();
     tracing::info!("simulator stopped; its nodes no longer heartbeat");
     Ok(())
 }
@@ -109,7 +123,7 @@ async fn register(shared: Arc<Shared>, index: usize) -> Result<(), SimError> {
 async fn post_status(shared: &Shared, index: usize) -> Result<(), SimError> {
     let name = shared.config.node_name(index);
     let api: Api<Node> = Api::all(shared.client.clone());
-    let status = objects::node_status(&shared.config, index);
+    let status = objects::node_status(&shared.config, index, shared.endpoint);
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
         .await
         .map(|_| ())

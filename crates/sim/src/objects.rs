@@ -7,6 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::config::SimConfig;
+use crate::metrics_endpoint::{METRICS_PATH_ANNOTATION, metrics_path};
 use crate::{SIMULATOR_LABEL, ipam};
 
 /// The kubelet version simulated nodes report.
@@ -38,7 +39,10 @@ pub fn node(cfg: &SimConfig, index: usize) -> Node {
         metadata: ObjectMeta {
             name: Some(name.clone()),
             labels: Some(labels),
-            annotations: Some([("node.alpha.kubernetes.io/ttl".to_string(), "0".to_string())].into()),
+            annotations: Some(
+                [("node.alpha.kubernetes.io/ttl".to_string(), "0".to_string()), (METRICS_PATH_ANNOTATION.to_string(), metrics_path(&name))]
+                    .into(),
+            ),
             ..Default::default()
         },
         spec: Some(NodeSpec {
@@ -52,8 +56,9 @@ pub fn node(cfg: &SimConfig, index: usize) -> Node {
     }
 }
 
-/// The status a Ready kubelet posts.
-pub fn node_status(cfg: &SimConfig, index: usize) -> Value {
+/// The status a Ready kubelet posts. Every node's address and kubelet port are the simulator's
+/// metrics endpoint (see `metrics_endpoint`).
+pub fn node_status(cfg: &SimConfig, index: usize, endpoint: std::net::SocketAddr) -> Value {
     let name = cfg.node_name(index);
     let now = now_rfc3339();
     let resources = json!({"cpu": cfg.cpu, "memory": cfg.memory, "pods": cfg.pods, "ephemeral-storage": "100Gi", "hugepages-2Mi": "0"});
@@ -67,8 +72,8 @@ pub fn node_status(cfg: &SimConfig, index: usize) -> Value {
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             condition("Ready", "True", "KubeletReady", "kubelet is posting ready status (simulated node)"),
         ],
-        "addresses": [{"type": "InternalIP", "address": ipam::node_ip(&cfg.name_prefix, index)}, {"type": "Hostname", "address": name}],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "addresses": [{"type": "InternalIP", "address": endpoint.ip().to_string()}, {"type": "Hostname", "address": name}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": endpoint.port()}},
         "nodeInfo": {
             "machineID": format!("rkube-sim-{name}"),
             "systemUUID": format!("rkube-sim-{name}"),

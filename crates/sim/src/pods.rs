@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::ipam::{self, PodIpam};
+use crate::ipam::PodIpam;
 use crate::objects::now_rfc3339;
 use crate::{EXIT_CODE_ANNOTATION, Shared};
 
@@ -33,6 +33,8 @@ struct Tracked {
     started_at: String,
     restarts: i32,
     deleting: bool,
+    /// The pod's containers ended (it no longer uses resources).
+    finished: bool,
     pod: Pod,
 }
 
@@ -98,6 +100,7 @@ impl Pods {
             self.gone(&pod);
         }
         if pod.metadata.deletion_timestamp.is_some() {
+            self.shared.usage.stopped(&pod.namespace().unwrap_or_default(), &pod.name_any());
             let already = self.tracked.get(&key).is_some_and(|t| t.deleting);
             if !already {
                 if let Some(t) = self.tracked.get_mut(&key) {
@@ -108,6 +111,9 @@ impl Pods {
             return;
         }
         if let Some(t) = self.tracked.get_mut(&key) {
+            if !t.finished {
+                self.shared.usage.running(node_index, &pod);
+            }
             t.pod = pod;
             return;
         }
@@ -116,7 +122,7 @@ impl Pods {
         let prefix = self.shared.config.name_prefix.clone();
         let existing_ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
         let ip = match (&existing_ip, host_network) {
-            (_, true) => Some(ipam::node_ip(&prefix, node_index)),
+            (_, true) => Some(self.shared.endpoint.ip().to_string()),
             (Some(ip), false) => {
                 self.ipam.reserve(node_index, ip);
                 Some(ip.clone())
@@ -125,11 +131,12 @@ impl Pods {
             (None, false) => self.ipam.allocate(&prefix, node_index),
         };
         let started_at = now_rfc3339();
-        let tracked = Tracked { uid: uid.clone(), node_index, ip: ip.clone(), started_at, restarts: 0, deleting: false, pod: pod.clone() };
         let finished = phase == "Succeeded" || phase == "Failed";
+        let tracked = Tracked { uid: uid.clone(), node_index, ip: ip.clone(), started_at, restarts: 0, deleting: false, finished, pod: pod.clone() };
         if !finished {
+            self.shared.usage.running(node_index, &pod);
             if phase != "Running" {
-                let status = running_status(&pod, ip.as_deref(), &ipam::node_ip(&prefix, node_index), &tracked.started_at, 0, None);
+                let status = running_status(&pod, ip.as_deref(), &self.shared.endpoint.ip().to_string(), &tracked.started_at, 0, None);
                 tokio::spawn(patch_status(self.shared.client.clone(), pod.clone(), status));
             }
             self.schedule_finish(&key, &uid, restart_policy(&pod));
@@ -151,6 +158,7 @@ impl Pods {
     }
 
     fn gone(&mut self, pod: &Pod) {
+        self.shared.usage.stopped(&pod.namespace().unwrap_or_default(), &pod.name_any());
         if let Some(t) = self.tracked.remove(&key_of(pod))
             && let Some(ip) = &t.ip
         {
@@ -165,7 +173,7 @@ impl Pods {
         }
         let exit_code: i32 = t.pod.annotations().get(EXIT_CODE_ANNOTATION).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
         let policy = restart_policy(&t.pod).to_string();
-        let node_ip = ipam::node_ip(&self.shared.config.name_prefix, t.node_index);
+        let node_ip = self.shared.endpoint.ip().to_string();
         if exit_code != 0 && policy == "OnFailure" {
             // The container fails and the kubelet restarts it in place.
             t.restarts += 1;
@@ -176,6 +184,8 @@ impl Pods {
             self.schedule_finish(key, uid, &policy);
             return;
         }
+        t.finished = true;
+        self.shared.usage.stopped(&t.pod.namespace().unwrap_or_default(), &t.pod.name_any());
         let status = finished_status(&t.pod, exit_code, &t.started_at, t.restarts);
         tokio::spawn(patch_status(self.shared.client.clone(), t.pod.clone(), status));
     }

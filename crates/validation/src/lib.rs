@@ -11,6 +11,7 @@
 //! metadata checks only; see [`has_spec_rules`].
 
 mod apps;
+mod autoscaling;
 mod batch;
 mod core;
 mod cron;
@@ -60,7 +61,7 @@ pub fn has_spec_rules(group: &str, kind: &str) -> bool {
 /// Applies upstream's defaults for `group/version, kind` to `obj` in place (the
 /// `SetObjectDefaults_*` walk: the kind's own defaults plus nested pod templates, containers,
 /// probes, ports and volumes). Unknown kinds are left unchanged.
-pub fn apply_defaults(group: &str, _version: &str, kind: &str, obj: &mut Value) {
+pub fn apply_defaults(group: &str, version: &str, kind: &str, obj: &mut Value) {
     if !obj.is_object() {
         return;
     }
@@ -70,6 +71,7 @@ pub fn apply_defaults(group: &str, _version: &str, kind: &str, obj: &mut Value) 
         "batch" => batch::apply_defaults(kind, obj),
         "rbac.authorization.k8s.io" => rbac::apply_defaults(kind, obj),
         "networking.k8s.io" if kind == "NetworkPolicy" => default_network_policy(obj),
+        "autoscaling" if kind == "HorizontalPodAutoscaler" => autoscaling::apply_defaults(version, obj),
         _ => {}
     }
 }
