@@ -107,6 +107,7 @@ fn access_attributes(review: &Value, user: UserInfo, kind: &str) -> Result<Attri
             namespace: text(&r["namespace"]),
             name: text(&r["name"]),
             path: String::new(),
+            field_selector: text(&r["fieldSelector"]["rawSelector"]),
         }),
         (None, Some(n)) => Ok(Attributes::non_resource(user, &text(&n["verb"]), &text(&n["path"]))),
         (Some(r), Some(_)) => {

@@ -180,6 +180,7 @@ pub async fn run_server(
     // privilege escalation, the server's own writes are not.
     let authorizer = rkube_auth::Authorizer::new(registry.clone());
     let feed_task = tokio::spawn(rkube_auth::feed::run(authorizer.clone(), registry.clone()));
+    let node_graph_task = tokio::spawn(rkube_auth::node::feed::run(authorizer.node_authorizer(), registry.clone()));
     let guard = authorizer.clone();
     registry.set_write_check(Arc::new(move |res, ns, new, old| rkube_auth::escalation::check_write(&guard, &res.group, &res.plural, ns, new, old)));
 
@@ -245,6 +246,7 @@ pub async fn run_server(
     aggregation_task.abort();
     quota_task.abort();
     feed_task.abort();
+    node_graph_task.abort();
     Ok(())
 }
 

@@ -17,6 +17,7 @@ mod field_validation;
 mod iam;
 mod kube_client;
 mod kubectl_verbs;
+mod node_auth;
 mod lists;
 mod old_kubectl;
 mod openapi;
