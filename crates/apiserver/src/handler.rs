@@ -431,7 +431,7 @@ async fn resource(
         if sub == "log" && res.group.is_empty() && res.plural == "pods" {
             return crate::pod_logs::pod_log(state, ns.unwrap_or_default(), &info.name, q).await.map_err(fail);
         }
-        if !matches!(sub, "status" | "finalize" | "scale" | "binding" | "token" | "eviction") {
+        if !matches!(sub, "status" | "finalize" | "scale" | "binding" | "token" | "eviction" | "approval") {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
     } else if !res.allows(&info.verb) {
@@ -527,6 +527,9 @@ async fn resource(
             let mut obj = decode_body(state, headers, &body).map_err(fail)?;
             check_type(&res, &mut obj).map_err(fail)?;
             let warnings = field_validation::check_body(state, &res, &mut obj, field_validation::json_body(headers, &body), opts.field_validation).map_err(fail)?;
+            if rkube_registry::csr::is_csr(&res) {
+                crate::csr::record_requester(&mut obj);
+            }
             let v = reg.create(&res, ns, obj, opts.dry_run).await.map_err(fail)?;
             Ok(field_validation::with_warnings(encode::object(state, StatusCode::CREATED, &v, render), &warnings))
         }
@@ -538,12 +541,15 @@ async fn resource(
             let dry = opts.dry_run;
             let (v, created) = if sub == "finalize" {
                 finalize_namespace(state, &res, name, obj, dry).await.map_err(fail)?
+            } else if sub == "approval" {
+                (reg.modify_subresource(&res, ns, name, sub, dry, |_| Ok(obj.clone())).await.map_err(fail)?, false)
             } else {
                 reg.update(&res, ns, name, obj, sub == "status", dry).await.map_err(fail)?
             };
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(field_validation::with_warnings(encode::object(state, code, &v, render), &warnings))
         }
+        "patch" if sub == "approval" => Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb))),
         "patch" => {
             let dry = dry_run(q, "PatchOptions").map_err(fail)?;
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
