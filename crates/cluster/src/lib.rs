@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub disable: Vec<String>,
     /// How long a node may go without heartbeats before it is Unknown (40 s upstream).
     pub node_monitor_grace_period: std::time::Duration,
+    /// Longest lifetime of certificates issued for CertificateSigningRequests
+    /// (`--cluster-signing-duration`, one year upstream).
+    pub cluster_signing_duration: std::time::Duration,
     /// Bearer-token authentication (static file, bootstrap tokens, ServiceAccount tokens).
     pub authentication: rkube_auth::authn::AuthnOptions,
     /// Admission plugins turned off (`--disable-admission-plugins`).
@@ -268,6 +271,7 @@ fn controller_manager_config(cfg: &ServerConfig) -> Result<Option<rkube_controll
     let manager_cfg = rkube_controllers::ManagerConfig {
         disabled: cfg.disable.iter().filter(|d| rkube_controllers::CONTROLLERS.contains(&d.as_str())).cloned().collect(),
         root_ca_pem: String::new(),
+        csr_signing: None,
     };
     Ok(Some(manager_cfg))
 }
@@ -288,6 +292,8 @@ async fn start_controller_manager(
     write_private(&path, &yaml).map_err(|e| ClusterError::Pki(format!("writing {}: {e}", path.display())))?;
     let client = rkube_controllers::client_from_kubeconfig(&yaml).await.map_err(|e| ClusterError::Config(e.to_string()))?;
     manager_cfg.root_ca_pem = pki.ca_cert_pem.clone();
+    let signer = pki.csr_signer().map_err(|e| ClusterError::Pki(e.to_string()))?;
+    manager_cfg.csr_signing = Some(Arc::new(rkube_controllers::csr_signing::CsrSigning { signer, max_duration: cfg.cluster_signing_duration }));
     Ok(tokio::spawn(async move {
         if let Err(e) = rkube_controllers::run(client, manager_cfg, std::future::pending()).await {
             tracing::error!(error = %e, "controller manager stopped");

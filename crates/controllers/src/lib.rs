@@ -9,6 +9,10 @@
 pub mod context;
 pub mod cronjob;
 pub mod cronjob_util;
+pub mod csr_approving;
+pub mod csr_cleaner;
+pub mod csr_signing;
+pub mod csr_util;
 pub mod daemonset;
 pub mod daemonset_util;
 pub mod deployment;
@@ -62,6 +66,9 @@ pub const CONTROLLERS: &[&str] = &[
     "endpointslice",
     "pod-garbage-collector",
     "ttl-after-finished",
+    "csrapproving",
+    "csrsigning",
+    "csrcleaner",
 ];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
@@ -71,12 +78,14 @@ pub const USER_NAME: &str = "system:kube-controller-manager";
 const USER_AGENT: &str = "kube-controller-manager/v1.33.5+rkube (linux/amd64) rkube";
 
 /// How the manager runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ManagerConfig {
     /// Controller names not to run.
     pub disabled: BTreeSet<String>,
     /// PEM of the cluster CA, published as `kube-root-ca.crt`.
     pub root_ca_pem: String,
+    /// The CA `csrsigning` issues certificates with (none: it stays idle).
+    pub csr_signing: Option<std::sync::Arc<csr_signing::CsrSigning>>,
 }
 
 impl ManagerConfig {
@@ -165,6 +174,7 @@ pub async fn run(
         client: client.clone(),
         identity: identity.clone(),
         root_ca_pem: config.root_ca_pem.clone(),
+        csr_signing: config.csr_signing.clone(),
     };
     tokio::pin!(shutdown);
     let mut leading = tokio::select! {
@@ -226,6 +236,9 @@ async fn supervise(name: &'static str, ctx: Context) {
             "cronjob" => cronjob::run(ctx.clone()).await,
             "daemonset" => daemonset::run(ctx.clone()).await,
             "disruption" => disruption::run(ctx.clone()).await,
+            "csrapproving" => csr_approving::run(ctx.clone()).await,
+            "csrsigning" => csr_signing::run(ctx.clone()).await,
+            "csrcleaner" => csr_cleaner::run(ctx.clone()).await,
             _ => Ok(()),
         };
         match result {

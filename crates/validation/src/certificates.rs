@@ -36,6 +36,7 @@ const VALID_USAGES: &[&str] = &[
     "netscape sgc",
     "ocsp signing",
     "s/mime",
+    "server auth",
     "signing",
     "timestamping",
 ];

@@ -11,6 +11,7 @@ mod controllers;
 mod crash;
 mod crd;
 mod crud;
+mod csr;
 mod dry_run;
 mod encryption;
 mod field_validation;
