@@ -120,7 +120,10 @@ mod tests {
     use super::*;
 
     fn node_request() -> CertificateRequest {
-        CertificateRequest { common_name: "system:node:n3".into(), organizations: vec!["system:nodes".into()], ..Default::default() }
+        let mut req = CertificateRequest::default();
+        req.common_name = "system:node:n3".into();
+        req.organizations = vec!["system:nodes".into()];
+        req
     }
 
     fn usages(u: &[&str]) -> Option<Vec<String>> {
