@@ -504,7 +504,8 @@ async fn resource(
             Ok(encode::object(state, StatusCode::CREATED, &v, render))
         }
         "create" if sub == "token" && res.group.is_empty() && res.plural == "serviceaccounts" => {
-            let request = decode_body(state, headers, &body).map_err(fail)?;
+            let mut request = decode_body(state, headers, &body).map_err(fail)?;
+            reg.admit_subresource_create(&res, ns, name, "token", &mut request, false).await.map_err(fail)?;
             let v = state.service_account_tokens.token_request(ns.unwrap_or_default(), name, request).await.map_err(fail)?;
             Ok(encode::object(state, StatusCode::CREATED, &v, render))
         }

@@ -213,6 +213,15 @@ impl Registry {
         self.admission.read().clone()
     }
 
+    /// Runs the admission chain for a create through a subresource that writes no object of its
+    /// own (`pods/eviction`, `serviceaccounts/token`), as upstream admits those requests too.
+    pub async fn admit_subresource_create(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, subresource: &str, obj: &mut Value, dry_run: bool) -> Result<(), ApiError> {
+        let Some(chain) = self.admission() else { return Ok(()) };
+        let req = AdmissionRequest { resource: res, subresource, operation: Operation::Create, namespace: ns, name, old: None, dry_run };
+        chain.mutate(&req, Some(obj)).await?;
+        chain.validate(&req, Some(obj)).await
+    }
+
     fn run_write_check(&self, res: &ResourceInfo, ns: Option<&str>, new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
         let check = self.write_check.read().clone();
         match check {

@@ -3,8 +3,7 @@
 //! CSINode, mirror pods bound to it, and the status of pods bound to it (upstream
 //! `plugin/pkg/admission/noderestriction/admission.go`, messages as there).
 //!
-//! Token requests and evictions do not pass through the registry's admission hook yet, so
-//! upstream's checks on them (pod-bound tokens, evicting own pods) are not made here.
+//! Token requests must be bound to a pod on the node, evictions must name one of its pods.
 
 use std::collections::BTreeSet;
 
@@ -51,6 +50,7 @@ impl Plugin for NodeRestriction {
             ("", "pods") => match ctx.req.subresource {
                 "" => admit_pod(ctx, node, new),
                 "status" => admit_pod_status(ctx, node, new),
+                "eviction" => admit_pod_eviction(ctx, node, new).await,
                 other => Err(ctx.forbidden(&format!("unexpected pod subresource {other:?}, only 'status' and 'eviction' are allowed"))),
             },
             ("", "nodes") => admit_node(ctx, node, new),
@@ -58,6 +58,9 @@ impl Plugin for NodeRestriction {
                 "status" => admit_pvc_status(ctx, node, new),
                 _ => Err(ctx.forbidden("may only update PVC status")),
             },
+            ("", "serviceaccounts") if ctx.req.operation == Operation::Create && ctx.req.subresource == "token" => {
+                admit_token_request(ctx, node, new.unwrap_or(&Value::Null)).await
+            }
             ("coordination.k8s.io", "leases") => {
                 if ctx.namespace() != "kube-node-lease" {
                     return Err(ctx.forbidden("can only access leases in the \"kube-node-lease\" system namespace"));
@@ -164,6 +167,49 @@ fn admit_pod_create(ctx: &Context<'_>, node: &str, pod: &Value) -> Result<(), Ap
     }
     if volume_has("persistentVolumeClaim") {
         return deny(format!("node {node:?} can not create pods that reference persistentvolumeclaims"));
+    }
+    Ok(())
+}
+
+/// The pod an eviction names must be bound to this node.
+async fn admit_pod_eviction(ctx: &Context<'_>, node: &str, eviction: Option<&Value>) -> Result<(), ApiError> {
+    if ctx.req.operation != Operation::Create {
+        return Err(ctx.forbidden(&format!("unexpected operation {}", ctx.req.operation.as_str())));
+    }
+    let pod_name = if ctx.req.name.is_empty() { name_of(eviction) } else { ctx.req.name };
+    if pod_name.is_empty() {
+        return Err(ctx.forbidden("could not determine pod from request data"));
+    }
+    let pod = ctx.get("", "v1", "pods", Some(ctx.namespace()), pod_name).await?;
+    let Some(pod) = pod else { return Err(ApiError::not_found("", "pods", pod_name)) };
+    if bound_node(Some(&pod)) != node {
+        return Err(ctx.forbidden(&format!("node {node} can only evict pods with spec.nodeName set to itself")));
+    }
+    Ok(())
+}
+
+/// Tokens a node requests must be bound to a pod scheduled on it (the token then carries the
+/// pod and node binding).
+async fn admit_token_request(ctx: &Context<'_>, node: &str, request: &Value) -> Result<(), ApiError> {
+    let bound = &request["spec"]["boundObjectRef"];
+    let pod_name = bound["name"].as_str().unwrap_or_default();
+    if bound["apiVersion"] != "v1" || bound["kind"] != "Pod" || pod_name.is_empty() {
+        return Err(ctx.forbidden("node requested token not bound to a pod"));
+    }
+    let uid = bound["uid"].as_str().unwrap_or_default();
+    if uid.is_empty() {
+        return Err(ctx.forbidden("node requested token with a pod binding without a uid"));
+    }
+    let Some(pod) = ctx.get("", "v1", "pods", Some(ctx.namespace()), pod_name).await? else {
+        return Err(ApiError::not_found("", "pods", pod_name));
+    };
+    if pod["metadata"]["uid"].as_str() != Some(uid) {
+        return Err(ctx.forbidden(&format!(
+            "the UID in the bound object reference ({uid}) does not match the UID in record. The object might have been deleted and then recreated"
+        )));
+    }
+    if bound_node(Some(&pod)) != node {
+        return Err(ctx.forbidden("node requested token bound to a pod scheduled on a different node"));
     }
     Ok(())
 }

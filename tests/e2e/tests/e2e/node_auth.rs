@@ -23,8 +23,9 @@ fn two_nodes_with_pods(admin: &Kubectl) {
         admin.ok_stdin(&["create", "-f", "-"], &lease.to_string()).expect("lease");
         admin.ok(&["create", "secret", "generic", &format!("{n}-secret"), "--from-literal=k=v"]).expect("secret");
         admin.ok(&["create", "configmap", &format!("{n}-config"), "--from-literal=k=v"]).expect("configmap");
+        admin.ok(&["create", "serviceaccount", &format!("{n}-sa")]).expect("serviceaccount");
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("{n}-pod")},
-            "spec": {"nodeName": n, "containers": [{"name": "c", "image": "busybox",
+            "spec": {"nodeName": n, "serviceAccountName": format!("{n}-sa"), "containers": [{"name": "c", "image": "busybox",
                 "envFrom": [{"configMapRef": {"name": format!("{n}-config")}}]}],
                 "volumes": [{"name": "s", "secret": {"secretName": format!("{n}-secret")}}]}});
         admin.ok_stdin(&["create", "-f", "-"], &pod.to_string()).expect("pod");
@@ -152,7 +153,33 @@ fn node_restriction_limits_a_node_to_its_own_node_and_mirror_pods() {
     n1.ok_stdin(&["replace", "--subresource=status", "-f", "-"], &with_status("n1-pod")).expect("own pod status");
     let err = n1.fails(&["delete", "pod", "n2-pod"]).expect("delete other pod");
     assert!(err.contains("pods \"n2-pod\" is forbidden: node \"n1\" can only delete pods with spec.nodeName set to itself"), "{err}");
+    // Tokens only for its pods' ServiceAccounts, and only bound to a pod on this node.
+    let err = n1.fails(&["create", "token", "n1-sa"]).expect("unbound token");
+    assert!(err.contains("serviceaccounts \"n1-sa\" is forbidden: node requested token not bound to a pod"), "{err}");
+    let uid = |pod: &str| admin.ok(&["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"]).expect("pod uid");
+    let bound = |pod: &str, uid: &str| vec!["create".to_string(), "token".into(), "n1-sa".into(), "--bound-object-kind=Pod".into(), format!("--bound-object-name={pod}"), format!("--bound-object-uid={uid}")];
+    let args = bound("n1-pod", &uid("n1-pod"));
+    let token = n1.ok(&args.iter().map(String::as_str).collect::<Vec<_>>()).expect("token bound to own pod");
+    assert!(token.trim().starts_with("ey"), "{token}");
+    let args = bound("n2-pod", &uid("n2-pod"));
+    let err = n1.fails(&args.iter().map(String::as_str).collect::<Vec<_>>()).expect("token bound to other node's pod");
+    assert!(err.contains("node requested token bound to a pod scheduled on a different node"), "{err}");
+    let err = n1.fails(&["create", "token", "n2-sa"]).expect("other pod's serviceaccount");
+    assert!(err.contains("no relationship found between node 'n1' and this object"), "{err}");
+
+    // Evictions only of its own pods.
+    let eviction = |pod: &str| {
+        let file = c.data_dir().join(format!("evict-{pod}.json"));
+        let body = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": "default"}});
+        std::fs::write(&file, body.to_string()).expect("eviction body");
+        n1.run(&["create", "--raw", &format!("/api/v1/namespaces/default/pods/{pod}/eviction"), "-f", &file.to_string_lossy()]).expect("eviction")
+    };
+    let out = eviction("n2-pod");
+    assert!(out.stderr.contains("node n1 can only evict pods with spec.nodeName set to itself"), "{}", out.stderr);
+
     // Updating a pod itself is never a node's business (the Node authorizer has no opinion).
     let err = n1.fails(&["label", "pod", "n1-pod", "x=y"]).expect("label own pod");
     assert!(err.contains("User \"system:node:n1\" cannot patch resource \"pods\" in API group \"\" in the namespace \"default\""), "{err}");
+    let out = eviction("n1-pod");
+    assert!(out.success, "{}", out.stderr);
 }
