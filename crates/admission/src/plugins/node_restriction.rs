@@ -48,7 +48,7 @@ impl Plugin for NodeRestriction {
         let res = ctx.req.resource;
         match (res.group.as_str(), res.plural.as_str()) {
             ("", "pods") => match ctx.req.subresource {
-                "" => admit_pod(ctx, node, new),
+                "" => admit_pod(ctx, node, new).await,
                 "status" => admit_pod_status(ctx, node, new),
                 "eviction" => admit_pod_eviction(ctx, node, new).await,
                 other => Err(ctx.forbidden(&format!("unexpected pod subresource {other:?}, only 'status' and 'eviction' are allowed"))),
@@ -96,9 +96,9 @@ fn bound_node(pod: Option<&Value>) -> &str {
     pod.and_then(|p| p["spec"]["nodeName"].as_str()).unwrap_or("")
 }
 
-fn admit_pod(ctx: &Context<'_>, node: &str, new: Option<&Value>) -> Result<(), ApiError> {
+async fn admit_pod(ctx: &Context<'_>, node: &str, new: Option<&Value>) -> Result<(), ApiError> {
     match ctx.req.operation {
-        Operation::Create => admit_pod_create(ctx, node, new.unwrap_or(&Value::Null)),
+        Operation::Create => admit_pod_create(ctx, node, new.unwrap_or(&Value::Null)).await,
         Operation::Delete => {
             if bound_node(ctx.req.old) != node {
                 return Err(ctx.forbidden(&format!("node {node:?} can only delete pods with spec.nodeName set to itself")));
@@ -109,7 +109,7 @@ fn admit_pod(ctx: &Context<'_>, node: &str, new: Option<&Value>) -> Result<(), A
     }
 }
 
-fn admit_pod_create(ctx: &Context<'_>, node: &str, pod: &Value) -> Result<(), ApiError> {
+async fn admit_pod_create(ctx: &Context<'_>, node: &str, pod: &Value) -> Result<(), ApiError> {
     let deny = |why: String| Err(ctx.forbidden(&why));
     if pod["metadata"]["annotations"].get(MIRROR_POD_ANNOTATION).is_none() {
         return deny(format!("pod does not have {MIRROR_POD_ANNOTATION:?} annotation, node {node:?} can only create mirror pods"));
@@ -129,6 +129,14 @@ fn admit_pod_create(ctx: &Context<'_>, node: &str, pod: &Value) -> Result<(), Ap
             }
             if owner["blockOwnerDeletion"] == Value::Bool(true) {
                 return deny(format!("node {node:?} must not set blockOwnerDeletion on an owner reference"));
+            }
+            let Some(registered) = ctx.get("", "v1", "nodes", None, node).await? else {
+                return Err(ApiError::not_found("", "nodes", node));
+            };
+            let (owner_uid, node_uid) = (owner["uid"].as_str().unwrap_or_default(), registered["metadata"]["uid"].as_str().unwrap_or_default());
+            if owner_uid != node_uid {
+                // Upstream's wording, arguments in its order.
+                return deny(format!("node {node} UID mismatch: expected {owner_uid} got {node_uid}"));
             }
         }
         _ => return deny(format!("node {node:?} can only create pods with a single owner reference set to itself")),

@@ -89,6 +89,10 @@ fn a_node_reads_only_what_its_own_pods_use_and_its_own_node_and_lease() {
     let err = n1.fails(&["get", "secret", "n2-secret"]).expect("secret after the pod left");
     assert!(err.contains("no relationship found between node 'n1' and this object"), "{err}");
 
+    // A node's permissions cannot be listed: the rules review says it is incomplete.
+    let out = n1.run(&["auth", "can-i", "--list"]).expect("can-i --list");
+    assert!(out.stderr.contains("node authorizer does not support user rule resolution"), "{}\n{}", out.stdout, out.stderr);
+
     // Non-node users are unaffected: plain RBAC.
     let err = c.user_kubectl("alice", &[]).expect("alice").fails(&["get", "secret", "n1-secret"]).expect("alice");
     assert!(err.contains("User \"alice\" cannot get resource \"secrets\"") && !err.contains("relationship"), "{err}");
@@ -135,6 +139,10 @@ fn node_restriction_limits_a_node_to_its_own_node_and_mirror_pods() {
     let mirror = json!({"kubernetes.io/config.mirror": "hash"});
     let out = n1.run_stdin(&["create", "-f", "-"], &pod("elsewhere", mirror.clone(), "n2")).expect("mirror pod for n2");
     assert!(out.stderr.contains("node \"n1\" can only create pods with spec.nodeName set to itself"), "{}", out.stderr);
+    let mut stale_owner: serde_json::Value = serde_json::from_str(&pod("stale", mirror.clone(), "n1")).expect("pod json");
+    stale_owner["metadata"]["ownerReferences"][0]["uid"] = json!("0000");
+    let out = n1.run_stdin(&["create", "-f", "-"], &stale_owner.to_string()).expect("mirror pod with a stale owner");
+    assert!(out.stderr.contains(&format!("node n1 UID mismatch: expected 0000 got {uid}")), "{}", out.stderr);
     n1.ok_stdin(&["create", "-f", "-"], &pod("static-web-n1", mirror, "n1")).expect("own mirror pod");
 
     // Status of pods on another node is refused, its own are fine (kubectl replace, since
