@@ -550,12 +550,11 @@ async fn resource(
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(field_validation::with_warnings(encode::object(state, code, &v, render), &warnings))
         }
-        "patch" if sub == "approval" => Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb))),
         "patch" => {
             let dry = dry_run(q, "PatchOptions").map_err(fail)?;
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let pt = PatchType::from_content_type(ct).ok_or_else(|| fail(patch::unsupported(ct)))?;
-            let (v, created, warnings) = patch_object(state, &res, ns, name, pt, &body, sub == "status", dry, q).await.map_err(fail)?;
+            let (v, created, warnings) = patch_object(state, &res, ns, name, pt, &body, sub, dry, q).await.map_err(fail)?;
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(field_validation::with_warnings(encode::object(state, code, &v, render), &warnings))
         }
@@ -745,10 +744,13 @@ async fn patch_object(
     name: &str,
     pt: PatchType,
     body: &[u8],
-    status_only: bool,
+    subresource: &str,
     dry: bool,
     q: &Query,
 ) -> Result<(Value, bool, Vec<String>), ApiError> {
+    // Only these subresources change the stored object through a strategy of their own.
+    let subresource = if matches!(subresource, "status" | "approval") { subresource } else { "" };
+    let status_only = subresource == "status";
     let mode = crate::write_options::parse(q, "PatchOptions")?.field_validation;
     let duplicates = if pt == PatchType::Apply { Vec::new() } else { field_validation::patch_duplicates(body, pt == PatchType::Json) };
     let warnings = std::sync::Mutex::new(Vec::new());
@@ -758,6 +760,10 @@ async fn patch_object(
         _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
     };
     if pt == PatchType::Apply {
+        if subresource == "approval" {
+            // Server-side apply tracks fields per status or main resource only.
+            return Err(ApiError::method_not_supported(&res.group, &format!("{}/{subresource}", res.plural), "patch"));
+        }
         let mut config = patch_doc;
         let mut found = Vec::new();
         let typed = ["apiVersion", "kind"].iter().all(|k| config.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
@@ -770,7 +776,7 @@ async fn patch_object(
     }
     let v = state
         .registry
-        .modify(res, ns, name, status_only, dry, |old| {
+        .modify_subresource(res, ns, name, subresource, dry, |old| {
             let mut checked = patch::patched(old, pt, &patch_doc)?;
             check_type(res, &mut checked)?;
             let found = field_validation::check_patched(state, res, &mut checked, &duplicates, mode)?;

@@ -177,4 +177,21 @@ fn client_certificates_wait_for_kubectl_certificate_approve_and_signer_rules_fai
     let err = admin.fails(&["replace", "--raw", "/apis/certificates.k8s.io/v1/certificatesigningrequests/eve/approval", "-f", &file]).expect("raw approval");
     assert!(err.contains("status.conditions[1].type: Invalid value: \"Approved\": Approved and Denied conditions are mutually exclusive"), "{err}");
     assert_eq!(condition_column(&admin, "eve"), "Denied");
+
+    // The approval subresource also takes patches (client-go's Patch with "approval"), and
+    // changes nothing but the conditions.
+    let (_, pem) = request("mallory", &[]);
+    admin.ok_stdin(&["create", "-f", "-"], &csr_object("mallory", &pem, "kubernetes.io/kube-apiserver-client", &["client auth"], None)).expect("mallory's CSR");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+        let client = crate::kube_client::client(&admin.kubeconfig).await;
+        let api = kube::Api::<CertificateSigningRequest>::all(client);
+        let patch = json!({"spec": {"username": "system:admin"}, "status": {"conditions": [{"type": "Denied", "status": "True", "reason": "Suspicious"}]}});
+        api.patch_subresource("approval", "mallory", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("patch approval");
+    });
+    let stored = admin.json(&["get", "csr", "mallory", "-o", "json"]).expect("mallory");
+    assert_eq!(stored["spec"]["username"], "rkube-admin", "{stored}");
+    assert_eq!(stored["status"]["conditions"][0]["reason"], "Suspicious", "{stored}");
+    assert_eq!(condition_column(&admin, "mallory"), "Denied");
 }
