@@ -28,6 +28,7 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "NodeRestriction",
     "Priority",
     "DefaultTolerationSeconds",
+    "CertificateSubjectRestriction",
     "PodSecurity",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionWebhook",
@@ -64,6 +65,9 @@ impl AdmissionChain {
         }
         if on("DefaultTolerationSeconds") {
             plugins.push(Box::new(plugins::default_tolerations::DefaultTolerationSeconds));
+        }
+        if on("CertificateSubjectRestriction") {
+            plugins.push(Box::new(plugins::certificate_subject_restriction::CertificateSubjectRestriction));
         }
         if on("PodSecurity") {
             plugins.push(Box::new(plugins::pod_security::PodSecurity));

@@ -125,6 +125,14 @@ fn client_certificates_wait_for_kubectl_certificate_approve_and_signer_rules_fai
         out.stderr
     );
     admin.ok_stdin(&["create", "-f", "-"], &csr_object("jane", &pem, "kubernetes.io/kube-apiserver-client", &["client auth"], Some(3600))).expect("jane's CSR");
+    // Nobody gets a system:masters client certificate through the API.
+    let (_, root) = request("root", &["system:masters"]);
+    let out = admin.run_stdin(&["create", "-f", "-"], &csr_object("root", &root, "kubernetes.io/kube-apiserver-client", &["client auth"], None)).expect("root CSR");
+    assert!(
+        out.stderr.contains("certificatesigningrequests.certificates.k8s.io \"root\" is forbidden: use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"),
+        "{}",
+        out.stderr
+    );
     // Generic client certificates are never approved automatically.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(condition_column(&admin, "jane"), "Pending");
