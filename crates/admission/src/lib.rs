@@ -32,6 +32,7 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "DefaultTolerationSeconds",
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
+    "CertificateSubjectRestriction",
     "PodSecurity",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionWebhook",
@@ -79,6 +80,9 @@ impl AdmissionChain {
         }
         if on("StorageObjectInUseProtection") {
             plugins.push(Box::new(plugins::storage_protection::StorageObjectInUseProtection));
+        }
+        if on("CertificateSubjectRestriction") {
+            plugins.push(Box::new(plugins::certificate_subject_restriction::CertificateSubjectRestriction));
         }
         if on("PodSecurity") {
             plugins.push(Box::new(plugins::pod_security::PodSecurity::new(config.plugin("PodSecurity"))?));

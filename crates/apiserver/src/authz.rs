@@ -39,6 +39,7 @@ pub fn attributes(user: UserInfo, method: &Method, path: &str, info: &RequestInf
         namespace,
         name,
         path: path.to_string(),
+        field_selector: field_selector.unwrap_or_default().to_string(),
     }
 }
 

@@ -505,7 +505,7 @@ async fn resource(
         if sub == "log" && res.group.is_empty() && res.plural == "pods" {
             return crate::pod_logs::pod_log(state, ns.unwrap_or_default(), &info.name, q).await.map_err(fail);
         }
-        if !matches!(sub, "status" | "finalize" | "scale" | "binding" | "token" | "eviction") {
+        if !matches!(sub, "status" | "finalize" | "scale" | "binding" | "token" | "eviction" | "approval") {
             return Err(fail(ApiError::method_not_supported(&res.group, &format!("{}/{sub}", res.plural), &info.verb)));
         }
     } else if !res.allows(&info.verb) {
@@ -578,7 +578,8 @@ async fn resource(
             Ok(encode::object(state, StatusCode::CREATED, &v, render))
         }
         "create" if sub == "token" && res.group.is_empty() && res.plural == "serviceaccounts" => {
-            let request = decode_body(state, headers, &body).map_err(fail)?;
+            let mut request = decode_body(state, headers, &body).map_err(fail)?;
+            reg.admit_subresource_create(&res, ns, name, "token", &mut request, false).await.map_err(fail)?;
             let v = state.service_account_tokens.token_request(ns.unwrap_or_default(), name, request).await.map_err(fail)?;
             Ok(encode::object(state, StatusCode::CREATED, &v, render))
         }
@@ -601,6 +602,9 @@ async fn resource(
             let mut obj = decode_body(state, headers, &body).map_err(fail)?;
             check_type(&res, &mut obj).map_err(fail)?;
             let warnings = field_validation::check_body(state, &res, &mut obj, field_validation::json_body(headers, &body), opts.field_validation).map_err(fail)?;
+            if rkube_registry::csr::is_csr(&res) {
+                crate::csr::record_requester(&mut obj);
+            }
             let v = reg.create(&res, ns, obj, opts.dry_run).await.map_err(fail)?;
             Ok(field_validation::with_warnings(encode::object(state, StatusCode::CREATED, &v, render), &warnings))
         }
@@ -612,6 +616,8 @@ async fn resource(
             let dry = opts.dry_run;
             let (v, created) = if sub == "finalize" {
                 finalize_namespace(state, &res, name, obj, dry).await.map_err(fail)?
+            } else if sub == "approval" {
+                (reg.modify_subresource(&res, ns, name, sub, dry, |_| Ok(obj.clone())).await.map_err(fail)?, false)
             } else {
                 reg.update(&res, ns, name, obj, sub == "status", dry).await.map_err(fail)?
             };
@@ -622,7 +628,7 @@ async fn resource(
             let dry = dry_run(q, "PatchOptions").map_err(fail)?;
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let pt = PatchType::from_content_type(ct).ok_or_else(|| fail(patch::unsupported(ct)))?;
-            let (v, created, warnings) = patch_object(state, &res, ns, name, pt, &body, sub == "status", dry, q).await.map_err(fail)?;
+            let (v, created, warnings) = patch_object(state, &res, ns, name, pt, &body, sub, dry, q).await.map_err(fail)?;
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(field_validation::with_warnings(encode::object(state, code, &v, render), &warnings))
         }
@@ -812,10 +818,13 @@ async fn patch_object(
     name: &str,
     pt: PatchType,
     body: &[u8],
-    status_only: bool,
+    subresource: &str,
     dry: bool,
     q: &Query,
 ) -> Result<(Value, bool, Vec<String>), ApiError> {
+    // Only these subresources change the stored object through a strategy of their own.
+    let subresource = if matches!(subresource, "status" | "approval") { subresource } else { "" };
+    let status_only = subresource == "status";
     let mode = crate::write_options::parse(q, "PatchOptions")?.field_validation;
     let duplicates = if pt == PatchType::Apply { Vec::new() } else { field_validation::patch_duplicates(body, pt == PatchType::Json) };
     let warnings = std::sync::Mutex::new(Vec::new());
@@ -825,6 +834,10 @@ async fn patch_object(
         _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
     };
     if pt == PatchType::Apply {
+        if subresource == "approval" {
+            // Server-side apply tracks fields per status or main resource only.
+            return Err(ApiError::method_not_supported(&res.group, &format!("{}/{subresource}", res.plural), "patch"));
+        }
         let mut config = patch_doc;
         let mut found = Vec::new();
         let typed = ["apiVersion", "kind"].iter().all(|k| config.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
@@ -837,7 +850,7 @@ async fn patch_object(
     }
     let v = state
         .registry
-        .modify(res, ns, name, status_only, dry, |old| {
+        .modify_subresource(res, ns, name, subresource, dry, |old| {
             let mut checked = patch::patched(old, pt, &patch_doc)?;
             check_type(res, &mut checked)?;
             let found = field_validation::check_patched(state, res, &mut checked, &duplicates, mode)?;

@@ -5,6 +5,7 @@
 //! over TLS, attaching the verified client-certificate identity to each request.
 
 pub mod custom_resource;
+pub mod csr;
 pub mod custom_table;
 pub mod audit;
 pub mod authz;

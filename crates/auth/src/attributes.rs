@@ -30,6 +30,8 @@ pub struct Attributes {
     pub name: String,
     /// The URL path of a non-resource request.
     pub path: String,
+    /// The request's raw `fieldSelector` (the Node authorizer allows scoped lists).
+    pub field_selector: String,
 }
 
 impl Attributes {

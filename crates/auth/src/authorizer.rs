@@ -1,5 +1,7 @@
-//! The authorizer: the `system:masters` shortcut, then RBAC (kube-apiserver's chain
-//! `pkg/kubeapiserver/authorizer/config.go`: privileged groups, then RBAC; the reason texts of
+//! The authorizer: the `system:masters` shortcut, then the Node authorizer, then RBAC
+//! (kube-apiserver's chain `pkg/kubeapiserver/authorizer/config.go` with `--authorization-mode=
+//! Node,RBAC`: privileged groups, then each mode in order, reasons of modes without an opinion
+//! joined by newlines as the union authorizer does; the reason texts of
 //! plugin/pkg/auth/authorizer/rbac/rbac.go).
 
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::attributes::Attributes;
 use crate::index::{PolicyIndex, RoleRef};
+use crate::node::{NodeAuthorizer, NodeDecision};
 use crate::rules::PolicyRule;
 use crate::user::{SYSTEM_MASTERS, UserInfo};
 
@@ -34,17 +37,24 @@ pub struct Authorizer {
     /// Asks the feed to report its progress (see [`crate::feed`]).
     pub(crate) progress_wanted: Notify,
     registry: Option<Arc<Registry>>,
+    /// Asked before RBAC; fed by [`crate::node::feed::run`].
+    node: Arc<NodeAuthorizer>,
 }
 
 impl Authorizer {
     /// An authorizer fed from `registry` (start [`crate::feed::run`] with it).
     pub fn new(registry: Arc<Registry>) -> Arc<Self> {
-        Arc::new(Self { index: RwLock::default(), revision: watch::channel(0).0, progress_wanted: Notify::new(), registry: Some(registry) })
+        Arc::new(Self { index: RwLock::default(), revision: watch::channel(0).0, progress_wanted: Notify::new(), registry: Some(registry), node: Arc::new(NodeAuthorizer::with_default_rules()) })
     }
 
     /// An authorizer over a fixed index (tests, tools).
     pub fn from_index(index: PolicyIndex) -> Arc<Self> {
-        Arc::new(Self { index: RwLock::new(index), revision: watch::channel(0).0, progress_wanted: Notify::new(), registry: None })
+        Arc::new(Self { index: RwLock::new(index), revision: watch::channel(0).0, progress_wanted: Notify::new(), registry: None, node: Arc::new(NodeAuthorizer::with_default_rules()) })
+    }
+
+    /// The Node authorizer (to feed its graph).
+    pub fn node_authorizer(&self) -> Arc<NodeAuthorizer> {
+        self.node.clone()
     }
 
     pub(crate) fn replace_index(&self, index: PolicyIndex, revision: i64) {
@@ -73,6 +83,19 @@ impl Authorizer {
         if attrs.user.in_group(SYSTEM_MASTERS) {
             return Decision { allowed: true, reason: String::new() };
         }
+        let node_reason = match self.node.authorize(attrs) {
+            NodeDecision::Allow => return Decision { allowed: true, reason: String::new() },
+            NodeDecision::NoOpinion(reason) => reason,
+        };
+        let rbac = self.evaluate_rbac(attrs);
+        if rbac.allowed {
+            return rbac;
+        }
+        let reason = [node_reason, rbac.reason].into_iter().filter(|r| !r.is_empty()).collect::<Vec<_>>().join("\n");
+        Decision { allowed: false, reason }
+    }
+
+    fn evaluate_rbac(&self, attrs: &Attributes) -> Decision {
         let mut allowed_by = None;
         let mut errors: Vec<String> = Vec::new();
         self.index.read().visit_rules_for(&attrs.user, &attrs.namespace, &mut |source, rule, err| {
@@ -101,7 +124,15 @@ impl Authorizer {
         if first.allowed {
             return first;
         }
-        if self.catch_up().await {
+        // The graph of a node's pods lags writes as the RBAC index does.
+        let node_caught_up = match (&self.registry, crate::node::node_identity(&attrs.user)) {
+            (Some(registry), Some(_)) => match registry.current_revision().await {
+                Ok(target) => self.node.catch_up(target, CATCH_UP).await,
+                Err(_) => false,
+            },
+            _ => false,
+        };
+        if self.catch_up().await || node_caught_up {
             return self.evaluate(attrs);
         }
         first

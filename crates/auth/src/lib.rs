@@ -4,6 +4,7 @@
 //! - [`attributes::Attributes`]: what a request asks, and upstream's 403 when it is denied.
 //! - [`authorizer::Authorizer`]: the `system:masters` shortcut and RBAC over an index of
 //!   roles and bindings ([`index`]) fed from the watch cache ([`feed`]).
+//! - [`node`]: the Node authorizer, asked before RBAC, over a graph of what each node's pods use.
 //! - [`rules`]: rule matching and the rule-set comparison behind [`escalation`] checks.
 //! - [`bootstrap_policy`]: upstream's default roles and bindings, as data, and their reconciliation.
 //! - [`aggregation`]: the ClusterRole aggregation controller.
@@ -20,6 +21,7 @@ pub mod escalation;
 pub mod feed;
 pub mod impersonation;
 pub mod index;
+pub mod node;
 pub mod reviews;
 pub mod rules;
 pub mod user;

@@ -107,6 +107,7 @@ fn access_attributes(review: &Value, user: UserInfo, kind: &str) -> Result<Attri
             namespace: text(&r["namespace"]),
             name: text(&r["name"]),
             path: String::new(),
+            field_selector: text(&r["fieldSelector"]["rawSelector"]),
         }),
         (None, Some(n)) => Ok(Attributes::non_resource(user, &text(&n["verb"]), &text(&n["path"]))),
         (Some(r), Some(_)) => {
@@ -137,7 +138,13 @@ fn self_subject_rules_review(authorizer: &Authorizer, user: &UserInfo, review: &
     if namespace.is_empty() {
         return Err(ApiError::bad_request("no namespace on request"));
     }
-    let (rules, errors) = authorizer.rules_for(user, namespace);
+    let (rules, mut errors) = authorizer.rules_for(user, namespace);
+    // The Node authorizer comes first and cannot enumerate a node's rules (upstream's union
+    // rule resolver then reports the whole answer incomplete).
+    let incomplete = crate::node::node_identity(user).is_some();
+    if incomplete {
+        errors.insert(0, "node authorizer does not support user rule resolution".to_string());
+    }
     let mut resource_rules = Vec::new();
     let mut non_resource_rules = Vec::new();
     for r in rules {
@@ -157,7 +164,7 @@ fn self_subject_rules_review(authorizer: &Authorizer, user: &UserInfo, review: &
             non_resource_rules.push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}));
         }
     }
-    let mut status = json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false});
+    let mut status = json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": incomplete});
     if !errors.is_empty() {
         status["evaluationError"] = json!(aggregate(&errors));
     }

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub disable: Vec<String>,
     /// How long a node may go without heartbeats before it is Unknown (40 s upstream).
     pub node_monitor_grace_period: std::time::Duration,
+    /// Longest lifetime of certificates issued for CertificateSigningRequests
+    /// (`--cluster-signing-duration`, one year upstream).
+    pub cluster_signing_duration: std::time::Duration,
     /// Bearer-token authentication (static file, bootstrap tokens, ServiceAccount tokens).
     pub authentication: rkube_auth::authn::AuthnOptions,
     /// Admission plugins turned off (`--disable-admission-plugins`).
@@ -90,6 +93,7 @@ impl ServerConfig {
             default_local_storage_path: None,
             metric_resolution: std::time::Duration::from_secs(15),
             horizontal_pod_autoscaler_sync_period: std::time::Duration::from_secs(15),
+            cluster_signing_duration: rkube_controllers::csr_signing::DEFAULT_SIGNING_DURATION,
         }
     }
 }
@@ -219,6 +223,7 @@ pub async fn run_server(
     // privilege escalation, the server's own writes are not.
     let authorizer = rkube_auth::Authorizer::new(registry.clone());
     let feed_task = tokio::spawn(rkube_auth::feed::run(authorizer.clone(), registry.clone()));
+    let node_graph_task = tokio::spawn(rkube_auth::node::feed::run(authorizer.node_authorizer(), registry.clone()));
     let guard = authorizer.clone();
     registry.set_write_check(Arc::new(move |res, ns, new, old| rkube_auth::escalation::check_write(&guard, &res.group, &res.plural, ns, new, old)));
 
@@ -294,6 +299,7 @@ pub async fn run_server(
     quota_task.abort();
     metrics_task.abort();
     feed_task.abort();
+    node_graph_task.abort();
     Ok(())
 }
 
@@ -317,6 +323,7 @@ fn controller_manager_config(cfg: &ServerConfig) -> Result<Option<rkube_controll
         root_ca_pem: String::new(),
         local_storage_dir: cfg.default_local_storage_path.clone().unwrap_or_else(|| cfg.data_dir.join("storage")),
         horizontal_pod_autoscaler_sync_period: cfg.horizontal_pod_autoscaler_sync_period,
+        csr_signing: None,
     };
     Ok(Some(manager_cfg))
 }
@@ -337,6 +344,8 @@ async fn start_controller_manager(
     write_private(&path, &yaml).map_err(|e| ClusterError::Pki(format!("writing {}: {e}", path.display())))?;
     let client = rkube_controllers::client_from_kubeconfig(&yaml).await.map_err(|e| ClusterError::Config(e.to_string()))?;
     manager_cfg.root_ca_pem = pki.ca_cert_pem.clone();
+    let signer = pki.csr_signer().map_err(|e| ClusterError::Pki(e.to_string()))?;
+    manager_cfg.csr_signing = Some(Arc::new(rkube_controllers::csr_signing::CsrSigning { signer, max_duration: cfg.cluster_signing_duration }));
     Ok(tokio::spawn(async move {
         if let Err(e) = rkube_controllers::run(client, manager_cfg, std::future::pending()).await {
             tracing::error!(error = %e, "controller manager stopped");

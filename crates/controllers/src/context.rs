@@ -20,6 +20,8 @@ pub struct Context {
     pub identity: String,
     /// PEM bundle published as `kube-root-ca.crt`.
     pub root_ca_pem: String,
+    /// The CA the CSR signer issues with, when configured.
+    pub csr_signing: Option<Arc<crate::csr_signing::CsrSigning>>,
 }
 
 impl Context {

@@ -9,6 +9,10 @@
 pub mod context;
 pub mod cronjob;
 pub mod cronjob_util;
+pub mod csr_approving;
+pub mod csr_cleaner;
+pub mod csr_signing;
+pub mod csr_util;
 pub mod daemonset;
 pub mod daemonset_util;
 pub mod deployment;
@@ -73,6 +77,9 @@ pub const CONTROLLERS: &[&str] = &[
     // k3s's name for its bundled local-path provisioner (and default StorageClass).
     "local-storage",
     "horizontalpodautoscaling",
+    "csrapproving",
+    "csrsigning",
+    "csrcleaner",
 ];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
@@ -82,7 +89,7 @@ pub const USER_NAME: &str = "system:kube-controller-manager";
 const USER_AGENT: &str = "kube-controller-manager/v1.33.5+rkube (linux/amd64) rkube";
 
 /// How the manager runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ManagerConfig {
     /// Controller names not to run.
     pub disabled: BTreeSet<String>,
@@ -92,6 +99,8 @@ pub struct ManagerConfig {
     pub local_storage_dir: std::path::PathBuf,
     /// How often every HPA is synced (`--horizontal-pod-autoscaler-sync-period`).
     pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// The CA `csrsigning` issues certificates with (none: it stays idle).
+    pub csr_signing: Option<std::sync::Arc<csr_signing::CsrSigning>>,
 }
 
 impl Default for ManagerConfig {
@@ -101,6 +110,7 @@ impl Default for ManagerConfig {
             root_ca_pem: String::new(),
             horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
             local_storage_dir: std::path::PathBuf::new(),
+            csr_signing: None,
         }
     }
 }
@@ -191,6 +201,7 @@ pub async fn run(
         client: client.clone(),
         identity: identity.clone(),
         root_ca_pem: config.root_ca_pem.clone(),
+        csr_signing: config.csr_signing.clone(),
     };
     tokio::pin!(shutdown);
     let mut leading = tokio::select! {
@@ -257,6 +268,9 @@ async fn supervise(name: &'static str, ctx: Context, config: ManagerConfig) {
             "pv-protection" => volume_protection::run_pv_protection(ctx.clone()).await,
             "local-storage" => local_path::run(ctx.clone(), config.local_storage_dir.clone()).await,
             "horizontalpodautoscaling" => podautoscaler::run(ctx.clone(), config.horizontal_pod_autoscaler_sync_period).await,
+            "csrapproving" => csr_approving::run(ctx.clone()).await,
+            "csrsigning" => csr_signing::run(ctx.clone()).await,
+            "csrcleaner" => csr_cleaner::run(ctx.clone()).await,
             _ => Ok(()),
         };
         match result {

@@ -7,6 +7,7 @@
 //! `tls/admin.key`. Private keys are written with mode 0600.
 
 mod certs;
+pub mod csr;
 mod files;
 mod kubeconfig;
 mod tls;
@@ -249,6 +250,11 @@ impl ClusterPki {
         let issuer = certs::issuer(&CertAndKey { cert_pem: self.ca_cert_pem.clone(), key_pem: self.ca_key_pem.clone() })?;
         let pair = certs::new_client(&issuer, cn, orgs)?;
         Ok((pair.cert_pem, pair.key_pem))
+    }
+
+    /// A signer of certificate requests with the cluster CA (the CSR signing controller's).
+    pub fn csr_signer(&self) -> Result<csr::Signer, PkiError> {
+        csr::Signer::new(&self.ca_cert_pem, &self.ca_key_pem)
     }
 
     /// The CA certificate in DER form (for building trust stores).

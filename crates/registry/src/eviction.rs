@@ -87,6 +87,9 @@ impl Registry {
                 "name in URL does not match name in Eviction object",
             ));
         }
+        let mut admitted = eviction.clone();
+        self.admit_subresource_create(pods, Some(ns), name, "eviction", &mut admitted, dry_run)
+            .await?;
         let pod = self.get(pods, Some(ns), name, "").await?;
         let mut opts = DeleteOptions {
             dry_run,

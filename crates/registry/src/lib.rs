@@ -11,6 +11,7 @@ pub mod binding;
 pub mod eviction;
 pub mod continue_token;
 pub mod crd;
+pub mod csr;
 pub mod convert;
 pub mod keys;
 pub mod list;

@@ -213,6 +213,15 @@ impl Registry {
         self.admission.read().clone()
     }
 
+    /// Runs the admission chain for a create through a subresource that writes no object of its
+    /// own (`pods/eviction`, `serviceaccounts/token`), as upstream admits those requests too.
+    pub async fn admit_subresource_create(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, subresource: &str, obj: &mut Value, dry_run: bool) -> Result<(), ApiError> {
+        let Some(chain) = self.admission() else { return Ok(()) };
+        let req = AdmissionRequest { resource: res, subresource, operation: Operation::Create, namespace: ns, name, old: None, dry_run };
+        chain.mutate(&req, Some(obj)).await?;
+        chain.validate(&req, Some(obj)).await
+    }
+
     fn run_write_check(&self, res: &ResourceInfo, ns: Option<&str>, new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
         let check = self.write_check.read().clone();
         match check {
@@ -455,7 +464,8 @@ impl Registry {
             let old = self.decode(res, &old_kv)?;
             let mut new = obj.clone();
             strategy::reconcile_namespace(res, &mut new, ns)?;
-            match self.write_update(res, ns, name, &old, &old_kv, new, status_only, dry_run).await {
+            let subresource = if status_only { "status" } else { "" };
+            match self.write_update(res, ns, name, &old, &old_kv, new, subresource, dry_run).await {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && precondition.is_none() => continue,
                 other => return other.map(|v| (v, false)),
             }
@@ -466,6 +476,15 @@ impl Registry {
     /// Read-modify-write with a function (PATCH and internal updates): `f` gets the current
     /// object and returns the desired one. Retries on conflicts with other writers.
     pub async fn modify<F>(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, status_only: bool, dry_run: bool, f: F) -> Result<Value, ApiError>
+    where
+        F: Fn(&Value) -> Result<Value, ApiError> + Send + Sync,
+    {
+        self.modify_subresource(res, ns, name, if status_only { "status" } else { "" }, dry_run, f).await
+    }
+
+    /// [`Registry::modify`] through a named subresource whose strategy decides what the write
+    /// may change (`status`, or `approval` of CertificateSigningRequests).
+    pub async fn modify_subresource<F>(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, subresource: &str, dry_run: bool, f: F) -> Result<Value, ApiError>
     where
         F: Fn(&Value) -> Result<Value, ApiError> + Send + Sync,
     {
@@ -489,7 +508,7 @@ impl Registry {
             }
             strategy::reconcile_namespace(res, &mut new, ns)?;
             let explicit_rv = meta::meta_str(&new, "resourceVersion").is_some_and(|s| !s.is_empty());
-            match self.write_update(res, ns, name, &old, &old_kv, new, status_only, dry_run).await {
+            match self.write_update(res, ns, name, &old, &old_kv, new, subresource, dry_run).await {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && !explicit_rv => continue,
                 other => return other,
             }
@@ -506,17 +525,17 @@ impl Registry {
         old: &Value,
         old_kv: &KeyValue,
         mut new: Value,
-        status_only: bool,
+        subresource: &str,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let admission = self.admission();
-        let subresource = if status_only { "status" } else { "" };
+        let status_only = !subresource.is_empty();
         let req = AdmissionRequest { resource: res, subresource, operation: Operation::Update, namespace: ns, name, old: Some(old), dry_run };
         if let Some(chain) = &admission {
             chain.mutate(&req, Some(&mut new)).await?;
         }
         self.run_write_check(res, ns, &new, Some(old))?;
-        let errs = self.admit_update(res, &mut new, old, status_only);
+        let errs = self.admit_update(res, &mut new, old, subresource);
         if !errs.is_empty() {
             return Err(ApiError::invalid(&res.group, &res.kind, name, &errs));
         }
@@ -578,7 +597,8 @@ impl Registry {
     }
 
     /// Update-time preparation and validation (see [`Self::admit_create`]).
-    fn admit_update(&self, res: &ResourceInfo, new: &mut Value, old: &Value, status_only: bool) -> Vec<FieldError> {
+    fn admit_update(&self, res: &ResourceInfo, new: &mut Value, old: &Value, subresource: &str) -> Vec<FieldError> {
+        let status_only = !subresource.is_empty();
         if let Some((cr, version)) = self.custom_version(res) {
             if status_only {
                 *new = crd::strategy::prepare_status_update(&version, new, old);
@@ -597,6 +617,9 @@ impl Registry {
             return crd::definition::validate_update(new, old);
         }
         strategy::prepare_for_update(res, new, old, status_only);
+        if crate::csr::is_csr(res) {
+            crate::csr::prepare_for_update(subresource, new, old);
+        }
         if !status_only {
             rkube_validation::apply_defaults(&res.group, &res.version, &res.kind, new);
         }

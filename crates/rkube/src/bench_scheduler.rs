@@ -32,6 +32,7 @@ async fn one_run(nodes: usize) -> Result<(Duration, Duration)> {
         service_cidr: "10.43.0.0/16".into(),
         disable: vec!["node-lifecycle".into()],
         node_monitor_grace_period: Duration::from_secs(40),
+        cluster_signing_duration: rkube_controllers::csr_signing::DEFAULT_SIGNING_DURATION,
         authentication: Default::default(),
         iam: None,
         default_local_storage_path: None,

@@ -81,6 +81,9 @@ struct ServerArgs {
     /// How often the HorizontalPodAutoscaler controller syncs each HPA.
     #[arg(long, default_value = "15s", value_parser = components::parse_duration)]
     horizontal_pod_autoscaler_sync_period: std::time::Duration,
+    /// Longest lifetime of certificates the CSR signer issues (shorter `expirationSeconds` win).
+    #[arg(long, default_value = "8760h", value_parser = components::parse_duration)]
+    cluster_signing_duration: std::time::Duration,
     /// Do not run a node agent for this host. Without this flag the agent runs when the
     /// container runtime's socket answers, and is skipped (with a log line) otherwise.
     #[arg(long)]
@@ -131,6 +134,15 @@ struct ControllerManagerArgs {
     /// How often the HorizontalPodAutoscaler controller syncs each HPA.
     #[arg(long, default_value = "15s", value_parser = components::parse_duration)]
     horizontal_pod_autoscaler_sync_period: std::time::Duration,
+    /// CA certificate (PEM) the CSR signer issues with; without it `csrsigning` stays idle.
+    #[arg(long, requires = "cluster_signing_key_file")]
+    cluster_signing_cert_file: Option<PathBuf>,
+    /// The CA's private key (PEM).
+    #[arg(long, requires = "cluster_signing_cert_file")]
+    cluster_signing_key_file: Option<PathBuf>,
+    /// Longest lifetime of certificates the CSR signer issues.
+    #[arg(long, default_value = "8760h", value_parser = components::parse_duration)]
+    cluster_signing_duration: std::time::Duration,
 }
 
 fn init_tracing() {
@@ -183,6 +195,7 @@ fn main() -> anyhow::Result<()> {
                 encryption_provider_config: a.encryption_provider_config,
                 disable: a.disable,
                 node_monitor_grace_period: a.node_monitor_grace_period,
+                cluster_signing_duration: a.cluster_signing_duration,
                 authentication: a.authn.options(),
                 disable_admission_plugins: a.disable_admission_plugins,
                 admission_control_config_file: a.admission_control_config_file,
@@ -229,9 +242,18 @@ async fn run_controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> 
         Some(path) => std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
         None => rkube_controllers::kubeconfig_ca_pem(&yaml)?,
     };
+    let csr_signing = match (&a.cluster_signing_cert_file, &a.cluster_signing_key_file) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()));
+            let signer = rkube_pki::csr::Signer::new(&read(cert)?, &read(key)?).map_err(|e| anyhow::anyhow!("cluster signing CA: {e}"))?;
+            Some(std::sync::Arc::new(rkube_controllers::csr_signing::CsrSigning { signer, max_duration: a.cluster_signing_duration }))
+        }
+        _ => None,
+    };
     let config = rkube_controllers::ManagerConfig {
         disabled: a.disable.into_iter().collect(),
         root_ca_pem,
+        csr_signing,
         horizontal_pod_autoscaler_sync_period: a.horizontal_pod_autoscaler_sync_period,
         ..Default::default()
     };

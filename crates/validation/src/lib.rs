@@ -13,6 +13,7 @@
 mod apps;
 mod autoscaling;
 mod batch;
+mod certificates;
 mod core;
 mod cron;
 pub mod meta;
@@ -55,6 +56,7 @@ pub fn has_spec_rules(group: &str, kind: &str) -> bool {
             | ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "ControllerRevision")
             | ("batch", "Job" | "CronJob")
             | ("rbac.authorization.k8s.io", "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding")
+            | ("certificates.k8s.io", "CertificateSigningRequest")
     )
 }
 
@@ -100,6 +102,7 @@ pub fn validate_create(group: &str, _version: &str, kind: &str, obj: &Value) -> 
         "apps" => apps::validate(kind, obj, &mut errs),
         "batch" => batch::validate(kind, obj, &mut errs),
         "rbac.authorization.k8s.io" => rbac::validate(kind, obj, &mut errs),
+        "certificates.k8s.io" if kind == "CertificateSigningRequest" => certificates::validate(obj, &mut errs),
         _ => {}
     }
     canonical_values(errs)
@@ -138,6 +141,7 @@ pub fn validate_update(group: &str, _version: &str, kind: &str, new: &Value, old
         "apps" => apps::validate_update(kind, new, old, &mut errs),
         "batch" => batch::validate_update(kind, new, old, &mut errs),
         "rbac.authorization.k8s.io" => rbac::validate_update(kind, new, old, &mut errs),
+        "certificates.k8s.io" if kind == "CertificateSigningRequest" => certificates::validate_update(new, old, &mut errs),
         _ => {}
     }
     canonical_values(errs)

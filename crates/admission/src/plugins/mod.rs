@@ -1,5 +1,6 @@
 //! Built-in admission plugins, one per module.
 
+pub mod certificate_subject_restriction;
 pub mod default_storage_class;
 pub mod default_tolerations;
 pub mod limit_ranger;
