@@ -282,6 +282,16 @@ impl Runtime for CriRuntime {
                 .collect(),
             labels: to_map(&spec.labels),
             log_path: spec.log_path.clone(),
+            mounts: spec
+                .mounts
+                .iter()
+                .map(|m| cri::Mount {
+                    container_path: m.container_path.clone(),
+                    host_path: m.host_path.clone(),
+                    readonly: m.read_only,
+                    ..Default::default()
+                })
+                .collect(),
             linux: Some(cri::LinuxContainerConfig::default()),
             ..Default::default()
         };

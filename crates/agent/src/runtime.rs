@@ -53,6 +53,15 @@ pub struct ContainerSpec {
     /// Log file relative to the sandbox's log directory (`<container>/<attempt>.log`).
     pub log_path: String,
     pub labels: BTreeMap<String, String>,
+    pub mounts: Vec<Mount>,
+}
+
+/// A bind mount of a host path into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub container_path: String,
+    pub host_path: String,
+    pub read_only: bool,
 }
 
 /// A sandbox the runtime knows.

@@ -8,11 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::ResourceExt;
 use parking_lot::Mutex;
 use serde_json::Value;
 
+use crate::env::{self, NodeAllocatable, expand};
+use crate::objects::{EventKind, NoObjects, PodObjects};
+use crate::volumes::{self, Prepared, VolumeManager};
 use crate::runtime::{
     CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_NAME_LABEL,
     POD_NAMESPACE_LABEL, POD_UID_LABEL, Result, Runtime, SandboxInfo, SandboxSpec,
@@ -32,14 +35,22 @@ pub struct NodeContext {
     pub log_root: PathBuf,
     /// Prefix of container IDs (`containerd`).
     pub runtime_name: String,
+    /// The agent's own state (pod volumes under `pods/<uid>`).
+    pub root_dir: PathBuf,
+    pub allocatable: NodeAllocatable,
 }
 
 /// Runs pods through a [`Runtime`].
 pub struct PodSyncer {
     runtime: Arc<dyn Runtime>,
+    objects: Arc<dyn PodObjects>,
+    volumes: VolumeManager,
     node: NodeContext,
     /// Why a container could not be started, by `<uid>/<container>`.
     waiting: Mutex<HashMap<String, Waiting>>,
+    /// The last warning recorded as an Event per `<uid>/<what>`, so a condition that persists
+    /// across syncs is reported once rather than every second.
+    warned: Mutex<HashMap<String, String>>,
 }
 
 /// The back-off before restart number `restart` (1-based).
@@ -82,96 +93,59 @@ fn pull_policy(container: &Container) -> String {
     }
 }
 
-/// Expands `$(VAR)` references to variables defined earlier (`$$` escapes a `$`), as the kubelet does.
-pub fn expand(value: &str, defined: &[(String, String)]) -> String {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-        } else if let Some(body) = after.strip_prefix('(')
-            && let Some(end) = body.find(')')
-        {
-            let name = &body[..end];
-            match defined.iter().rev().find(|(k, _)| k == name) {
-                Some((_, v)) => out.push_str(v),
-                None => out.push_str(&rest[i..i + 2 + end + 1]),
-            }
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The value of a `fieldRef` path for the pod.
-fn field_value(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Option<String> {
-    let meta_key = |prefix: &str, map: &BTreeMap<String, String>| {
-        let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
-        Some(map.get(key).cloned().unwrap_or_default())
-    };
-    match path {
-        "metadata.name" => Some(pod.name_any()),
-        "metadata.namespace" => pod.namespace(),
-        "metadata.uid" => pod.uid(),
-        "spec.nodeName" => pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-        "spec.serviceAccountName" => pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.service_account_name.clone()),
-        "status.podIP" | "status.podIPs" => Some(pod_ip.to_string()),
-        "status.hostIP" | "status.hostIPs" => Some(host_ip.to_string()),
-        _ => meta_key("metadata.labels['", pod.labels())
-            .or_else(|| meta_key("metadata.annotations['", pod.annotations())),
-    }
-}
-
-/// The environment of a container: `value` (with `$(VAR)` expansion) and `fieldRef`.
-pub fn container_env(
-    pod: &Pod,
-    container: &Container,
-    pod_ip: &str,
-    host_ip: &str,
-) -> std::result::Result<Vec<(String, String)>, String> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    for EnvVar {
-        name,
-        value,
-        value_from,
-    } in container.env.as_deref().unwrap_or_default()
-    {
-        let resolved = match (value, value_from) {
-            (Some(v), _) => expand(v, &env),
-            (None, Some(from)) => match &from.field_ref {
-                Some(f) => field_value(pod, &f.field_path, pod_ip, host_ip).ok_or_else(|| {
-                    format!("unsupported fieldPath {:?} in env {name}", f.field_path)
-                })?,
-                None => {
-                    return Err(format!(
-                        "env {name}: only value and fieldRef are supported by this node agent"
-                    ));
-                }
-            },
-            (None, None) => String::new(),
-        };
-        env.push((name.clone(), resolved));
-    }
-    Ok(env)
-}
-
 impl PodSyncer {
+    /// A syncer without an API server behind it (unit tests): API objects are all missing.
     pub fn new(runtime: Arc<dyn Runtime>, node: NodeContext) -> Self {
+        Self::with_objects(runtime, Arc::new(NoObjects), node)
+    }
+
+    pub fn with_objects(
+        runtime: Arc<dyn Runtime>,
+        objects: Arc<dyn PodObjects>,
+        node: NodeContext,
+    ) -> Self {
         Self {
+            volumes: VolumeManager::new(
+                node.root_dir.clone(),
+                objects.clone(),
+                node.allocatable,
+            ),
             runtime,
+            objects,
             node,
             waiting: Mutex::new(HashMap::new()),
+            warned: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records a warning Event unless the same one was the last recorded for `key`.
+    async fn warn_once(
+        &self,
+        pod: &Pod,
+        key: String,
+        field_path: Option<String>,
+        reason: &str,
+        message: String,
+    ) {
+        let fresh = self.warned.lock().insert(key, format!("{reason}: {message}"))
+            != Some(format!("{reason}: {message}"));
+        if fresh {
+            self.objects
+                .record(pod, field_path, EventKind::Warning, reason, message)
+                .await;
+        }
+    }
+
+    async fn normal_event(&self, pod: &Pod, container: &str, reason: &str, message: String) {
+        self.objects
+            .record(
+                pod,
+                Some(format!("spec.containers{{{container}}}")),
+                EventKind::Normal,
+                reason,
+                message,
+            )
+            .await;
     }
 
     fn sandbox_spec(&self, pod: &Pod, attempt: u32) -> SandboxSpec {
@@ -257,6 +231,7 @@ impl PodSyncer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn start_container(
         &self,
         pod: &Pod,
@@ -265,14 +240,38 @@ impl PodSyncer {
         container: &Container,
         attempt: u32,
         pod_ip: &str,
+        volumes: &Prepared,
     ) {
         let key = format!("{}/{}", sandbox.uid, container.name);
         let Some(image) = self.ensure_image(&key, container).await else {
             return;
         };
-        let env = match container_env(pod, container, pod_ip, &self.node.node_ip) {
-            Ok(env) => env,
-            Err(message) => return self.set_waiting(&key, "CreateContainerConfigError", message),
+        let config = match env::container_env(
+            self.objects.as_ref(),
+            pod,
+            container,
+            pod_ip,
+            &self.node.node_ip,
+            self.node.allocatable,
+        )
+        .await
+        {
+            Ok(env) => volumes::container_mounts(container, volumes, &env).map(|m| (env, m)),
+            Err(message) => Err(message),
+        };
+        let (env, mounts) = match config {
+            Ok(config) => config,
+            Err(message) => {
+                self.warn_once(
+                    pod,
+                    key.clone(),
+                    Some(format!("spec.containers{{{}}}", container.name)),
+                    "Failed",
+                    format!("Error: {message}"),
+                )
+                .await;
+                return self.set_waiting(&key, "CreateContainerConfigError", message);
+            }
         };
         let expand_all = |v: &Option<Vec<String>>| {
             v.as_deref()
@@ -296,6 +295,7 @@ impl PodSyncer {
                 (POD_UID_LABEL.to_string(), sandbox.uid.clone()),
             ]),
             env,
+            mounts,
         };
         let id = match self
             .runtime
@@ -305,10 +305,25 @@ impl PodSyncer {
             Ok(id) => id,
             Err(e) => return self.set_waiting(&key, "CreateContainerError", e.to_string()),
         };
+        self.normal_event(
+            pod,
+            &container.name,
+            "Created",
+            format!("Created container: {}", container.name),
+        )
+        .await;
         if let Err(e) = self.runtime.start_container(&id).await {
             return self.set_waiting(&key, "RunContainerError", e.to_string());
         }
+        self.normal_event(
+            pod,
+            &container.name,
+            "Started",
+            format!("Started container {}", container.name),
+        )
+        .await;
         self.waiting.lock().remove(&key);
+        self.warned.lock().remove(&key);
     }
 
     /// Brings the pod one step closer to its spec and returns the status to report, or `None`
@@ -351,6 +366,25 @@ impl PodSyncer {
                 )));
             }
         }
+        let volumes = match self.volumes.prepare(pod, &self.node.node_ip).await {
+            Ok(v) => v,
+            Err(e) => {
+                // As the kubelet: no sandbox until the volumes are there; the pod waits in
+                // ContainerCreating with a FailedMount event.
+                tracing::info!(pod = %pod.name_any(), error = %e, "volume set-up failed");
+                self.warn_once(pod, format!("{uid}/volumes"), None, "FailedMount", e.to_string())
+                    .await;
+                let ready = sandboxes.first().is_some_and(|s| s.ready);
+                let containers = match sandboxes.iter().find(|s| s.ready) {
+                    Some(s) => self.runtime.list_containers(&s.id).await?,
+                    None => Vec::new(),
+                };
+                return Ok(Some(
+                    self.report(pod, &uid, &specs, &policy, &containers, ready, None),
+                ));
+            }
+        };
+        self.warned.lock().remove(&format!("{uid}/volumes"));
         let sandbox_spec;
         let sandbox_id = match sandboxes.iter().find(|s| s.ready) {
             Some(s) => {
@@ -382,6 +416,7 @@ impl PodSyncer {
                         container,
                         0,
                         pod_ip.as_deref().unwrap_or(""),
+                        &volumes,
                     )
                     .await
                 }
@@ -434,6 +469,7 @@ impl PodSyncer {
                         container,
                         c.attempt + 1,
                         pod_ip.as_deref().unwrap_or(""),
+                        &volumes,
                     )
                     .await;
                 }
@@ -526,7 +562,11 @@ impl PodSyncer {
         {
             tracing::debug!(dir = %dir.display(), error = %e, "removing pod logs");
         }
+        self.volumes.cleanup(&uid);
         self.waiting
+            .lock()
+            .retain(|k, _| !k.starts_with(&format!("{uid}/")));
+        self.warned
             .lock()
             .retain(|k, _| !k.starts_with(&format!("{uid}/")));
         Ok(())
@@ -544,6 +584,11 @@ impl PodSyncer {
             tracing::info!(sandbox = %sandbox.id, pod_uid = %sandbox.pod_uid, "removing the sandbox of a pod that is gone");
             self.runtime.stop_sandbox(&sandbox.id).await?;
             self.runtime.remove_sandbox(&sandbox.id).await?;
+        }
+        for uid in self.volumes.pods_on_disk() {
+            if !known_uids.contains(&uid) {
+                self.volumes.cleanup(&uid);
+            }
         }
         Ok(())
     }

@@ -36,6 +36,8 @@ fn syncer(runtime: Arc<FakeRuntime>) -> PodSyncer {
             node_ip: "192.0.2.10".into(),
             log_root: dir,
             runtime_name: "fake".into(),
+            root_dir: std::env::temp_dir().join("rkube-agent-unit-root"),
+            allocatable: Default::default(),
         },
     )
 }
