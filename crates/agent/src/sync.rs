@@ -140,7 +140,7 @@ impl PodSyncer {
         self.objects
             .record(
                 pod,
-                Some(format!("spec.containers{{{container}}}")),
+                Some(container_field_path(pod, container)),
                 EventKind::Normal,
                 reason,
                 message,
@@ -265,7 +265,7 @@ impl PodSyncer {
                 self.warn_once(
                     pod,
                     key.clone(),
-                    Some(format!("spec.containers{{{}}}", container.name)),
+                    Some(container_field_path(pod, &container.name)),
                     "Failed",
                     format!("Error: {message}"),
                 )
@@ -326,6 +326,99 @@ impl PodSyncer {
         self.warned.lock().remove(&key);
     }
 
+    /// Moves one container towards running: creates/starts it, or restarts an exited one under
+    /// `policy` once its back-off has passed.
+    #[allow(clippy::too_many_arguments)]
+    async fn advance(
+        &self,
+        pod: &Pod,
+        sandbox_id: &str,
+        sandbox_spec: &SandboxSpec,
+        container: &Container,
+        policy: &str,
+        existing: &[ContainerInfo],
+        pod_ip: &str,
+        volumes: &Prepared,
+    ) {
+        let uid = &sandbox_spec.uid;
+        let (latest, previous) = latest_two(existing, &container.name);
+        let Some(c) = latest else {
+            return self
+                .start_container(pod, sandbox_id, sandbox_spec, container, 0, pod_ip, volumes)
+                .await;
+        };
+        match c.state {
+            ContainerState::Created => {
+                if let Err(e) = self.runtime.start_container(&c.id).await {
+                    self.set_waiting(
+                        &format!("{uid}/{}", container.name),
+                        "RunContainerError",
+                        e.to_string(),
+                    );
+                }
+            }
+            ContainerState::Exited => {
+                if !status::should_restart(policy, c.exit_code) {
+                    return;
+                }
+                let backoff = restart_backoff(c.attempt + 1);
+                let due = c.finished_at.saturating_add(backoff.as_nanos() as i64);
+                if now_nanos() < due {
+                    let message = format!(
+                        "back-off {}s restarting failed container={} pod={}_{}({uid})",
+                        backoff.as_secs(),
+                        container.name,
+                        pod.name_any(),
+                        pod.namespace().unwrap_or_default()
+                    );
+                    let key = format!("{uid}/{}", container.name);
+                    let fresh = self.waiting.lock().get(&key).map(|w| w.message.as_str())
+                        != Some(message.as_str());
+                    if fresh {
+                        self.objects
+                            .record(
+                                pod,
+                                Some(container_field_path(pod, &container.name)),
+                                EventKind::Warning,
+                                "BackOff",
+                                format!(
+                                    "Back-off restarting failed container {} in pod {}",
+                                    container.name,
+                                    pod_ref(pod)
+                                ),
+                            )
+                            .await;
+                    }
+                    self.waiting.lock().insert(
+                        key,
+                        Waiting {
+                            reason: "CrashLoopBackOff".into(),
+                            message,
+                        },
+                    );
+                    return;
+                }
+                // The kubelet keeps one dead container per name (for `logs --previous`).
+                if let Some(old) = previous
+                    && let Err(e) = self.runtime.remove_container(&old.id).await
+                {
+                    tracing::debug!(container = %old.id, error = %e, "removing an old container");
+                }
+                self.start_container(
+                    pod,
+                    sandbox_id,
+                    sandbox_spec,
+                    container,
+                    c.attempt + 1,
+                    pod_ip,
+                    volumes,
+                )
+                .await;
+            }
+            ContainerState::Running | ContainerState::Unknown => {}
+        }
+    }
+
     /// Brings the pod one step closer to its spec and returns the status to report, or `None`
     /// when the pod has already ended (its status is final).
     pub async fn sync(&self, pod: &Pod) -> Result<Option<Value>> {
@@ -348,22 +441,19 @@ impl PodSyncer {
             .as_ref()
             .map(|s| s.containers.clone())
             .unwrap_or_default();
+        let inits = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.clone())
+            .unwrap_or_default();
         if let Some(newest) = sandboxes.first()
             && !newest.ready
         {
             // A stopped sandbox whose containers all ended for good is a finished pod whose
             // final status may not have reached the API yet: report it again, start nothing.
             let containers = self.runtime.list_containers(&newest.id).await?;
-            if finished(&containers, &specs, &policy) {
-                return Ok(Some(self.report(
-                    pod,
-                    &uid,
-                    &specs,
-                    &policy,
-                    &containers,
-                    false,
-                    None,
-                )));
+            if finished(&containers, &specs, &policy) || init_failed(pod, &containers) {
+                return Ok(Some(self.report(pod, &uid, &containers, false, None)));
             }
         }
         let volumes = match self.volumes.prepare(pod, &self.node.node_ip).await {
@@ -379,9 +469,7 @@ impl PodSyncer {
                     Some(s) => self.runtime.list_containers(&s.id).await?,
                     None => Vec::new(),
                 };
-                return Ok(Some(
-                    self.report(pod, &uid, &specs, &policy, &containers, ready, None),
-                ));
+                return Ok(Some(self.report(pod, &uid, &containers, ready, None)));
             }
         };
         self.warned.lock().remove(&format!("{uid}/volumes"));
@@ -404,104 +492,100 @@ impl PodSyncer {
         } else {
             self.runtime.sandbox_ip(&sandbox_id).await?
         };
+        let ip = pod_ip.as_deref().unwrap_or("");
         let existing = self.runtime.list_containers(&sandbox_id).await?;
-        for container in &specs {
-            let (latest, previous) = latest_two(&existing, &container.name);
-            match latest.map(|c| c.state) {
-                None => {
-                    self.start_container(
-                        pod,
-                        &sandbox_id,
-                        &sandbox_spec,
-                        container,
-                        0,
-                        pod_ip.as_deref().unwrap_or(""),
-                        &volumes,
-                    )
-                    .await
-                }
-                Some(ContainerState::Created) => {
-                    if let Some(c) = latest
-                        && let Err(e) = self.runtime.start_container(&c.id).await
-                    {
-                        self.set_waiting(
-                            &format!("{uid}/{}", container.name),
-                            "RunContainerError",
-                            e.to_string(),
-                        );
-                    }
-                }
-                Some(ContainerState::Exited) => {
-                    let Some(c) = latest else { continue };
-                    if !status::should_restart(&policy, c.exit_code) {
-                        continue;
-                    }
-                    let due = c
-                        .finished_at
-                        .saturating_add(restart_backoff(c.attempt + 1).as_nanos() as i64);
-                    if now_nanos() < due {
-                        let message = format!(
-                            "back-off {}s restarting failed container={} pod={}_{}({uid})",
-                            restart_backoff(c.attempt + 1).as_secs(),
-                            container.name,
-                            pod.name_any(),
-                            pod.namespace().unwrap_or_default()
-                        );
-                        self.waiting.lock().insert(
-                            format!("{uid}/{}", container.name),
-                            Waiting {
-                                reason: "CrashLoopBackOff".into(),
-                                message,
-                            },
-                        );
-                        continue;
-                    }
-                    // The kubelet keeps one dead container per name (for `logs --previous`).
-                    if let Some(old) = previous
-                        && let Err(e) = self.runtime.remove_container(&old.id).await
-                    {
-                        tracing::debug!(container = %old.id, error = %e, "removing an old container");
-                    }
-                    self.start_container(
-                        pod,
-                        &sandbox_id,
-                        &sandbox_spec,
-                        container,
-                        c.attempt + 1,
-                        pod_ip.as_deref().unwrap_or(""),
-                        &volumes,
-                    )
-                    .await;
-                }
-                Some(ContainerState::Running | ContainerState::Unknown) => {}
+        // Init containers run one at a time, in order, each to completion (sidecars — init
+        // containers with restartPolicy Always — only to running) before any app container;
+        // once an app container exists the pod is initialized for good.
+        let app_started = specs
+            .iter()
+            .any(|c| latest_two(&existing, &c.name).0.is_some());
+        let mut initialized = true;
+        for init in &inits {
+            let init_policy = init_restart_policy(init, &policy);
+            let sidecar = is_sidecar(init);
+            if app_started && !sidecar {
+                continue;
+            }
+            let latest = latest_two(&existing, &init.name).0;
+            let done = match latest {
+                Some(c) if sidecar => c.state == ContainerState::Running,
+                Some(c) => c.state == ContainerState::Exited && c.exit_code == 0,
+                None => false,
+            };
+            if done {
+                continue;
+            }
+            self.advance(
+                pod,
+                &sandbox_id,
+                &sandbox_spec,
+                init,
+                init_policy,
+                &existing,
+                ip,
+                &volumes,
+            )
+            .await;
+            if !app_started {
+                initialized = false;
+                break;
+            }
+        }
+        if initialized {
+            for container in &specs {
+                self.advance(
+                    pod,
+                    &sandbox_id,
+                    &sandbox_spec,
+                    container,
+                    &policy,
+                    &existing,
+                    ip,
+                    &volumes,
+                )
+                .await;
             }
         }
         let current = self.runtime.list_containers(&sandbox_id).await?;
-        let report = self.report(pod, &uid, &specs, &policy, &current, true, pod_ip);
+        let report = self.report(pod, &uid, &current, true, pod_ip);
         let terminal = matches!(
             report.get("phase").and_then(Value::as_str),
             Some("Succeeded" | "Failed")
         );
         if terminal {
             // The pod is done: its network goes, its containers (and logs) stay until deletion.
+            for c in current.iter().filter(|c| c.state == ContainerState::Running) {
+                // Sidecars outlive the app containers; they are stopped with the pod.
+                self.runtime.stop_container(&c.id, 2).await?;
+            }
             self.runtime.stop_sandbox(&sandbox_id).await?;
         }
         Ok(Some(report))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn report(
         &self,
         pod: &Pod,
         uid: &str,
-        specs: &[Container],
-        policy: &str,
         current: &[ContainerInfo],
         sandbox_ready: bool,
         pod_ip: Option<String>,
     ) -> Value {
+        let policy = status::restart_policy(pod);
+        let spec = pod.spec.as_ref();
+        let inits = spec
+            .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| (c, init_restart_policy(c, policy)));
+        let apps = spec
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| (c, policy));
         let mut observed = HashMap::new();
-        for container in specs {
+        for (container, policy) in inits.chain(apps) {
             let (latest, previous) = latest_two(current, &container.name);
             let key = format!("{uid}/{}", container.name);
             let will_restart = latest.is_some_and(|c| {
@@ -592,6 +676,66 @@ impl PodSyncer {
         }
         Ok(())
     }
+}
+
+/// Whether an init container is a sidecar (restartPolicy Always): started, then kept running.
+pub fn is_sidecar(container: &Container) -> bool {
+    container.restart_policy.as_deref() == Some("Always")
+}
+
+/// The restart policy an init container runs under: sidecars always restart; others are
+/// retried on failure unless the pod never restarts (upstream).
+pub fn init_restart_policy<'a>(container: &Container, pod_policy: &'a str) -> &'a str {
+    if is_sidecar(container) {
+        "Always"
+    } else if pod_policy == "Never" {
+        "Never"
+    } else {
+        "OnFailure"
+    }
+}
+
+/// Whether an init container failed for good (restartPolicy Never): the pod has failed.
+fn init_failed(pod: &Pod, containers: &[ContainerInfo]) -> bool {
+    status::restart_policy(pod) == "Never"
+        && pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| !is_sidecar(c))
+            .any(|c| {
+                latest_two(containers, &c.name)
+                    .0
+                    .is_some_and(|c| c.state == ContainerState::Exited && c.exit_code != 0)
+            })
+}
+
+/// `spec.containers{name}` or `spec.initContainers{name}`: the event field path of a container.
+fn container_field_path(pod: &Pod, name: &str) -> String {
+    let init = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.name == name);
+    if init {
+        format!("spec.initContainers{{{name}}}")
+    } else {
+        format!("spec.containers{{{name}}}")
+    }
+}
+
+/// `<namespace>/<name>(<uid>)`, how the kubelet names a pod in messages.
+fn pod_ref(pod: &Pod) -> String {
+    format!(
+        "{}_{}({})",
+        pod.name_any(),
+        pod.namespace().unwrap_or_default(),
+        pod.uid().unwrap_or_default()
+    )
 }
 
 /// Whether every container ended and none is restarted.
