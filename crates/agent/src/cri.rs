@@ -12,7 +12,7 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::runtime::{
-    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_UID_LABEL, PullAuth,
+    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, ExecResult, POD_UID_LABEL, PullAuth,
     Result, Runtime, RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
 };
 
@@ -384,5 +384,31 @@ impl Runtime for CriRuntime {
             });
         }
         Ok(out)
+    }
+
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        command: &[String],
+        timeout_seconds: i64,
+    ) -> Result<ExecResult> {
+        let request = cri::ExecSyncRequest {
+            container_id: container_id.into(),
+            cmd: command.to_vec(),
+            timeout: timeout_seconds,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .exec_sync(request)
+            .await
+            .map_err(|e| rpc_error("ExecSync", e))?
+            .into_inner();
+        let mut output = String::from_utf8_lossy(&response.stdout).into_owned();
+        output.push_str(&String::from_utf8_lossy(&response.stderr));
+        Ok(ExecResult {
+            exit_code: response.exit_code,
+            output,
+        })
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use parking_lot::Mutex;
 
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, ContainerState, PullAuth, Result, Runtime, RuntimeError,
+    ContainerInfo, ContainerSpec, ContainerState, ExecResult, PullAuth, Result, Runtime, RuntimeError,
     RuntimeVersion, SandboxInfo, SandboxSpec,
 };
 
@@ -267,5 +267,15 @@ impl Runtime for FakeRuntime {
             .filter(|(sandbox, _, _)| sandbox == sandbox_id)
             .map(|(_, _, info)| info.clone())
             .collect())
+    }
+
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        command: &[String],
+        _timeout_seconds: i64,
+    ) -> Result<ExecResult> {
+        self.record(format!("exec {container_id} {}", command.join(" ")));
+        Ok(ExecResult::default())
     }
 }

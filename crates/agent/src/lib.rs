@@ -13,6 +13,7 @@ pub mod fake;
 pub mod logs;
 pub mod node;
 pub mod objects;
+pub mod probes;
 pub mod runtime;
 pub mod server;
 pub mod status;

@@ -136,4 +136,19 @@ pub trait Runtime: Send + Sync {
     async fn stop_container(&self, id: &str, timeout_seconds: i64) -> Result<()>;
     async fn remove_container(&self, id: &str) -> Result<()>;
     async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerInfo>>;
+    /// Runs `command` in the container and waits up to `timeout_seconds` for it.
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        command: &[String],
+        timeout_seconds: i64,
+    ) -> Result<ExecResult>;
+}
+
+/// What a command run in a container produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    /// stdout followed by stderr.
+    pub output: String,
 }

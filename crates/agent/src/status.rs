@@ -25,6 +25,8 @@ pub struct ObservedContainer {
     pub waiting: Option<Waiting>,
     /// The latest exit is followed by a restart (after the back-off).
     pub will_restart: bool,
+    /// Readiness and startup probe results of the latest container, if it has probes.
+    pub probes: Option<crate::probes::ProbeState>,
 }
 
 /// Everything the status is made of.
@@ -136,9 +138,11 @@ fn container_status(
         ContainerState::Running => {
             status["state"] =
                 json!({"running": {"startedAt": rfc3339_from_nanos(latest.started_at)}});
-            status["ready"] = json!(true);
-            status["started"] = json!(true);
-            (status, Progress::Running, true)
+            let started = seen.probes.is_none_or(|p| p.started);
+            let ready = started && seen.probes.is_none_or(|p| p.ready);
+            status["ready"] = json!(ready);
+            status["started"] = json!(started);
+            (status, Progress::Running, ready)
         }
         ContainerState::Exited if seen.will_restart => {
             status["lastState"] = terminated(latest, &id_of(latest));

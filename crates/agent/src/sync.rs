@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::env::{self, NodeAllocatable, expand};
 use crate::objects::{EventKind, NoObjects, PodObjects};
+use crate::probes::ProbeManager;
 use crate::volumes::{self, Prepared, VolumeManager};
 use crate::runtime::{
     CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_NAME_LABEL,
@@ -45,6 +46,7 @@ pub struct PodSyncer {
     runtime: Arc<dyn Runtime>,
     objects: Arc<dyn PodObjects>,
     volumes: VolumeManager,
+    probes: ProbeManager,
     node: NodeContext,
     /// Why a container could not be started, by `<uid>/<container>`.
     waiting: Mutex<HashMap<String, Waiting>>,
@@ -53,15 +55,33 @@ pub struct PodSyncer {
     warned: Mutex<HashMap<String, String>>,
 }
 
-/// The back-off before restart number `restart` (1-based).
+/// The back-off before restart number `restart` (1-based), as the kubelet's flowcontrol
+/// back-off plays out: the first restart is immediate, then 10 s doubling up to 5 min.
 pub fn restart_backoff(restart: u32) -> Duration {
+    if restart <= 1 {
+        return Duration::ZERO;
+    }
     let factor = 1u32
-        .checked_shl(restart.saturating_sub(1))
+        .checked_shl(restart - 2)
         .unwrap_or(u32::MAX);
     BACKOFF_INITIAL
         .checked_mul(factor)
         .unwrap_or(BACKOFF_MAX)
         .min(BACKOFF_MAX)
+}
+
+/// A container that ran this long before exiting starts its back-off afresh (upstream forgets
+/// a back-off entry after twice the maximum delay).
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
+
+/// The back-off before restarting the exited container `c`.
+fn backoff_after(c: &ContainerInfo) -> Duration {
+    let ran = Duration::from_nanos(c.finished_at.saturating_sub(c.started_at).max(0) as u64);
+    if ran >= BACKOFF_RESET_AFTER {
+        Duration::ZERO
+    } else {
+        restart_backoff(c.attempt + 1)
+    }
 }
 
 fn now_nanos() -> i64 {
@@ -110,6 +130,7 @@ impl PodSyncer {
                 objects.clone(),
                 node.allocatable,
             ),
+            probes: ProbeManager::new(runtime.clone(), objects.clone()),
             runtime,
             objects,
             node,
@@ -361,7 +382,7 @@ impl PodSyncer {
                 if !status::should_restart(policy, c.exit_code) {
                     return;
                 }
-                let backoff = restart_backoff(c.attempt + 1);
+                let backoff = backoff_after(c);
                 let due = c.finished_at.saturating_add(backoff.as_nanos() as i64);
                 if now_nanos() < due {
                     let message = format!(
@@ -548,6 +569,16 @@ impl PodSyncer {
             }
         }
         let current = self.runtime.list_containers(&sandbox_id).await?;
+        let mut running = std::collections::HashSet::new();
+        for container in inits.iter().filter(|c| is_sidecar(c)).chain(&specs) {
+            if let (Some(c), _) = latest_two(&current, &container.name)
+                && c.state == ContainerState::Running
+            {
+                self.probes.ensure(pod, container, &c.id, c.started_at, ip);
+                running.insert(c.id.clone());
+            }
+        }
+        self.probes.retain(&uid, &running);
         let report = self.report(pod, &uid, &current, true, pod_ip);
         let terminal = matches!(
             report.get("phase").and_then(Value::as_str),
@@ -601,6 +632,7 @@ impl PodSyncer {
             observed.insert(
                 container.name.clone(),
                 ObservedContainer {
+                    probes: latest.and_then(|c| self.probes.state(&c.id)),
                     latest: latest.cloned(),
                     previous: previous.cloned(),
                     waiting,
@@ -646,6 +678,7 @@ impl PodSyncer {
         {
             tracing::debug!(dir = %dir.display(), error = %e, "removing pod logs");
         }
+        self.probes.retain(&uid, &Default::default());
         self.volumes.cleanup(&uid);
         self.waiting
             .lock()

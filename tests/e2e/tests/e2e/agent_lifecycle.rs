@@ -1,5 +1,7 @@
 //! Pod lifecycle on the node agent with a real containerd: init containers (in order, to
-//! completion, failure under each restart policy, sidecars), as kubectl shows them.
+//! completion, failure under each restart policy, sidecars), probes (readiness dropping a pod
+//! from its Service, liveness restarting a container, startup gating both) and restarts with
+//! back-off (CrashLoopBackOff), as kubectl shows them.
 
 use std::time::{Duration, Instant};
 
@@ -110,6 +112,130 @@ fn init_containers_run_in_order_before_app_containers() -> anyhow::Result<()> {
     assert_eq!(row.split_whitespace().nth(1), Some("2/2"), "{row}");
 
     k.ok(&["delete", "pod", "ordered", "init-fails", "init-retries", "with-sidecar", "--wait=true", "--timeout=60s"])?;
+    drop(cluster);
+    Ok(())
+}
+
+fn events_of(k: &Kubectl, pod: &str) -> String {
+    k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={pod}"),
+        "-o",
+        "jsonpath={range .items[*]}{.type} {.reason} {.message}{\"\\n\"}{end}",
+    ])
+    .unwrap_or_default()
+}
+
+fn wait_for_event(k: &Kubectl, pod: &str, prefix: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut events = String::new();
+    while Instant::now() < deadline {
+        events = events_of(k, pod);
+        if events.lines().any(|l| l.starts_with(prefix)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    anyhow::bail!("pod {pod}: no event starting {prefix:?} in\n{events}")
+}
+
+#[test]
+fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
+    if skip("probes_drive_readiness_and_restarts_with_back_off")? {
+        return Ok(());
+    }
+    let env = RuntimeEnv::start()?;
+    let cluster = env.cluster()?;
+    let k = cluster.kubectl();
+    let image = env.image();
+
+    let pods = serde_json::json!({"apiVersion":"v1","kind":"List","items":[
+      // Ready while /healthz exists, then its readiness probe fails (404): the pod leaves the
+      // Service's endpoints but keeps running.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"ready-web","labels":{"app":"ready-web"}},"spec":{
+        "terminationGracePeriodSeconds": 1,
+        "containers":[{"name":"web","image":image,"ports":[{"name":"http","containerPort":8080}],
+          "command":["/bin/sh","-c","mkdir -p /tmp/www; echo ok > /tmp/www/healthz; httpd -p 8080 -h /tmp/www; sleep 8; rm /tmp/www/healthz; while true; do sleep 1; done"],
+          "readinessProbe":{"httpGet":{"path":"/healthz","port":"http"},"periodSeconds":1,"failureThreshold":1}}]}},
+      // Its liveness probe fails after 4 s: killed and restarted.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"liveness"},"spec":{
+        "terminationGracePeriodSeconds": 1,
+        "containers":[{"name":"app","image":image,
+          "command":["/bin/sh","-c","touch /tmp/alive; sleep 4; rm /tmp/alive; while true; do sleep 1; done"],
+          "livenessProbe":{"exec":{"command":["cat","/tmp/alive"]},"periodSeconds":1,"failureThreshold":2}}]}},
+      // Not started (nor ready) until its port opens after 6 s.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"slow-start"},"spec":{
+        "terminationGracePeriodSeconds": 1,
+        "containers":[{"name":"app","image":image,
+          "command":["/bin/sh","-c","sleep 6; httpd -p 9090 -h /tmp; while true; do sleep 1; done"],
+          "startupProbe":{"tcpSocket":{"port":9090},"periodSeconds":1,"failureThreshold":30}}]}},
+      // Exits at once, again and again.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"crasher"},"spec":{
+        "containers":[{"name":"crasher","image":image,"command":["/bin/sh","-c","echo crash; exit 1"]}]}},
+      {"apiVersion":"v1","kind":"Service","metadata":{"name":"ready-web"},"spec":{
+        "selector":{"app":"ready-web"},"ports":[{"port":8080}]}}]});
+    k.ok_stdin(&["apply", "-f", "-"], &pods.to_string())?;
+
+    wait_for(&k, "slow-start", "{.status.phase} {.status.containerStatuses[0].started} {.status.containerStatuses[0].ready}", "Running false false", Duration::from_secs(30))?;
+    wait_for(&k, "ready-web", "{.status.conditions[?(@.type==\"Ready\")].status}", "True", Duration::from_secs(30))?;
+    let ip = k.ok(&["get", "pod", "ready-web", "-o", "jsonpath={.status.podIP}"])?;
+    let endpoints = |field: &str| {
+        k.ok(&["get", "endpoints", "ready-web", "-o", &format!("jsonpath={{.subsets[*].{field}[*].ip}}")])
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while endpoints("addresses") != ip && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(endpoints("addresses"), ip);
+
+    // Crash loop: the first restart is immediate, the next waits 10 s in CrashLoopBackOff.
+    wait_for(
+        &k,
+        "crasher",
+        "{.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.waiting.reason} {.status.containerStatuses[0].lastState.terminated.exitCode}",
+        "1 CrashLoopBackOff 1",
+        Duration::from_secs(30),
+    )?;
+    let message = k.ok(&["get", "pod", "crasher", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.message}"])?;
+    assert!(message.starts_with("back-off 10s restarting failed container=crasher pod=crasher_default("), "{message}");
+    let row = k.ok(&["get", "pod", "crasher", "--no-headers"])?;
+    assert_eq!(row.split_whitespace().nth(2), Some("CrashLoopBackOff"), "{row}");
+    wait_for_event(&k, "crasher", "Warning BackOff Back-off restarting failed container crasher in pod crasher_default(")?;
+    assert_eq!(k.ok(&["logs", "crasher", "--previous"])?, "crash\n");
+
+    // Startup probe passes once the port opens; the container is then started and ready.
+    wait_for(&k, "slow-start", "{.status.containerStatuses[0].started} {.status.containerStatuses[0].ready}", "true true", Duration::from_secs(20))?;
+
+    // Liveness failure: Unhealthy and Killing events, the container stopped (SIGTERM) and
+    // restarted.
+    wait_for(
+        &k,
+        "liveness",
+        "{.status.containerStatuses[0].lastState.terminated.exitCode} {.status.containerStatuses[0].lastState.terminated.reason}",
+        "143 Error",
+        Duration::from_secs(30),
+    )?;
+    let restarts: u32 = k
+        .ok(&["get", "pod", "liveness", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"])?
+        .parse()?;
+    assert!(restarts >= 1, "restartCount {restarts}");
+    wait_for_event(&k, "liveness", "Warning Unhealthy Liveness probe failed: cat: can't open '/tmp/alive': No such file or directory")?;
+    wait_for_event(&k, "liveness", "Normal Killing Container app failed liveness probe, will be restarted")?;
+
+    // Readiness failure: not Ready, out of the endpoints, still running without restarts.
+    wait_for(&k, "ready-web", "{.status.conditions[?(@.type==\"Ready\")].status} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}", "False false 0", Duration::from_secs(30))?;
+    wait_for_event(&k, "ready-web", "Warning Unhealthy Readiness probe failed: HTTP probe failed with statuscode: 404")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while endpoints("notReadyAddresses") != ip && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(endpoints("notReadyAddresses"), ip);
+    assert_eq!(endpoints("addresses"), "");
+
+    k.ok(&["delete", "pod", "ready-web", "liveness", "slow-start", "crasher", "--wait=true", "--timeout=60s"])?;
     drop(cluster);
     Ok(())
 }

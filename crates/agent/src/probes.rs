@@ -1,0 +1,465 @@
+//! Container probes as the kubelet's prober workers run them: one task per running container
+//! with probes, running startup first (liveness and readiness wait for it), then liveness and
+//! readiness each on its own period, with initialDelaySeconds, timeoutSeconds and the
+//! success/failure thresholds. Readiness and startup results feed the pod status; a liveness (or
+//! startup) failure past its threshold kills the container, which the syncer then restarts under
+//! the pod's restart policy. Handlers: exec (CRI ExecSync), httpGet and tcpSocket from the
+//! agent into the pod network. Not yet: grpc, httpGet over HTTPS.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::{Container, Pod, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::objects::{EventKind, PodObjects};
+use crate::runtime::Runtime;
+
+/// What the probes say about a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeState {
+    pub ready: bool,
+    pub started: bool,
+}
+
+struct Worker {
+    pod_uid: String,
+    task: JoinHandle<()>,
+    state: Arc<Mutex<ProbeState>>,
+}
+
+/// The probe workers of the node's containers, by runtime container ID.
+pub struct ProbeManager {
+    runtime: Arc<dyn Runtime>,
+    objects: Arc<dyn PodObjects>,
+    workers: Mutex<HashMap<String, Worker>>,
+}
+
+/// Which probe, as named in events (`Liveness probe failed: …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Startup,
+    Liveness,
+    Readiness,
+}
+
+impl Kind {
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Startup => "Startup",
+            Kind::Liveness => "Liveness",
+            Kind::Readiness => "Readiness",
+        }
+    }
+}
+
+/// One probe's schedule and counters.
+struct Tracker {
+    kind: Kind,
+    probe: Probe,
+    next_due: Instant,
+    successes: i32,
+    failures: i32,
+    /// The failure streak was reported as an Unhealthy event.
+    reported: bool,
+}
+
+impl Tracker {
+    fn new(kind: Kind, probe: &Probe, container_started: Instant) -> Self {
+        let delay = probe.initial_delay_seconds.unwrap_or(0).max(0) as u64;
+        Self {
+            kind,
+            probe: probe.clone(),
+            next_due: container_started + Duration::from_secs(delay),
+            successes: 0,
+            failures: 0,
+            reported: false,
+        }
+    }
+
+    fn period(&self) -> Duration {
+        Duration::from_secs(self.probe.period_seconds.unwrap_or(10).max(1) as u64)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.probe.timeout_seconds.unwrap_or(1).max(1) as u64)
+    }
+
+    fn success_threshold(&self) -> i32 {
+        self.probe.success_threshold.unwrap_or(1).max(1)
+    }
+
+    fn failure_threshold(&self) -> i32 {
+        self.probe.failure_threshold.unwrap_or(3).max(1)
+    }
+}
+
+/// Everything a worker needs about its container.
+#[derive(Clone)]
+struct Target {
+    pod: Pod,
+    container: Container,
+    container_id: String,
+    pod_ip: String,
+    /// Seconds given to the container to stop when a probe kills it.
+    grace_seconds: i64,
+}
+
+impl ProbeManager {
+    pub fn new(runtime: Arc<dyn Runtime>, objects: Arc<dyn PodObjects>) -> Self {
+        Self {
+            runtime,
+            objects,
+            workers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts the probe worker of a running container if it has probes and none runs yet.
+    /// `started_nanos` is when the container started (wall clock), for initialDelaySeconds.
+    pub fn ensure(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        container_id: &str,
+        started_nanos: i64,
+        pod_ip: &str,
+    ) {
+        if container.liveness_probe.is_none()
+            && container.readiness_probe.is_none()
+            && container.startup_probe.is_none()
+        {
+            return;
+        }
+        let mut workers = self.workers.lock();
+        if workers.contains_key(container_id) {
+            return;
+        }
+        let state = Arc::new(Mutex::new(ProbeState {
+            ready: container.readiness_probe.is_none(),
+            started: container.startup_probe.is_none(),
+        }));
+        let pod_grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        let target = Target {
+            pod: pod.clone(),
+            container: container.clone(),
+            container_id: container_id.to_string(),
+            pod_ip: pod_ip.to_string(),
+            grace_seconds: pod_grace,
+        };
+        let now_nanos = k8s_openapi::jiff::Timestamp::now().as_nanosecond() as i64;
+        let running_for = Duration::from_nanos(now_nanos.saturating_sub(started_nanos).max(0) as u64);
+        let container_started = Instant::now()
+            .checked_sub(running_for)
+            .unwrap_or_else(Instant::now);
+        let task = tokio::spawn(run_worker(
+            self.runtime.clone(),
+            self.objects.clone(),
+            target,
+            state.clone(),
+            container_started,
+        ));
+        workers.insert(
+            container_id.to_string(),
+            Worker {
+                pod_uid: pod.uid().unwrap_or_default(),
+                task,
+                state,
+            },
+        );
+    }
+
+    /// The probe results of a container (`None` when it has no probe worker).
+    pub fn state(&self, container_id: &str) -> Option<ProbeState> {
+        self.workers
+            .lock()
+            .get(container_id)
+            .map(|w| *w.state.lock())
+    }
+
+    /// Stops the workers of the pod's containers that are no longer running.
+    pub fn retain(&self, pod_uid: &str, running: &HashSet<String>) {
+        self.workers.lock().retain(|id, w| {
+            let keep = w.pod_uid != pod_uid || running.contains(id);
+            if !keep {
+                w.task.abort();
+            }
+            keep
+        });
+    }
+}
+
+async fn run_worker(
+    runtime: Arc<dyn Runtime>,
+    objects: Arc<dyn PodObjects>,
+    target: Target,
+    state: Arc<Mutex<ProbeState>>,
+    container_started: Instant,
+) {
+    let c = &target.container;
+    let mut startup = c
+        .startup_probe
+        .as_ref()
+        .map(|p| Tracker::new(Kind::Startup, p, container_started));
+    let mut others: Vec<Tracker> = [
+        (Kind::Liveness, c.liveness_probe.as_ref()),
+        (Kind::Readiness, c.readiness_probe.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(kind, p)| p.map(|p| Tracker::new(kind, p, container_started)))
+    .collect();
+    loop {
+        let started = state.lock().started;
+        let due: Vec<&mut Tracker> = match (&mut startup, started) {
+            (Some(s), false) => vec![s],
+            _ => others.iter_mut().collect(),
+        };
+        let Some(next) = due.iter().map(|t| t.next_due).min() else {
+            return;
+        };
+        tokio::time::sleep_until(next).await;
+        for tracker in due {
+            if tracker.next_due > Instant::now() {
+                continue;
+            }
+            tracker.next_due = Instant::now() + tracker.period();
+            let result = run_probe(&runtime, &target, &tracker.probe, tracker.timeout()).await;
+            match result {
+                Ok(()) => {
+                    tracker.failures = 0;
+                    tracker.reported = false;
+                    tracker.successes += 1;
+                    if tracker.successes >= tracker.success_threshold() {
+                        let mut s = state.lock();
+                        match tracker.kind {
+                            Kind::Startup => s.started = true,
+                            Kind::Readiness => s.ready = true,
+                            Kind::Liveness => {}
+                        }
+                    }
+                }
+                Err(output) => {
+                    tracker.successes = 0;
+                    tracker.failures += 1;
+                    // Upstream records every failure and lets the event recorder aggregate
+                    // them; without aggregation here, one event per failure streak.
+                    if !tracker.reported {
+                        tracker.reported = true;
+                        objects
+                            .record(
+                                &target.pod,
+                                Some(field_path(&target)),
+                                EventKind::Warning,
+                                "Unhealthy",
+                                format!("{} probe failed: {output}", tracker.kind.title()),
+                            )
+                            .await;
+                    }
+                    if tracker.failures < tracker.failure_threshold() {
+                        continue;
+                    }
+                    match tracker.kind {
+                        Kind::Readiness => state.lock().ready = false,
+                        Kind::Liveness | Kind::Startup => {
+                            kill(&runtime, &objects, &target, tracker).await;
+                            state.lock().ready = false;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn field_path(target: &Target) -> String {
+    format!("spec.containers{{{}}}", target.container.name)
+}
+
+/// Stops a container whose liveness or startup probe failed, as the kubelet does.
+async fn kill(
+    runtime: &Arc<dyn Runtime>,
+    objects: &Arc<dyn PodObjects>,
+    target: &Target,
+    tracker: &Tracker,
+) {
+    let which = match tracker.kind {
+        Kind::Startup => "startup",
+        _ => "liveness",
+    };
+    objects
+        .record(
+            &target.pod,
+            Some(field_path(target)),
+            EventKind::Normal,
+            "Killing",
+            format!(
+                "Container {} failed {which} probe, will be restarted",
+                target.container.name
+            ),
+        )
+        .await;
+    let grace = tracker
+        .probe
+        .termination_grace_period_seconds
+        .unwrap_or(target.grace_seconds);
+    if let Err(e) = runtime.stop_container(&target.container_id, grace).await {
+        tracing::warn!(container = %target.container_id, error = %e, "stopping a container that failed its probe");
+    }
+}
+
+/// The container port a probe names (a number, or the name of a declared port).
+fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
+    match port {
+        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port number: {n}")),
+        IntOrString::String(name) => container
+            .ports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name))
+            .and_then(|p| u16::try_from(p.container_port).ok())
+            .ok_or_else(|| format!("couldn't find port {name} in container")),
+    }
+}
+
+/// Go's wording for a failed dial (`dial tcp 10.88.0.5:80: connect: connection refused`).
+fn dial_error(address: &str, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            format!("dial tcp {address}: connect: connection refused")
+        }
+        _ => format!("dial tcp {address}: {e}"),
+    }
+}
+
+/// Runs one probe; `Err` carries the failure output for the Unhealthy event.
+async fn run_probe(
+    runtime: &Arc<dyn Runtime>,
+    target: &Target,
+    probe: &Probe,
+    timeout: Duration,
+) -> Result<(), String> {
+    if let Some(exec) = &probe.exec {
+        let command = exec.command.clone().unwrap_or_default();
+        let result = runtime
+            .exec_sync(&target.container_id, &command, timeout.as_secs() as i64)
+            .await
+            .map_err(|e| e.to_string())?;
+        return if result.exit_code == 0 {
+            Ok(())
+        } else {
+            Err(result.output)
+        };
+    }
+    if let Some(tcp) = &probe.tcp_socket {
+        let host = tcp
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| target.pod_ip.clone());
+        let port = resolve_port(&tcp.port, &target.container)?;
+        let address = format!("{host}:{port}");
+        return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address)).await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(dial_error(&address, &e)),
+            Err(_) => Err(format!("dial tcp {address}: i/o timeout")),
+        };
+    }
+    if let Some(get) = &probe.http_get {
+        if get.scheme.as_deref() == Some("HTTPS") {
+            return Err("HTTPS probes are not supported by this node agent".into());
+        }
+        let host = get
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| target.pod_ip.clone());
+        let port = resolve_port(&get.port, &target.container)?;
+        let path = get.path.clone().filter(|p| !p.is_empty()).unwrap_or("/".into());
+        let headers: Vec<(String, String)> = get
+            .http_headers
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        return match tokio::time::timeout(timeout, http_get(&host, port, &path, &headers)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "Get \"http://{host}:{port}{path}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            )),
+        };
+    }
+    if probe.grpc.is_some() {
+        return Err("gRPC probes are not supported by this node agent".into());
+    }
+    Err("probe has no handler".into())
+}
+
+/// An HTTP GET as the kubelet's prober sends it; 200–399 is success.
+async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
+    let address = format!("{host}:{port}");
+    let url = format!("http://{address}{path}");
+    let stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .map_err(|e| format!("Get \"{url}\": {}", dial_error(&address, &e)))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+    tokio::spawn(connection);
+    let mut request = http::Request::get(path)
+        .header(http::header::HOST, &address)
+        .header(http::header::USER_AGENT, "kube-probe/1.33")
+        .header(http::header::ACCEPT, "*/*");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let code = response.status().as_u16();
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_ports_resolve_from_the_container() {
+        let Ok(c) = serde_json::from_value::<Container>(serde_json::json!({
+            "name": "app", "ports": [{"name": "http", "containerPort": 8080}]
+        })) else {
+            unreachable!("valid container")
+        };
+        assert_eq!(resolve_port(&IntOrString::String("http".into()), &c), Ok(8080));
+        assert_eq!(resolve_port(&IntOrString::Int(81), &c), Ok(81));
+        assert!(resolve_port(&IntOrString::String("grpc".into()), &c).is_err());
+    }
+}
