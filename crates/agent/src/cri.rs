@@ -292,7 +292,19 @@ impl Runtime for CriRuntime {
                     ..Default::default()
                 })
                 .collect(),
-            linux: Some(cri::LinuxContainerConfig::default()),
+            linux: Some(cri::LinuxContainerConfig {
+                resources: Some(cri::LinuxContainerResources {
+                    cpu_period: spec.resources.cpu_period,
+                    cpu_quota: spec.resources.cpu_quota,
+                    cpu_shares: spec.resources.cpu_shares,
+                    memory_limit_in_bytes: spec.resources.memory_limit_bytes,
+                    // No swap beyond the memory limit, as the kubelet without swap support.
+                    memory_swap_limit_in_bytes: spec.resources.memory_limit_bytes,
+                    oom_score_adj: spec.resources.oom_score_adj,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let request = cri::CreateContainerRequest {

@@ -320,7 +320,7 @@ async fn kill(
 }
 
 /// The container port a probe names (a number, or the name of a declared port).
-fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
+pub(crate) fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
     match port {
         IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port number: {n}")),
         IntOrString::String(name) => container
@@ -410,7 +410,7 @@ async fn run_probe(
 }
 
 /// An HTTP GET as the kubelet's prober sends it; 200–399 is success.
-async fn http_get(
+pub(crate) async fn http_get(
     host: &str,
     port: u16,
     path: &str,

@@ -54,6 +54,17 @@ pub struct ContainerSpec {
     pub log_path: String,
     pub labels: BTreeMap<String, String>,
     pub mounts: Vec<Mount>,
+    pub resources: LinuxResources,
+}
+
+/// cgroup settings of a container (0 = unset).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LinuxResources {
+    pub cpu_shares: i64,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub memory_limit_bytes: i64,
+    pub oom_score_adj: i64,
 }
 
 /// A bind mount of a host path into a container.

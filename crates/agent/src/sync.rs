@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use crate::env::{self, NodeAllocatable, expand};
 use crate::objects::{EventKind, NoObjects, PodObjects};
+use crate::hooks;
 use crate::probes::ProbeManager;
+use crate::resources;
 use crate::volumes::{self, Prepared, VolumeManager};
 use crate::runtime::{
     CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_NAME_LABEL,
@@ -317,6 +319,11 @@ impl PodSyncer {
             ]),
             env,
             mounts,
+            resources: resources::linux_resources(
+                pod,
+                container,
+                self.node.allocatable.memory_bytes,
+            ),
         };
         let id = match self
             .runtime
@@ -343,6 +350,31 @@ impl PodSyncer {
             format!("Started container {}", container.name),
         )
         .await;
+        if let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let grace = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30);
+            let timeout = Duration::from_secs(grace.max(1) as u64);
+            if let Err(message) =
+                hooks::run(&self.runtime, hook, pod, container, &id, pod_ip, timeout).await
+            {
+                // As the kubelet: the container is killed and restarted under its policy.
+                self.objects
+                    .record(
+                        pod,
+                        Some(container_field_path(pod, &container.name)),
+                        EventKind::Warning,
+                        "FailedPostStartHook",
+                        message,
+                    )
+                    .await;
+                if let Err(e) = self.runtime.stop_container(&id, grace).await {
+                    tracing::warn!(container = %id, error = %e, "stopping a container whose postStart hook failed");
+                }
+            }
+        }
         self.waiting.lock().remove(&key);
         self.warned.lock().remove(&key);
     }
@@ -650,6 +682,68 @@ impl PodSyncer {
         })
     }
 
+    /// Runs the container's preStop hook within the grace period, then stops it with what is
+    /// left of the grace period (at least 2 s, as the kubelet gives).
+    async fn stop_with_pre_stop(
+        &self,
+        pod: &Pod,
+        c: &ContainerInfo,
+        grace_seconds: i64,
+        pod_ip: Option<&str>,
+    ) -> Result<()> {
+        let spec = pod.spec.as_ref();
+        let container = spec
+            .map(|s| s.containers.iter())
+            .into_iter()
+            .flatten()
+            .chain(spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default())
+            .find(|s| s.name == c.name);
+        let mut remaining = grace_seconds;
+        if let Some(container) = container {
+            self.normal_event(
+                pod,
+                &container.name,
+                "Killing",
+                format!("Stopping container {}", container.name),
+            )
+            .await;
+            if let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+                let started = std::time::Instant::now();
+                let budget = Duration::from_secs(grace_seconds.max(0) as u64);
+                let outcome = tokio::time::timeout(
+                    budget,
+                    hooks::run(
+                        &self.runtime,
+                        hook,
+                        pod,
+                        container,
+                        &c.id,
+                        pod_ip.unwrap_or(""),
+                        budget,
+                    ),
+                )
+                .await;
+                match outcome {
+                    Ok(Ok(())) => {}
+                    Ok(Err(message)) => {
+                        self.objects
+                            .record(
+                                pod,
+                                Some(container_field_path(pod, &container.name)),
+                                EventKind::Warning,
+                                "FailedPreStopHook",
+                                message,
+                            )
+                            .await
+                    }
+                    Err(_) => tracing::info!(container = %container.name, "preStop hook did not finish within the grace period"),
+                }
+                remaining = (grace_seconds - started.elapsed().as_secs() as i64).max(2);
+            }
+        }
+        self.runtime.stop_container(&c.id, remaining).await
+    }
+
     /// Stops the pod's containers (SIGTERM, SIGKILL after `grace_seconds`), then its sandboxes,
     /// and removes them and the pod's logs.
     pub async fn terminate(&self, pod: &Pod, grace_seconds: i64) -> Result<()> {
@@ -657,10 +751,15 @@ impl PodSyncer {
         let sandboxes = self.sandboxes_of(&uid).await?;
         for sandbox in &sandboxes {
             let containers = self.runtime.list_containers(&sandbox.id).await?;
+            let pod_ip = if sandbox.ready {
+                self.runtime.sandbox_ip(&sandbox.id).await.ok().flatten()
+            } else {
+                None
+            };
             let stops = containers
                 .iter()
                 .filter(|c| c.state == ContainerState::Running)
-                .map(|c| self.runtime.stop_container(&c.id, grace_seconds.max(0)));
+                .map(|c| self.stop_with_pre_stop(pod, c, grace_seconds.max(0), pod_ip.as_deref()));
             for result in futures::future::join_all(stops).await {
                 result?;
             }

@@ -239,3 +239,82 @@ fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
     drop(cluster);
     Ok(())
 }
+
+#[test]
+fn limits_reach_cgroups_oom_kills_are_reported_and_hooks_run() -> anyhow::Result<()> {
+    if skip("limits_reach_cgroups_oom_kills_are_reported_and_hooks_run")? {
+        return Ok(());
+    }
+    let env = RuntimeEnv::start()?;
+    let cluster = env.cluster()?;
+    let k = cluster.kubectl();
+    let image = env.image();
+    let host_dir = env.dir.path().join("hooks");
+
+    let cgroup_script = "if [ -f /sys/fs/cgroup/memory.max ]; then echo \"mem $(cat /sys/fs/cgroup/memory.max)\"; echo \"cpu $(cat /sys/fs/cgroup/cpu.max)\"; \
+        else echo \"mem $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)\"; echo \"cpu $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\"; fi";
+    let pods = serde_json::json!({"apiVersion":"v1","kind":"List","items":[
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"limited"},"spec":{"restartPolicy":"Never",
+        "containers":[{"name":"app","image":image,"command":["/bin/sh","-c",cgroup_script],
+          "resources":{"requests":{"cpu":"250m","memory":"32Mi"},"limits":{"cpu":"500m","memory":"64Mi"}}}]}},
+      // Doubles a string until it outgrows the 32 MiB limit.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"oom"},"spec":{
+        "containers":[{"name":"hog","image":image,"command":["/bin/sh","-c","x=0123456789; while true; do x=$x$x; done"],
+          "resources":{"limits":{"memory":"32Mi"}}}]}},
+      // postStart writes a file; preStop writes another and takes 2 s; the container ignores
+      // SIGTERM, so it is killed when the 5 s grace period is over.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"hooks"},"spec":{"terminationGracePeriodSeconds":5,
+        "volumes":[{"name":"host","hostPath":{"path":host_dir.to_string_lossy(),"type":"DirectoryOrCreate"}}],
+        "containers":[{"name":"app","image":image,"command":["/bin/sh","-c","trap '' TERM; while true; do sleep 1; done"],
+          "volumeMounts":[{"name":"host","mountPath":"/host"}],
+          "lifecycle":{"postStart":{"exec":{"command":["/bin/sh","-c","echo post-start > /host/post-start"]}},
+                       "preStop":{"exec":{"command":["/bin/sh","-c","echo pre-stop > /host/pre-stop; sleep 2"]}}}}]}},
+      // A preStop hook that would take 100 s is cut off by the 3 s grace period.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"slow-hook"},"spec":{"terminationGracePeriodSeconds":3,
+        "containers":[{"name":"app","image":image,"command":["/bin/sh","-c","while true; do sleep 1; done"],
+          "lifecycle":{"preStop":{"exec":{"command":["sleep","100"]}}}}]}}]});
+    k.ok_stdin(&["apply", "-f", "-"], &pods.to_string())?;
+
+    // Requests and limits reach the container's cgroup; the QoS class is Burstable.
+    wait_for(&k, "limited", "{.status.phase} {.status.qosClass}", "Succeeded Burstable", Duration::from_secs(60))?;
+    assert_eq!(k.ok(&["logs", "limited"])?, "mem 67108864\ncpu 50000 100000\n");
+
+    // The memory hog is OOM-killed, restarted, and ends in CrashLoopBackOff.
+    wait_for(
+        &k,
+        "oom",
+        "{.status.containerStatuses[0].lastState.terminated.reason} {.status.containerStatuses[0].lastState.terminated.exitCode}",
+        "OOMKilled 137",
+        Duration::from_secs(60),
+    )?;
+    wait_for(&k, "oom", "{.status.containerStatuses[0].state.waiting.reason}", "CrashLoopBackOff", Duration::from_secs(30))?;
+    let restarts: u32 = k
+        .ok(&["get", "pod", "oom", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"])?
+        .parse()?;
+    assert!(restarts >= 1, "restartCount {restarts}");
+
+    // postStart ran once the container started.
+    wait_for(&k, "hooks", "{.status.phase}", "Running", Duration::from_secs(60))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host_dir.join("post-start").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(std::fs::read_to_string(host_dir.join("post-start"))?, "post-start\n");
+
+    // Deletion runs preStop, then stops the container within the grace period.
+    wait_for(&k, "slow-hook", "{.status.phase}", "Running", Duration::from_secs(60))?;
+    let started = Instant::now();
+    let slow = k.command(&["delete", "pod", "slow-hook", "--wait=true", "--timeout=60s"]).spawn()?;
+    k.ok(&["delete", "pod", "hooks", "--wait=true", "--timeout=60s"])?;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(20), "deleting hooks took {took:?}");
+    assert_eq!(std::fs::read_to_string(host_dir.join("pre-stop"))?, "pre-stop\n");
+    let out = slow.wait_with_output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "deleting slow-hook took {took:?}");
+
+    k.ok(&["delete", "pod", "limited", "oom", "--wait=true", "--timeout=60s"])?;
+    drop(cluster);
+    Ok(())
+}
