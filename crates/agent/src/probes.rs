@@ -4,7 +4,7 @@
 //! success/failure thresholds. Readiness and startup results feed the pod status; a liveness (or
 //! startup) failure past its threshold kills the container, which the syncer then restarts under
 //! the pod's restart policy. Handlers: exec (CRI ExecSync), httpGet and tcpSocket from the
-//! agent into the pod network. Not yet: grpc, httpGet over HTTPS.
+//! agent into the pod network, grpc (the standard health service). Not yet: httpGet over HTTPS.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -403,8 +403,10 @@ async fn run_probe(
             )),
         };
     }
-    if probe.grpc.is_some() {
-        return Err("gRPC probes are not supported by this node agent".into());
+    if let Some(grpc) = &probe.grpc {
+        let port = u16::try_from(grpc.port).map_err(|_| format!("invalid port number: {}", grpc.port))?;
+        let service = grpc.service.clone().unwrap_or_default();
+        return grpc_health_check(&target.pod_ip, port, &service, timeout).await;
     }
     Err("probe has no handler".into())
 }
@@ -447,6 +449,77 @@ pub(crate) async fn http_get(
     }
 }
 
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+/// The serving-status names of the gRPC health protocol, as the kubelet prints them.
+fn serving_status_name(status: i32) -> &'static str {
+    match status {
+        1 => "SERVING",
+        2 => "NOT_SERVING",
+        3 => "SERVICE_UNKNOWN",
+        _ => "UNKNOWN",
+    }
+}
+
+/// A gRPC health check (`grpc.health.v1.Health/Check`) over plaintext HTTP/2, with the
+/// kubelet's failure texts.
+pub(crate) async fn grpc_health_check(
+    host: &str,
+    port: u16,
+    service: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let address = format!("{host}:{port}");
+    let seconds = timeout.as_secs();
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    let channel = endpoint.connect().await.map_err(|_| {
+        format!("timeout: failed to connect service \"{address}\" within {seconds}s")
+    })?;
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.map_err(|e| {
+        format!("timeout: failed to connect service \"{address}\" within {seconds}s: {e}")
+    })?;
+    let codec = tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default();
+    let path = http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+    let request = tonic::Request::new(HealthCheckRequest {
+        service: service.to_string(),
+    });
+    let response = client.unary(request, path, codec).await.map_err(|status| {
+        if status.code() == tonic::Code::DeadlineExceeded {
+            format!("timeout: health rpc did not complete within {seconds}s")
+        } else {
+            format!(
+                "error: health rpc probe failed: {}",
+                status.message()
+            )
+        }
+    })?;
+    let status = response.into_inner().status;
+    if status == 1 {
+        Ok(())
+    } else {
+        Err(format!(
+            "service unhealthy (responded with \"{}\")",
+            serving_status_name(status)
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,5 +534,54 @@ mod tests {
         assert_eq!(resolve_port(&IntOrString::String("http".into()), &c), Ok(8080));
         assert_eq!(resolve_port(&IntOrString::Int(81), &c), Ok(81));
         assert!(resolve_port(&IntOrString::String("grpc".into()), &c).is_err());
+    }
+
+    /// A gRPC health server answering every Check with `status`, over plain HTTP/2.
+    async fn health_server(status: u8) -> std::io::Result<u16> {
+        use http_body_util::{BodyExt, StreamBody};
+        use hyper::body::Frame;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| async move {
+                    let path_ok = req.uri().path() == "/grpc.health.v1.Health/Check";
+                    let _ = req.into_body().collect().await;
+                    // One length-prefixed message: field 1 (varint) = status.
+                    let message = Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]);
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static(if path_ok { "0" } else { "12" }));
+                    let frames = futures::stream::iter(vec![
+                        Ok::<_, std::convert::Infallible>(Frame::data(message)),
+                        Ok(Frame::trailers(trailers)),
+                    ]);
+                    let mut response = http::Response::new(StreamBody::new(frames));
+                    response.headers_mut().insert("content-type", http::HeaderValue::from_static("application/grpc"));
+                    Ok::<_, std::convert::Infallible>(response)
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        Ok(port)
+    }
+
+    #[tokio::test]
+    async fn grpc_probes_check_the_health_service() -> std::io::Result<()> {
+        let serving = health_server(1).await?;
+        assert_eq!(grpc_health_check("127.0.0.1", serving, "", Duration::from_secs(2)).await, Ok(()));
+        let not_serving = health_server(2).await?;
+        assert_eq!(
+            grpc_health_check("127.0.0.1", not_serving, "", Duration::from_secs(2)).await,
+            Err("service unhealthy (responded with \"NOT_SERVING\")".to_string())
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        assert_eq!(
+            grpc_health_check("127.0.0.1", closed, "", Duration::from_secs(1)).await,
+            Err(format!("timeout: failed to connect service \"127.0.0.1:{closed}\" within 1s"))
+        );
+        Ok(())
     }
 }
