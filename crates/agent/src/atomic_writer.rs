@@ -47,7 +47,11 @@ fn current(dir: &Path) -> Option<Payload> {
         for entry in std::fs::read_dir(base.join(rel))? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let rel_name = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let rel_name = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
             let meta = entry.metadata()?;
             if meta.is_dir() {
                 walk(base, &rel_name, out)?;

@@ -12,8 +12,8 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::runtime::{
-    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, ExecResult, POD_UID_LABEL, PullAuth,
-    Result, Runtime, RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
+    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, ExecResult, POD_UID_LABEL,
+    PullAuth, Result, Runtime, RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
 };
 
 /// CRI's `NamespaceMode::NODE`: share the host's namespace.

@@ -92,10 +92,19 @@ pub fn resource_value(
     let list = match kind {
         "limits" => resources.and_then(|r| r.limits.as_ref()),
         "requests" => resources.and_then(|r| r.requests.as_ref()),
-        _ => return Err(format!("unsupported container resource : {}", selector.resource)),
+        _ => {
+            return Err(format!(
+                "unsupported container resource : {}",
+                selector.resource
+            ));
+        }
     };
     let quantity = list.and_then(|l| l.get(resource)).map(|q| q.0.clone());
-    let divisor = selector.divisor.as_ref().map(|d| d.0.as_str()).unwrap_or("");
+    let divisor = selector
+        .divisor
+        .as_ref()
+        .map(|d| d.0.as_str())
+        .unwrap_or("");
     let ceil_div = |n: i64, d: i64| if d <= 0 { n } else { (n + d - 1).div_euclid(d) };
     match resource {
         "cpu" => {
@@ -122,7 +131,10 @@ pub fn resource_value(
             };
             Ok(ceil_div(bytes, divisor).to_string())
         }
-        _ => Err(format!("unsupported container resource : {}", selector.resource)),
+        _ => Err(format!(
+            "unsupported container resource : {}",
+            selector.resource
+        )),
     }
 }
 
@@ -178,9 +190,10 @@ pub async fn container_env(
             (Some(v), _) => Some(expand(v, &env)),
             (None, Some(from)) => {
                 if let Some(f) = &from.field_ref {
-                    Some(field_value(pod, &f.field_path, pod_ip, host_ip).ok_or_else(|| {
-                        format!("unsupported fieldPath: {}", f.field_path)
-                    })?)
+                    Some(
+                        field_value(pod, &f.field_path, pod_ip, host_ip)
+                            .ok_or_else(|| format!("unsupported fieldPath: {}", f.field_path))?,
+                    )
                 } else if let Some(r) = &from.resource_field_ref {
                     let target = match r.container_name.as_deref() {
                         None | Some("") => container,

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use parking_lot::Mutex;
 
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecResult, PullAuth, Result, Runtime, RuntimeError,
-    RuntimeVersion, SandboxInfo, SandboxSpec,
+    ContainerInfo, ContainerSpec, ContainerState, ExecResult, PullAuth, Result, Runtime,
+    RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
 };
 
 #[derive(Default)]

@@ -36,7 +36,10 @@ pub async fn run(
         let (error, output) = match outcome {
             Ok(r) if r.exit_code == 0 => return Ok(()),
             Ok(r) => (
-                format!("command '{shown}' exited with {}: {}", r.exit_code, r.output),
+                format!(
+                    "command '{shown}' exited with {}: {}",
+                    r.exit_code, r.output
+                ),
                 r.output,
             ),
             Err(e) => (e.to_string(), String::new()),
@@ -47,7 +50,11 @@ pub async fn run(
         ));
     }
     if let Some(get) = &handler.http_get {
-        let path = get.path.clone().filter(|p| !p.is_empty()).unwrap_or("/".into());
+        let path = get
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/".into());
         let result = async {
             let port = probes::resolve_port(&get.port, container)?;
             let host = get
@@ -62,7 +69,9 @@ pub async fn run(
                 .iter()
                 .map(|h| (h.name.clone(), h.value.clone()))
                 .collect();
-            match tokio::time::timeout(timeout, probes::http_get(&host, port, &path, &headers)).await {
+            match tokio::time::timeout(timeout, probes::http_get(&host, port, &path, &headers))
+                .await
+            {
                 Ok(r) => r,
                 Err(_) => Err("context deadline exceeded".to_string()),
             }

@@ -192,10 +192,11 @@ impl PodObjects for ApiObjects {
             },
             ..Default::default()
         };
-        let issued: TokenRequest = Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace)
-            .create_subresource("token", &account, &PostParams::default(), &request)
-            .await
-            .map_err(api_error)?;
+        let issued: TokenRequest =
+            Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace)
+                .create_subresource("token", &account, &PostParams::default(), &request)
+                .await
+                .map_err(api_error)?;
         let status = issued.status.ok_or_else(|| ObjectError {
             message: "TokenRequest answered without a status".into(),
             not_found: false,

@@ -159,7 +159,8 @@ impl ProbeManager {
             grace_seconds: pod_grace,
         };
         let now_nanos = k8s_openapi::jiff::Timestamp::now().as_nanosecond() as i64;
-        let running_for = Duration::from_nanos(now_nanos.saturating_sub(started_nanos).max(0) as u64);
+        let running_for =
+            Duration::from_nanos(now_nanos.saturating_sub(started_nanos).max(0) as u64);
         let container_started = Instant::now()
             .checked_sub(running_for)
             .unwrap_or_else(Instant::now);
@@ -371,8 +372,7 @@ async fn run_probe(
             .unwrap_or_else(|| target.pod_ip.clone());
         let port = resolve_port(&tcp.port, &target.container)?;
         let address = format!("{host}:{port}");
-        return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address)).await
-        {
+        return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(dial_error(&address, &e)),
             Err(_) => Err(format!("dial tcp {address}: i/o timeout")),
@@ -388,7 +388,11 @@ async fn run_probe(
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| target.pod_ip.clone());
         let port = resolve_port(&get.port, &target.container)?;
-        let path = get.path.clone().filter(|p| !p.is_empty()).unwrap_or("/".into());
+        let path = get
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/".into());
         let headers: Vec<(String, String)> = get
             .http_headers
             .as_deref()
@@ -404,7 +408,8 @@ async fn run_probe(
         };
     }
     if let Some(grpc) = &probe.grpc {
-        let port = u16::try_from(grpc.port).map_err(|_| format!("invalid port number: {}", grpc.port))?;
+        let port =
+            u16::try_from(grpc.port).map_err(|_| format!("invalid port number: {}", grpc.port))?;
         let service = grpc.service.clone().unwrap_or_default();
         return grpc_health_check(&target.pod_ip, port, &service, timeout).await;
     }
@@ -503,10 +508,7 @@ pub(crate) async fn grpc_health_check(
         if status.code() == tonic::Code::DeadlineExceeded {
             format!("timeout: health rpc did not complete within {seconds}s")
         } else {
-            format!(
-                "error: health rpc probe failed: {}",
-                status.message()
-            )
+            format!("error: health rpc probe failed: {}", status.message())
         }
     })?;
     let status = response.into_inner().status;
@@ -531,7 +533,10 @@ mod tests {
         })) else {
             unreachable!("valid container")
         };
-        assert_eq!(resolve_port(&IntOrString::String("http".into()), &c), Ok(8080));
+        assert_eq!(
+            resolve_port(&IntOrString::String("http".into()), &c),
+            Ok(8080)
+        );
         assert_eq!(resolve_port(&IntOrString::Int(81), &c), Ok(81));
         assert!(resolve_port(&IntOrString::String("grpc".into()), &c).is_err());
     }
@@ -544,21 +549,29 @@ mod tests {
         let port = listener.local_addr()?.port();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| async move {
-                    let path_ok = req.uri().path() == "/grpc.health.v1.Health/Check";
-                    let _ = req.into_body().collect().await;
-                    // One length-prefixed message: field 1 (varint) = status.
-                    let message = Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]);
-                    let mut trailers = http::HeaderMap::new();
-                    trailers.insert("grpc-status", http::HeaderValue::from_static(if path_ok { "0" } else { "12" }));
-                    let frames = futures::stream::iter(vec![
-                        Ok::<_, std::convert::Infallible>(Frame::data(message)),
-                        Ok(Frame::trailers(trailers)),
-                    ]);
-                    let mut response = http::Response::new(StreamBody::new(frames));
-                    response.headers_mut().insert("content-type", http::HeaderValue::from_static("application/grpc"));
-                    Ok::<_, std::convert::Infallible>(response)
-                });
+                let service = hyper::service::service_fn(
+                    move |req: http::Request<hyper::body::Incoming>| async move {
+                        let path_ok = req.uri().path() == "/grpc.health.v1.Health/Check";
+                        let _ = req.into_body().collect().await;
+                        // One length-prefixed message: field 1 (varint) = status.
+                        let message = Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]);
+                        let mut trailers = http::HeaderMap::new();
+                        trailers.insert(
+                            "grpc-status",
+                            http::HeaderValue::from_static(if path_ok { "0" } else { "12" }),
+                        );
+                        let frames = futures::stream::iter(vec![
+                            Ok::<_, std::convert::Infallible>(Frame::data(message)),
+                            Ok(Frame::trailers(trailers)),
+                        ]);
+                        let mut response = http::Response::new(StreamBody::new(frames));
+                        response.headers_mut().insert(
+                            "content-type",
+                            http::HeaderValue::from_static("application/grpc"),
+                        );
+                        Ok::<_, std::convert::Infallible>(response)
+                    },
+                );
                 tokio::spawn(
                     hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service),
@@ -571,16 +584,23 @@ mod tests {
     #[tokio::test]
     async fn grpc_probes_check_the_health_service() -> std::io::Result<()> {
         let serving = health_server(1).await?;
-        assert_eq!(grpc_health_check("127.0.0.1", serving, "", Duration::from_secs(2)).await, Ok(()));
+        assert_eq!(
+            grpc_health_check("127.0.0.1", serving, "", Duration::from_secs(2)).await,
+            Ok(())
+        );
         let not_serving = health_server(2).await?;
         assert_eq!(
             grpc_health_check("127.0.0.1", not_serving, "", Duration::from_secs(2)).await,
             Err("service unhealthy (responded with \"NOT_SERVING\")".to_string())
         );
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         assert_eq!(
             grpc_health_check("127.0.0.1", closed, "", Duration::from_secs(1)).await,
-            Err(format!("timeout: failed to connect service \"127.0.0.1:{closed}\" within 1s"))
+            Err(format!(
+                "timeout: failed to connect service \"127.0.0.1:{closed}\" within 1s"
+            ))
         );
         Ok(())
     }

@@ -22,7 +22,10 @@ pub fn qos_class(pod: &Pod) -> &'static str {
         .map(|s| s.containers.iter())
         .into_iter()
         .flatten()
-        .chain(spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default());
+        .chain(
+            spec.and_then(|s| s.init_containers.as_deref())
+                .unwrap_or_default(),
+        );
     let mut any = false;
     let mut guaranteed = true;
     for c in containers {
@@ -112,24 +115,49 @@ mod tests {
 
     #[test]
     fn requests_and_limits_become_shares_quota_memory_and_oom_score() {
-        let p = pod(serde_json::json!({"requests": {"cpu": "250m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}}));
-        let c = &p.spec.as_ref().map(|s| s.containers[0].clone()).unwrap_or_default();
+        let p = pod(
+            serde_json::json!({"requests": {"cpu": "250m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}}),
+        );
+        let c = &p
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].clone())
+            .unwrap_or_default();
         assert_eq!(qos_class(&p), "Burstable");
         let r = linux_resources(&p, c, 1 << 30);
-        assert_eq!((r.cpu_shares, r.cpu_quota, r.cpu_period), (256, 50_000, 100_000));
+        assert_eq!(
+            (r.cpu_shares, r.cpu_quota, r.cpu_period),
+            (256, 50_000, 100_000)
+        );
         assert_eq!(r.memory_limit_bytes, 64 << 20);
         assert_eq!(r.oom_score_adj, 1000 - (1000 * (32 << 20)) / (1 << 30));
 
         let p = pod(serde_json::json!({"limits": {"cpu": "1", "memory": "64Mi"}}));
-        let c = &p.spec.as_ref().map(|s| s.containers[0].clone()).unwrap_or_default();
+        let c = &p
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].clone())
+            .unwrap_or_default();
         assert_eq!(qos_class(&p), "Guaranteed");
         let r = linux_resources(&p, c, 1 << 30);
         assert_eq!((r.cpu_shares, r.oom_score_adj), (1024, -997));
 
         let p = pod(serde_json::json!({}));
-        let c = &p.spec.as_ref().map(|s| s.containers[0].clone()).unwrap_or_default();
+        let c = &p
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].clone())
+            .unwrap_or_default();
         assert_eq!(qos_class(&p), "BestEffort");
         let r = linux_resources(&p, c, 1 << 30);
-        assert_eq!((r.cpu_shares, r.cpu_quota, r.memory_limit_bytes, r.oom_score_adj), (2, 0, 0, 1000));
+        assert_eq!(
+            (
+                r.cpu_shares,
+                r.cpu_quota,
+                r.memory_limit_bytes,
+                r.oom_score_adj
+            ),
+            (2, 0, 0, 1000)
+        );
     }
 }

@@ -14,16 +14,16 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::env::{self, NodeAllocatable, expand};
-use crate::objects::{EventKind, NoObjects, PodObjects};
 use crate::hooks;
+use crate::objects::{EventKind, NoObjects, PodObjects};
 use crate::probes::ProbeManager;
 use crate::resources;
-use crate::volumes::{self, Prepared, VolumeManager};
 use crate::runtime::{
     CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_NAME_LABEL,
     POD_NAMESPACE_LABEL, POD_UID_LABEL, Result, Runtime, SandboxInfo, SandboxSpec,
 };
 use crate::status::{self, ObservedContainer, Waiting};
+use crate::volumes::{self, Prepared, VolumeManager};
 
 /// First restart delay and its cap (the kubelet's 10 s doubling to 5 min).
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
@@ -63,9 +63,7 @@ pub fn restart_backoff(restart: u32) -> Duration {
     if restart <= 1 {
         return Duration::ZERO;
     }
-    let factor = 1u32
-        .checked_shl(restart - 2)
-        .unwrap_or(u32::MAX);
+    let factor = 1u32.checked_shl(restart - 2).unwrap_or(u32::MAX);
     BACKOFF_INITIAL
         .checked_mul(factor)
         .unwrap_or(BACKOFF_MAX)
@@ -127,11 +125,7 @@ impl PodSyncer {
         node: NodeContext,
     ) -> Self {
         Self {
-            volumes: VolumeManager::new(
-                node.root_dir.clone(),
-                objects.clone(),
-                node.allocatable,
-            ),
+            volumes: VolumeManager::new(node.root_dir.clone(), objects.clone(), node.allocatable),
             probes: ProbeManager::new(runtime.clone(), objects.clone()),
             runtime,
             objects,
@@ -150,7 +144,10 @@ impl PodSyncer {
         reason: &str,
         message: String,
     ) {
-        let fresh = self.warned.lock().insert(key, format!("{reason}: {message}"))
+        let fresh = self
+            .warned
+            .lock()
+            .insert(key, format!("{reason}: {message}"))
             != Some(format!("{reason}: {message}"));
         if fresh {
             self.objects
@@ -350,7 +347,11 @@ impl PodSyncer {
             format!("Started container {}", container.name),
         )
         .await;
-        if let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+        if let Some(hook) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+        {
             let grace = pod
                 .spec
                 .as_ref()
@@ -515,8 +516,14 @@ impl PodSyncer {
                 // As the kubelet: no sandbox until the volumes are there; the pod waits in
                 // ContainerCreating with a FailedMount event.
                 tracing::info!(pod = %pod.name_any(), error = %e, "volume set-up failed");
-                self.warn_once(pod, format!("{uid}/volumes"), None, "FailedMount", e.to_string())
-                    .await;
+                self.warn_once(
+                    pod,
+                    format!("{uid}/volumes"),
+                    None,
+                    "FailedMount",
+                    e.to_string(),
+                )
+                .await;
                 let ready = sandboxes.first().is_some_and(|s| s.ready);
                 let containers = match sandboxes.iter().find(|s| s.ready) {
                     Some(s) => self.runtime.list_containers(&s.id).await?,
@@ -618,7 +625,10 @@ impl PodSyncer {
         );
         if terminal {
             // The pod is done: its network goes, its containers (and logs) stay until deletion.
-            for c in current.iter().filter(|c| c.state == ContainerState::Running) {
+            for c in current
+                .iter()
+                .filter(|c| c.state == ContainerState::Running)
+            {
                 // Sidecars outlive the app containers; they are stopped with the pod.
                 self.runtime.stop_container(&c.id, 2).await?;
             }
@@ -696,7 +706,10 @@ impl PodSyncer {
             .map(|s| s.containers.iter())
             .into_iter()
             .flatten()
-            .chain(spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default())
+            .chain(
+                spec.and_then(|s| s.init_containers.as_deref())
+                    .unwrap_or_default(),
+            )
             .find(|s| s.name == c.name);
         let mut remaining = grace_seconds;
         if let Some(container) = container {
@@ -707,7 +720,11 @@ impl PodSyncer {
                 format!("Stopping container {}", container.name),
             )
             .await;
-            if let Some(hook) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+            if let Some(hook) = container
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.as_ref())
+            {
                 let started = std::time::Instant::now();
                 let budget = Duration::from_secs(grace_seconds.max(0) as u64);
                 let outcome = tokio::time::timeout(
@@ -736,7 +753,9 @@ impl PodSyncer {
                             )
                             .await
                     }
-                    Err(_) => tracing::info!(container = %container.name, "preStop hook did not finish within the grace period"),
+                    Err(_) => {
+                        tracing::info!(container = %container.name, "preStop hook did not finish within the grace period")
+                    }
                 }
                 remaining = (grace_seconds - started.elapsed().as_secs() as i64).max(2);
             }

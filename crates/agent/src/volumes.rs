@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{
-    Container, DownwardAPIVolumeFile, KeyToPath, Pod, Volume,
-};
+use k8s_openapi::api::core::v1::{Container, DownwardAPIVolumeFile, KeyToPath, Pod, Volume};
 use kube::ResourceExt;
 use parking_lot::Mutex;
 
@@ -91,7 +89,10 @@ fn mode_of(mode: Option<i32>, default: u32) -> u32 {
 fn is_mount_point(path: &Path) -> bool {
     let wanted = path.to_string_lossy();
     std::fs::read_to_string("/proc/self/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some(&*wanted)))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(&*wanted))
+        })
         .unwrap_or(false)
 }
 
@@ -519,13 +520,19 @@ fn check_host_path(path: &Path, type_: &str) -> Result<(), String> {
             }
             match meta {
                 Ok(m) if m.is_dir() => Ok(()),
-                _ => Err(format!("hostPath type check failed: {shown} is not a directory")),
+                _ => Err(format!(
+                    "hostPath type check failed: {shown} is not a directory"
+                )),
             }
         }
         "Directory" => match meta {
             Ok(m) if m.is_dir() => Ok(()),
-            Ok(_) => Err(format!("hostPath type check failed: {shown} is not a directory")),
-            Err(_) => Err(format!("hostPath type check failed: {shown} is not a directory")),
+            Ok(_) => Err(format!(
+                "hostPath type check failed: {shown} is not a directory"
+            )),
+            Err(_) => Err(format!(
+                "hostPath type check failed: {shown} is not a directory"
+            )),
         },
         "FileOrCreate" => {
             if meta.is_err() {
@@ -549,15 +556,21 @@ fn check_host_path(path: &Path, type_: &str) -> Result<(), String> {
         },
         "Socket" => match meta {
             Ok(m) if m.file_type().is_socket() => Ok(()),
-            _ => Err(format!("hostPath type check failed: {shown} is not a socket file")),
+            _ => Err(format!(
+                "hostPath type check failed: {shown} is not a socket file"
+            )),
         },
         "CharDevice" => match meta {
             Ok(m) if m.file_type().is_char_device() => Ok(()),
-            _ => Err(format!("hostPath type check failed: {shown} is not a character device")),
+            _ => Err(format!(
+                "hostPath type check failed: {shown} is not a character device"
+            )),
         },
         "BlockDevice" => match meta {
             Ok(m) if m.file_type().is_block_device() => Ok(()),
-            _ => Err(format!("hostPath type check failed: {shown} is not a block device")),
+            _ => Err(format!(
+                "hostPath type check failed: {shown} is not a block device"
+            )),
         },
         other => Err(format!("hostPath type {other} is not supported")),
     }

@@ -184,9 +184,8 @@ async fn a_failed_container_under_always_waits_in_crash_loop_back_off() -> anyho
     let c = container_status(&status);
     assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
     assert!(
-        c["state"]["waiting"]["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("back-off 10s restarting failed container=app pod=web_default(uid-1)")),
+        c["state"]["waiting"]["message"].as_str().is_some_and(|m| m
+            .starts_with("back-off 10s restarting failed container=app pod=web_default(uid-1)")),
         "{c}"
     );
     assert_eq!(c["lastState"]["terminated"]["exitCode"], 1);

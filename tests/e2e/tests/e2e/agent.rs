@@ -117,7 +117,13 @@ impl RuntimeEnv {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             let ready = k
-                .ok(&["get", "node", "agent-e2e", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"])
+                .ok(&[
+                    "get",
+                    "node",
+                    "agent-e2e",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
                 .unwrap_or_default();
             if ready == "True" {
                 return Ok(cluster);

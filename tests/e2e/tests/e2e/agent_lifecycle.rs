@@ -21,11 +21,18 @@ fn skip(test: &str) -> anyhow::Result<bool> {
 }
 
 /// Waits until `kubectl get pod` shows `status` in its STATUS column.
-fn wait_for_status_column(k: &Kubectl, pod: &str, status: &str, timeout: Duration) -> anyhow::Result<()> {
+fn wait_for_status_column(
+    k: &Kubectl,
+    pod: &str,
+    status: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut row = String::new();
     while Instant::now() < deadline {
-        row = k.ok(&["get", "pod", pod, "--no-headers"]).unwrap_or_default();
+        row = k
+            .ok(&["get", "pod", pod, "--no-headers"])
+            .unwrap_or_default();
         if row.split_whitespace().nth(2) == Some(status) {
             return Ok(());
         }
@@ -76,7 +83,13 @@ fn init_containers_run_in_order_before_app_containers() -> anyhow::Result<()> {
     k.ok(&["run", "init-fails", "--image", &image, "--restart=Never", "--overrides",
         &serde_json::json!({"spec":{"initContainers":[{"name":"check","image":image,"command":["/bin/sh","-c","exit 7"]}],
           "containers":[{"name":"init-fails","image":image,"command":["/bin/sh","-c","echo must not run"]}]}}).to_string()])?;
-    wait_for(&k, "init-fails", "{.status.phase}", "Failed", Duration::from_secs(30))?;
+    wait_for(
+        &k,
+        "init-fails",
+        "{.status.phase}",
+        "Failed",
+        Duration::from_secs(30),
+    )?;
     wait_for_status_column(&k, "init-fails", "Init:Error", Duration::from_secs(5))?;
     assert_eq!(
         k.ok(&["get", "pod", "init-fails", "-o", "jsonpath={.status.initContainerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.waiting.reason}"])?,
@@ -87,8 +100,19 @@ fn init_containers_run_in_order_before_app_containers() -> anyhow::Result<()> {
     k.ok(&["run", "init-retries", "--image", &image, "--overrides",
         &serde_json::json!({"spec":{"initContainers":[{"name":"check","image":image,"command":["/bin/sh","-c","exit 2"]}],
           "containers":[{"name":"init-retries","image":image,"command":["/bin/sh","-c","sleep 3600"]}]}}).to_string()])?;
-    wait_for_status_column(&k, "init-retries", "Init:CrashLoopBackOff", Duration::from_secs(30))?;
-    let check = k.ok(&["get", "pod", "init-retries", "-o", "jsonpath={.status.phase} {.status.initContainerStatuses[0].lastState.terminated.exitCode}"])?;
+    wait_for_status_column(
+        &k,
+        "init-retries",
+        "Init:CrashLoopBackOff",
+        Duration::from_secs(30),
+    )?;
+    let check = k.ok(&[
+        "get",
+        "pod",
+        "init-retries",
+        "-o",
+        "jsonpath={.status.phase} {.status.initContainerStatuses[0].lastState.terminated.exitCode}",
+    ])?;
     assert_eq!(check, "Pending 2");
 
     // A sidecar (init container with restartPolicy Always) starts before the app and keeps running.
@@ -107,11 +131,23 @@ fn init_containers_run_in_order_before_app_containers() -> anyhow::Result<()> {
         "Running true True",
         Duration::from_secs(30),
     )?;
-    assert_eq!(k.ok(&["logs", "with-sidecar", "-c", "app"])?, "sidecar-up\n");
+    assert_eq!(
+        k.ok(&["logs", "with-sidecar", "-c", "app"])?,
+        "sidecar-up\n"
+    );
     let row = k.ok(&["get", "pod", "with-sidecar", "--no-headers"])?;
     assert_eq!(row.split_whitespace().nth(1), Some("2/2"), "{row}");
 
-    k.ok(&["delete", "pod", "ordered", "init-fails", "init-retries", "with-sidecar", "--wait=true", "--timeout=60s"])?;
+    k.ok(&[
+        "delete",
+        "pod",
+        "ordered",
+        "init-fails",
+        "init-retries",
+        "with-sidecar",
+        "--wait=true",
+        "--timeout=60s",
+    ])?;
     drop(cluster);
     Ok(())
 }
@@ -178,12 +214,30 @@ fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
         "selector":{"app":"ready-web"},"ports":[{"port":8080}]}}]});
     k.ok_stdin(&["apply", "-f", "-"], &pods.to_string())?;
 
-    wait_for(&k, "slow-start", "{.status.phase} {.status.containerStatuses[0].started} {.status.containerStatuses[0].ready}", "Running false false", Duration::from_secs(30))?;
-    wait_for(&k, "ready-web", "{.status.conditions[?(@.type==\"Ready\")].status}", "True", Duration::from_secs(30))?;
+    wait_for(
+        &k,
+        "slow-start",
+        "{.status.phase} {.status.containerStatuses[0].started} {.status.containerStatuses[0].ready}",
+        "Running false false",
+        Duration::from_secs(30),
+    )?;
+    wait_for(
+        &k,
+        "ready-web",
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+        "True",
+        Duration::from_secs(30),
+    )?;
     let ip = k.ok(&["get", "pod", "ready-web", "-o", "jsonpath={.status.podIP}"])?;
     let endpoints = |field: &str| {
-        k.ok(&["get", "endpoints", "ready-web", "-o", &format!("jsonpath={{.subsets[*].{field}[*].ip}}")])
-            .unwrap_or_default()
+        k.ok(&[
+            "get",
+            "endpoints",
+            "ready-web",
+            "-o",
+            &format!("jsonpath={{.subsets[*].{field}[*].ip}}"),
+        ])
+        .unwrap_or_default()
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while endpoints("addresses") != ip && Instant::now() < deadline {
@@ -199,15 +253,39 @@ fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
         "1 CrashLoopBackOff 1",
         Duration::from_secs(30),
     )?;
-    let message = k.ok(&["get", "pod", "crasher", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.message}"])?;
-    assert!(message.starts_with("back-off 10s restarting failed container=crasher pod=crasher_default("), "{message}");
+    let message = k.ok(&[
+        "get",
+        "pod",
+        "crasher",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.waiting.message}",
+    ])?;
+    assert!(
+        message
+            .starts_with("back-off 10s restarting failed container=crasher pod=crasher_default("),
+        "{message}"
+    );
     let row = k.ok(&["get", "pod", "crasher", "--no-headers"])?;
-    assert_eq!(row.split_whitespace().nth(2), Some("CrashLoopBackOff"), "{row}");
-    wait_for_event(&k, "crasher", "Warning BackOff Back-off restarting failed container crasher in pod crasher_default(")?;
+    assert_eq!(
+        row.split_whitespace().nth(2),
+        Some("CrashLoopBackOff"),
+        "{row}"
+    );
+    wait_for_event(
+        &k,
+        "crasher",
+        "Warning BackOff Back-off restarting failed container crasher in pod crasher_default(",
+    )?;
     assert_eq!(k.ok(&["logs", "crasher", "--previous"])?, "crash\n");
 
     // Startup probe passes once the port opens; the container is then started and ready.
-    wait_for(&k, "slow-start", "{.status.containerStatuses[0].started} {.status.containerStatuses[0].ready}", "true true", Duration::from_secs(20))?;
+    wait_for(
+        &k,
+        "slow-start",
+        "{.status.containerStatuses[0].started} {.status.containerStatuses[0].ready}",
+        "true true",
+        Duration::from_secs(20),
+    )?;
 
     // Liveness failure: Unhealthy and Killing events, the container stopped (SIGTERM) and
     // restarted.
@@ -219,15 +297,39 @@ fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
         Duration::from_secs(30),
     )?;
     let restarts: u32 = k
-        .ok(&["get", "pod", "liveness", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"])?
+        .ok(&[
+            "get",
+            "pod",
+            "liveness",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount}",
+        ])?
         .parse()?;
     assert!(restarts >= 1, "restartCount {restarts}");
-    wait_for_event(&k, "liveness", "Warning Unhealthy Liveness probe failed: cat: can't open '/tmp/alive': No such file or directory")?;
-    wait_for_event(&k, "liveness", "Normal Killing Container app failed liveness probe, will be restarted")?;
+    wait_for_event(
+        &k,
+        "liveness",
+        "Warning Unhealthy Liveness probe failed: cat: can't open '/tmp/alive': No such file or directory",
+    )?;
+    wait_for_event(
+        &k,
+        "liveness",
+        "Normal Killing Container app failed liveness probe, will be restarted",
+    )?;
 
     // Readiness failure: not Ready, out of the endpoints, still running without restarts.
-    wait_for(&k, "ready-web", "{.status.conditions[?(@.type==\"Ready\")].status} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}", "False false 0", Duration::from_secs(30))?;
-    wait_for_event(&k, "ready-web", "Warning Unhealthy Readiness probe failed: HTTP probe failed with statuscode: 404")?;
+    wait_for(
+        &k,
+        "ready-web",
+        "{.status.conditions[?(@.type==\"Ready\")].status} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}",
+        "False false 0",
+        Duration::from_secs(30),
+    )?;
+    wait_for_event(
+        &k,
+        "ready-web",
+        "Warning Unhealthy Readiness probe failed: HTTP probe failed with statuscode: 404",
+    )?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while endpoints("notReadyAddresses") != ip && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
@@ -235,7 +337,16 @@ fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
     assert_eq!(endpoints("notReadyAddresses"), ip);
     assert_eq!(endpoints("addresses"), "");
 
-    k.ok(&["delete", "pod", "ready-web", "liveness", "slow-start", "crasher", "--wait=true", "--timeout=60s"])?;
+    k.ok(&[
+        "delete",
+        "pod",
+        "ready-web",
+        "liveness",
+        "slow-start",
+        "crasher",
+        "--wait=true",
+        "--timeout=60s",
+    ])?;
     drop(cluster);
     Ok(())
 }
@@ -276,8 +387,17 @@ fn limits_reach_cgroups_oom_kills_are_reported_and_hooks_run() -> anyhow::Result
     k.ok_stdin(&["apply", "-f", "-"], &pods.to_string())?;
 
     // Requests and limits reach the container's cgroup; the QoS class is Burstable.
-    wait_for(&k, "limited", "{.status.phase} {.status.qosClass}", "Succeeded Burstable", Duration::from_secs(60))?;
-    assert_eq!(k.ok(&["logs", "limited"])?, "mem 67108864\ncpu 50000 100000\n");
+    wait_for(
+        &k,
+        "limited",
+        "{.status.phase} {.status.qosClass}",
+        "Succeeded Burstable",
+        Duration::from_secs(60),
+    )?;
+    assert_eq!(
+        k.ok(&["logs", "limited"])?,
+        "mem 67108864\ncpu 50000 100000\n"
+    );
 
     // The memory hog is OOM-killed, restarted, and ends in CrashLoopBackOff.
     wait_for(
@@ -287,34 +407,83 @@ fn limits_reach_cgroups_oom_kills_are_reported_and_hooks_run() -> anyhow::Result
         "OOMKilled 137",
         Duration::from_secs(60),
     )?;
-    wait_for(&k, "oom", "{.status.containerStatuses[0].state.waiting.reason}", "CrashLoopBackOff", Duration::from_secs(30))?;
+    wait_for(
+        &k,
+        "oom",
+        "{.status.containerStatuses[0].state.waiting.reason}",
+        "CrashLoopBackOff",
+        Duration::from_secs(30),
+    )?;
     let restarts: u32 = k
-        .ok(&["get", "pod", "oom", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"])?
+        .ok(&[
+            "get",
+            "pod",
+            "oom",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount}",
+        ])?
         .parse()?;
     assert!(restarts >= 1, "restartCount {restarts}");
 
     // postStart ran once the container started.
-    wait_for(&k, "hooks", "{.status.phase}", "Running", Duration::from_secs(60))?;
+    wait_for(
+        &k,
+        "hooks",
+        "{.status.phase}",
+        "Running",
+        Duration::from_secs(60),
+    )?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !host_dir.join("post-start").exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(std::fs::read_to_string(host_dir.join("post-start"))?, "post-start\n");
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("post-start"))?,
+        "post-start\n"
+    );
 
     // Deletion runs preStop, then stops the container within the grace period.
-    wait_for(&k, "slow-hook", "{.status.phase}", "Running", Duration::from_secs(60))?;
+    wait_for(
+        &k,
+        "slow-hook",
+        "{.status.phase}",
+        "Running",
+        Duration::from_secs(60),
+    )?;
     let started = Instant::now();
-    let slow = k.command(&["delete", "pod", "slow-hook", "--wait=true", "--timeout=60s"]).spawn()?;
+    let slow = k
+        .command(&["delete", "pod", "slow-hook", "--wait=true", "--timeout=60s"])
+        .spawn()?;
     k.ok(&["delete", "pod", "hooks", "--wait=true", "--timeout=60s"])?;
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(20), "deleting hooks took {took:?}");
-    assert_eq!(std::fs::read_to_string(host_dir.join("pre-stop"))?, "pre-stop\n");
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(20),
+        "deleting hooks took {took:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("pre-stop"))?,
+        "pre-stop\n"
+    );
     let out = slow.wait_with_output()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(20), "deleting slow-hook took {took:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "deleting slow-hook took {took:?}"
+    );
 
-    k.ok(&["delete", "pod", "limited", "oom", "--wait=true", "--timeout=60s"])?;
+    k.ok(&[
+        "delete",
+        "pod",
+        "limited",
+        "oom",
+        "--wait=true",
+        "--timeout=60s",
+    ])?;
     drop(cluster);
     Ok(())
 }

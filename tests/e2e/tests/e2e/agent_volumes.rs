@@ -71,8 +71,20 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
     let k = cluster.kubectl();
     let image = env.image();
 
-    k.ok(&["create", "configmap", "app-config", "--from-literal=greeting=hello", "--from-literal=file.txt=first"])?;
-    k.ok(&["create", "secret", "generic", "app-secret", "--from-literal=password=s3cret"])?;
+    k.ok(&[
+        "create",
+        "configmap",
+        "app-config",
+        "--from-literal=greeting=hello",
+        "--from-literal=file.txt=first",
+    ])?;
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "app-secret",
+        "--from-literal=password=s3cret",
+    ])?;
 
     // Environment: envFrom with a prefix, configMapKeyRef, secretKeyRef, the downward API,
     // resources, and $(VAR) expansion in env and args; workingDir.
@@ -99,7 +111,13 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
           {"name":"COMBINED","value":"$(POD_NAME).$(POD_NS)"}]}]}}"#
         .replace("IMAGE", &image);
     k.ok_stdin(&["apply", "-f", "-"], &pod)?;
-    wait_for(&k, "env", "{.status.phase}", "Succeeded", Duration::from_secs(60))?;
+    wait_for(
+        &k,
+        "env",
+        "{.status.phase}",
+        "Succeeded",
+        Duration::from_secs(60),
+    )?;
     let host_ip = k.ok(&["get", "pod", "env", "-o", "jsonpath={.status.hostIP}"])?;
     assert_eq!(
         k.ok(&["logs", "env"])?,
@@ -108,7 +126,10 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
         )
     );
     let events = events_of(&k, "env");
-    assert!(events.contains("Normal Started Started container main"), "{events}");
+    assert!(
+        events.contains("Normal Started Started container main"),
+        "{events}"
+    );
 
     // A missing ConfigMap: CreateContainerConfigError with upstream's message and event, until
     // the ConfigMap appears.
@@ -122,11 +143,21 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
         "CreateContainerConfigError: configmap \"late\" not found",
         Duration::from_secs(30),
     )?;
-    wait_for_event(&k, "needs-config", "Warning Failed Error: configmap \"late\" not found")?;
+    wait_for_event(
+        &k,
+        "needs-config",
+        "Warning Failed Error: configmap \"late\" not found",
+    )?;
     let table = k.ok(&["get", "pod", "needs-config", "--no-headers"])?;
     assert!(table.contains("CreateContainerConfigError"), "{table}");
     k.ok(&["create", "configmap", "late", "--from-literal=v=now"])?;
-    wait_for(&k, "needs-config", "{.status.phase}", "Succeeded", Duration::from_secs(30))?;
+    wait_for(
+        &k,
+        "needs-config",
+        "{.status.phase}",
+        "Succeeded",
+        Duration::from_secs(30),
+    )?;
     assert_eq!(k.ok(&["logs", "needs-config"])?, "got now\n");
 
     // A missing ConfigMap volume: FailedMount, the pod waits in ContainerCreating.
@@ -150,15 +181,29 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
     // ServiceAccount admission plugin adds.
     let host_dir = env.dir.path().join("host-data");
     let pv_dir = env.dir.path().join("pv-data");
-    k.ok_stdin(&["apply", "-f", "-"], &format!(r#"{{"apiVersion":"v1","kind":"List","items":[
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"{{"apiVersion":"v1","kind":"List","items":[
       {{"apiVersion":"v1","kind":"PersistentVolume","metadata":{{"name":"local-pv"}},"spec":{{
         "capacity":{{"storage":"1Gi"}},"accessModes":["ReadWriteOnce"],"storageClassName":"",
         "hostPath":{{"path":"{}","type":"DirectoryOrCreate"}},
         "claimRef":{{"namespace":"default","name":"data"}}}}}},
       {{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{{"name":"data"}},"spec":{{
         "accessModes":["ReadWriteOnce"],"storageClassName":"","volumeName":"local-pv",
-        "resources":{{"requests":{{"storage":"1Gi"}}}}}}}}]}}"#, pv_dir.display()))?;
-    k.ok(&["patch", "pvc", "data", "--subresource=status", "--type=merge", "-p", r#"{"status":{"phase":"Bound"}}"#])?;
+        "resources":{{"requests":{{"storage":"1Gi"}}}}}}}}]}}"#,
+            pv_dir.display()
+        ),
+    )?;
+    k.ok(&[
+        "patch",
+        "pvc",
+        "data",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Bound"}}"#,
+    ])?;
     let script = r#"
       cat /cfg/sub/f.txt; echo; busybox stat -L -c 'cfg-mode %a' /cfg/sub/f.txt
       echo "secret $(cat /sec/password) $(busybox stat -L -c %a /sec/password)"
@@ -197,10 +242,19 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
         "ns default",
         "cfg-read-only",
     ] {
-        assert!(logs.lines().any(|l| l == line), "no line {line:?} in\n{logs}");
+        assert!(
+            logs.lines().any(|l| l == line),
+            "no line {line:?} in\n{logs}"
+        );
     }
-    assert!(logs.contains("tmpfs /mem tmpfs rw") && logs.contains("size=1024k"), "{logs}");
-    assert_eq!(std::fs::read_to_string(host_dir.join("written"))?, "from-pod\n");
+    assert!(
+        logs.contains("tmpfs /mem tmpfs rw") && logs.contains("size=1024k"),
+        "{logs}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("written"))?,
+        "from-pod\n"
+    );
     assert_eq!(std::fs::read_to_string(pv_dir.join("written"))?, "claim\n");
 
     // The projected token and CA authenticate as the pod's ServiceAccount.
@@ -217,11 +271,30 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
     assert!(ca.contains("BEGIN CERTIFICATE"), "{logs}");
     let ca_file = cluster.data_dir().join("pod-ca.crt");
     std::fs::write(&ca_file, ca)?;
-    let server = k.ok(&["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"])?;
+    let server = k.ok(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ])?;
     let whoami = std::process::Command::new(&k.bin)
-        .args(["--kubeconfig", "/dev/null", "--server", &server, "--certificate-authority"])
+        .args([
+            "--kubeconfig",
+            "/dev/null",
+            "--server",
+            &server,
+            "--certificate-authority",
+        ])
         .arg(&ca_file)
-        .args(["--token", &token, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+        .args([
+            "--token",
+            &token,
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
         .output()?;
     assert_eq!(
         String::from_utf8_lossy(&whoami.stdout),
@@ -231,7 +304,14 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
     );
 
     // A ConfigMap update reaches the running container through the ..data symlink swap.
-    k.ok(&["patch", "configmap", "app-config", "--type=merge", "-p", r#"{"data":{"greeting":"updated"}}"#])?;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "app-config",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"greeting":"updated"}}"#,
+    ])?;
     wait_for_log(&k, "vols", "now updated", Duration::from_secs(30))?;
 
     // Deleting the pod removes its volumes from the node (hostPath and PV data stay).
@@ -241,10 +321,21 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
     k.ok(&["delete", "pod", "vols", "--wait=true", "--timeout=60s"])?;
     assert!(!pod_dir.exists(), "{} still exists", pod_dir.display());
     let mounts = std::fs::read_to_string("/proc/self/mounts")?;
-    assert!(!mounts.contains(&uid), "a mount of the deleted pod is left:\n{mounts}");
+    assert!(
+        !mounts.contains(&uid),
+        "a mount of the deleted pod is left:\n{mounts}"
+    );
     assert!(host_dir.join("written").exists() && pv_dir.join("written").exists());
 
-    k.ok(&["delete", "pod", "env", "needs-config", "needs-volume", "--wait=true", "--timeout=60s"])?;
+    k.ok(&[
+        "delete",
+        "pod",
+        "env",
+        "needs-config",
+        "needs-volume",
+        "--wait=true",
+        "--timeout=60s",
+    ])?;
     drop(cluster);
     Ok(())
 }
