@@ -290,4 +290,29 @@ mod tests {
             "container \"a\" in pod \"web\" is waiting to start: ContainerCreating"
         );
     }
+
+    #[test]
+    fn init_containers_can_be_chosen_and_are_listed() {
+        let pod = json!({"spec": {"initContainers": [{"name": "setup"}], "containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"initContainerStatuses": [{"name": "setup", "state": {"waiting": {"reason": "PodInitializing"}}}]}});
+        assert_eq!(
+            choose_container(&pod, "web", Some("setup")).ok().as_deref(),
+            Some("setup")
+        );
+        let e = choose_container(&pod, "web", None)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            "a container name must be specified for pod web, choose one of: [a b] or one of the init containers: [setup]"
+        );
+        let e = waiting_error(&pod, "web", "setup")
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            "container \"setup\" in pod \"web\" is waiting to start: PodInitializing"
+        );
+    }
 }
