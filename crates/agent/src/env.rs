@@ -1,10 +1,12 @@
-//! A container's environment as the kubelet builds it (`makeEnvironmentVariables`): `envFrom`
-//! first (ConfigMaps and Secrets, with prefix), then `env` (value with `$(VAR)` expansion,
-//! configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef); later definitions win.
+//! A container's environment as the kubelet builds it (`makeEnvironmentVariables`): service
+//! links first (`KUBERNETES_SERVICE_HOST` … for the `kubernetes` Service, and every Service of
+//! the pod's namespace unless `enableServiceLinks: false`), then `envFrom` (ConfigMaps and
+//! Secrets, with prefix), then `env` (value with `$(VAR)` expansion, configMapKeyRef,
+//! secretKeyRef, fieldRef, resourceFieldRef); later definitions win.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod, ResourceFieldSelector};
+use k8s_openapi::api::core::v1::{Container, Pod, ResourceFieldSelector, Service};
 use kube::ResourceExt;
 
 use crate::objects::PodObjects;
@@ -138,6 +140,77 @@ pub fn resource_value(
     }
 }
 
+/// The docker-link style variables of one Service (`<NAME>_SERVICE_HOST`, `<NAME>_PORT_80_TCP`
+/// …), as upstream's `envvars.FromServices`; none for headless Services.
+pub fn service_link_vars(service: &Service) -> Vec<(String, String)> {
+    let Some(spec) = service.spec.as_ref() else {
+        return Vec::new();
+    };
+    let ip = spec.cluster_ip.clone().unwrap_or_default();
+    if ip.is_empty() || ip == "None" {
+        return Vec::new();
+    }
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    let Some(first) = ports.first() else {
+        return Vec::new();
+    };
+    let prefix = service.name_any().to_uppercase().replace('-', "_");
+    let protocol = |p: &k8s_openapi::api::core::v1::ServicePort| {
+        p.protocol.clone().unwrap_or_else(|| "TCP".into())
+    };
+    let mut vars = vec![
+        (format!("{prefix}_SERVICE_HOST"), ip.clone()),
+        (format!("{prefix}_SERVICE_PORT"), first.port.to_string()),
+    ];
+    for port in ports {
+        if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+            let name = name.to_uppercase().replace('-', "_");
+            vars.push((
+                format!("{prefix}_SERVICE_PORT_{name}"),
+                port.port.to_string(),
+            ));
+        }
+    }
+    vars.push((
+        format!("{prefix}_PORT"),
+        format!("{}://{ip}:{}", protocol(first).to_lowercase(), first.port),
+    ));
+    for port in ports {
+        let proto = protocol(port);
+        let base = format!("{prefix}_PORT_{}_{}", port.port, proto.to_uppercase());
+        vars.push((
+            base.clone(),
+            format!("{}://{ip}:{}", proto.to_lowercase(), port.port),
+        ));
+        vars.push((format!("{base}_PROTO"), proto.to_lowercase()));
+        vars.push((format!("{base}_PORT"), port.port.to_string()));
+        vars.push((format!("{base}_ADDR"), ip.clone()));
+    }
+    vars
+}
+
+/// The service-link variables the pod's containers get.
+async fn service_env(objects: &dyn PodObjects, pod: &Pod) -> Result<Vec<(String, String)>, String> {
+    let namespace = pod.namespace().unwrap_or_default();
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let mut services = Vec::new();
+    if links {
+        services = objects.services(&namespace).await.map_err(|e| e.message)?;
+    }
+    if namespace != "default" || !links {
+        // The API server's own Service is always linked, from the default namespace.
+        let master = objects.services("default").await.map_err(|e| e.message)?;
+        services.extend(master.into_iter().filter(|s| s.name_any() == "kubernetes"));
+    }
+    // Sorted by name so a later Service's variables override an earlier one's consistently.
+    services.sort_by_key(|s| s.name_any());
+    Ok(services.iter().flat_map(service_link_vars).collect())
+}
+
 /// The environment of `container`; the error is the kubelet's message for a
 /// `CreateContainerConfigError` (`configmap "x" not found`, `couldn't find key …`).
 pub async fn container_env(
@@ -149,7 +222,7 @@ pub async fn container_env(
     node: NodeAllocatable,
 ) -> Result<Vec<(String, String)>, String> {
     let namespace = pod.namespace().unwrap_or_default();
-    let mut env: Vec<(String, String)> = Vec::new();
+    let mut env: Vec<(String, String)> = service_env(objects, pod).await?;
     let set = |env: &mut Vec<(String, String)>, name: String, value: String| {
         env.retain(|(k, _)| *k != name);
         env.push((name, value));

@@ -5,7 +5,7 @@
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, EventSource, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
-    Secret, ServiceAccount,
+    Secret, Service, ServiceAccount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
@@ -42,6 +42,8 @@ pub trait PodObjects: Send + Sync {
     async fn secret(&self, namespace: &str, name: &str) -> ObjectResult<Secret>;
     async fn claim(&self, namespace: &str, name: &str) -> ObjectResult<PersistentVolumeClaim>;
     async fn persistent_volume(&self, name: &str) -> ObjectResult<PersistentVolume>;
+    /// The Services of a namespace (for service-link environment variables).
+    async fn services(&self, namespace: &str) -> ObjectResult<Vec<Service>>;
     /// A token for the pod's service account, bound to the pod.
     async fn service_account_token(
         &self,
@@ -83,6 +85,9 @@ impl PodObjects for NoObjects {
     }
     async fn persistent_volume(&self, name: &str) -> ObjectResult<PersistentVolume> {
         Err(missing("persistentvolume", name))
+    }
+    async fn services(&self, _: &str) -> ObjectResult<Vec<Service>> {
+        Ok(Vec::new())
     }
     async fn service_account_token(
         &self,
@@ -163,6 +168,14 @@ impl PodObjects for ApiObjects {
         Api::<PersistentVolume>::all(self.client.clone())
             .get(name)
             .await
+            .map_err(api_error)
+    }
+
+    async fn services(&self, namespace: &str) -> ObjectResult<Vec<Service>> {
+        Api::<Service>::namespaced(self.client.clone(), namespace)
+            .list(&Default::default())
+            .await
+            .map(|list| list.items)
             .map_err(api_error)
     }
 

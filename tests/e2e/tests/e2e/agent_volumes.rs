@@ -78,6 +78,22 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
         "--from-literal=greeting=hello",
         "--from-literal=file.txt=first",
     ])?;
+    // Service links: the pod's environment names the Services that exist when it starts.
+    k.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "app-web",
+        "--tcp=8080:8080",
+    ])?;
+    k.ok(&[
+        "patch",
+        "service",
+        "app-web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/ports/0/name","value":"http"}]"#,
+    ])?;
     k.ok(&[
         "create",
         "secret",
@@ -92,7 +108,7 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
       "restartPolicy":"Never","serviceAccountName":"default",
       "containers":[{"name":"main","image":"IMAGE","workingDir":"/tmp",
         "command":["/bin/sh","-c"],
-        "args":["echo \"$(GREETING) G=$GREETING P=$PASSWORD C=$CFG_greeting N=$POD_NAME NS=$POD_NS NODE=$NODE SA=$SA TIER=$TIER MEM=$MEM CPU=$CPU X=$COMBINED\"; pwd; case \"$POD_IP\" in 10.88.0.*) echo ip-ok;; esac; echo host=$HOST_IP"],
+        "args":["echo \"$(GREETING) G=$GREETING P=$PASSWORD C=$CFG_greeting N=$POD_NAME NS=$POD_NS NODE=$NODE SA=$SA TIER=$TIER MEM=$MEM CPU=$CPU X=$COMBINED\"; pwd; case \"$POD_IP\" in 10.88.0.*) echo ip-ok;; esac; echo host=$HOST_IP; echo svc=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT $KUBERNETES_PORT_443_TCP $APP_WEB_SERVICE_PORT_HTTP"],
         "resources":{"limits":{"memory":"64Mi","cpu":"1500m"}},
         "envFrom":[{"prefix":"CFG_","configMapRef":{"name":"app-config"}}],
         "env":[
@@ -119,10 +135,17 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
         Duration::from_secs(60),
     )?;
     let host_ip = k.ok(&["get", "pod", "env", "-o", "jsonpath={.status.hostIP}"])?;
+    let kubernetes_ip = k.ok(&[
+        "get",
+        "service",
+        "kubernetes",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ])?;
     assert_eq!(
         k.ok(&["logs", "env"])?,
         format!(
-            "hello G=hello P=s3cret C=hello N=env NS=default NODE=agent-e2e SA=default TIER=web MEM=64 CPU=2 X=env.default\n/tmp\nip-ok\nhost={host_ip}\n"
+            "hello G=hello P=s3cret C=hello N=env NS=default NODE=agent-e2e SA=default TIER=web MEM=64 CPU=2 X=env.default\n/tmp\nip-ok\nhost={host_ip}\nsvc={kubernetes_ip}:443 tcp://{kubernetes_ip}:443 8080\n"
         )
     );
     let events = events_of(&k, "env");
