@@ -654,3 +654,157 @@ pub fn container_mounts(
     }
     Ok(mounts)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use k8s_openapi::api::core::v1::{
+        ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
+    };
+
+    use super::*;
+    use crate::objects::{EventKind, ObjectError, ObjectResult};
+
+    /// One ConfigMap `cfg`, one Secret `sec`, and tokens living `token_lifetime` seconds.
+    struct Objects {
+        token_lifetime: i64,
+        tokens_issued: AtomicUsize,
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        match serde_json::from_value(v) {
+            Ok(t) => t,
+            Err(e) => unreachable!("fixture: {e}"),
+        }
+    }
+
+    fn gone(name: &str) -> ObjectError {
+        ObjectError {
+            message: format!("\"{name}\" not found"),
+            not_found: true,
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl PodObjects for Objects {
+        async fn config_map(&self, _: &str, name: &str) -> ObjectResult<ConfigMap> {
+            match name {
+                "cfg" => Ok(parse(serde_json::json!({"data": {"a": "1", "b": "2"}}))),
+                _ => Err(gone(name)),
+            }
+        }
+        async fn secret(&self, _: &str, name: &str) -> ObjectResult<Secret> {
+            match name {
+                "sec" => Ok(parse(serde_json::json!({"data": {"pw": "czNjcmV0"}}))),
+                _ => Err(gone(name)),
+            }
+        }
+        async fn claim(&self, _: &str, name: &str) -> ObjectResult<PersistentVolumeClaim> {
+            Err(gone(name))
+        }
+        async fn persistent_volume(&self, name: &str) -> ObjectResult<PersistentVolume> {
+            Err(gone(name))
+        }
+        async fn services(&self, _: &str) -> ObjectResult<Vec<Service>> {
+            Ok(Vec::new())
+        }
+        async fn service_account_token(
+            &self,
+            _: &Pod,
+            audience: Option<&str>,
+            _: i64,
+        ) -> ObjectResult<IssuedToken> {
+            let n = self.tokens_issued.fetch_add(1, Ordering::SeqCst);
+            Ok(IssuedToken {
+                token: format!("token-{n}-{}", audience.unwrap_or("api")),
+                expires_at: now_seconds() + self.token_lifetime,
+            })
+        }
+        async fn record(&self, _: &Pod, _: Option<String>, _: EventKind, _: &str, _: String) {}
+    }
+
+    fn manager(dir: &Path, token_lifetime: i64) -> (VolumeManager, Arc<Objects>) {
+        let objects = Arc::new(Objects {
+            token_lifetime,
+            tokens_issued: AtomicUsize::new(0),
+        });
+        let manager = VolumeManager::new(
+            dir.to_path_buf(),
+            objects.clone(),
+            NodeAllocatable::default(),
+        );
+        (manager, objects)
+    }
+
+    fn pod() -> Pod {
+        parse(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "x"}},
+            "spec": {"containers": [{"name": "c"}], "volumes": [{"name": "all", "projected": {
+                "defaultMode": 0o600,
+                "sources": [
+                    {"configMap": {"name": "cfg", "items": [{"key": "a", "path": "conf/a"}]}},
+                    {"secret": {"name": "sec"}},
+                    {"secret": {"name": "absent", "optional": true}},
+                    {"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                    {"serviceAccountToken": {"path": "token", "audience": "vault", "expirationSeconds": 3600}}
+                ]}}]}
+        }))
+    }
+
+    #[tokio::test]
+    async fn projected_volumes_combine_their_sources() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (volumes, _) = manager(dir.path(), 3600);
+        let prepared = volumes
+            .prepare(&pod(), "192.0.2.1")
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let root = &prepared["all"].host_path;
+        assert!(prepared["all"].read_only);
+        assert_eq!(std::fs::read_to_string(root.join("conf/a"))?, "1");
+        assert!(!root.join("b").exists(), "items select keys");
+        assert_eq!(std::fs::read_to_string(root.join("pw"))?, "s3cret");
+        assert_eq!(std::fs::read_to_string(root.join("labels"))?, "app=\"x\"");
+        assert_eq!(
+            std::fs::read_to_string(root.join("token"))?,
+            "token-0-vault"
+        );
+        let mode = std::fs::metadata(root.join("pw"))?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        volumes.cleanup("u1");
+        assert!(!volumes.pod_dir("u1").exists());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn tokens_are_renewed_after_80_percent_of_their_lifetime() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let (long, long_objects) = manager(dir.path(), 3600);
+        long.token("k", &pod(), None, 3600).await?;
+        long.token("k", &pod(), None, 3600).await?;
+        assert_eq!(long_objects.tokens_issued.load(Ordering::SeqCst), 1);
+        // A token whose lifetime is already over is requested again.
+        let (short, short_objects) = manager(dir.path(), 0);
+        short.token("k", &pod(), None, 600).await?;
+        short.token("k", &pod(), None, 600).await?;
+        assert_eq!(short_objects.tokens_issued.load(Ordering::SeqCst), 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_missing_config_map_fails_the_volume_unless_optional() {
+        let dir = std::env::temp_dir().join(format!("rkube-volumes-{}", std::process::id()));
+        let (volumes, _) = manager(&dir, 3600);
+        let p: Pod = parse(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u2"},
+            "spec": {"containers": [{"name": "c"}], "volumes": [{"name": "v", "configMap": {"name": "nope"}}]}
+        }));
+        let e = volumes.prepare(&p, "192.0.2.1").await.err();
+        assert_eq!(
+            e.map(|e| e.to_string()),
+            Some("MountVolume.SetUp failed for volume \"v\" : \"nope\" not found".to_string())
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
