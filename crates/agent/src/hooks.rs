@@ -69,8 +69,12 @@ pub async fn run(
                 .iter()
                 .map(|h| (h.name.clone(), h.value.clone()))
                 .collect();
-            match tokio::time::timeout(timeout, probes::http_get(&host, port, &path, &headers))
-                .await
+            let https = get.scheme.as_deref() == Some("HTTPS");
+            match tokio::time::timeout(
+                timeout,
+                probes::http_get(https, &host, port, &path, &headers),
+            )
+            .await
             {
                 Ok(r) => r,
                 Err(_) => Err("context deadline exceeded".to_string()),

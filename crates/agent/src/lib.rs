@@ -11,6 +11,7 @@ pub mod cri;
 pub mod env;
 pub mod fake;
 pub mod hooks;
+pub mod insecure_tls;
 pub mod logs;
 pub mod node;
 pub mod objects;
