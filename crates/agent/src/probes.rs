@@ -316,7 +316,42 @@ async fn kill(
         .probe
         .termination_grace_period_seconds
         .unwrap_or(target.grace_seconds);
-    if let Err(e) = runtime.stop_container(&target.container_id, grace).await {
+    let mut remaining = grace;
+    // As on deletion, the preStop hook runs first, within the grace period.
+    if let Some(hook) = target
+        .container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+    {
+        let started = Instant::now();
+        let budget = Duration::from_secs(grace.max(0) as u64);
+        let run = crate::hooks::run(
+            runtime,
+            hook,
+            &target.pod,
+            &target.container,
+            &target.container_id,
+            &target.pod_ip,
+            budget,
+        );
+        if let Ok(Err(message)) = tokio::time::timeout(budget, run).await {
+            objects
+                .record(
+                    &target.pod,
+                    Some(field_path(target)),
+                    EventKind::Warning,
+                    "FailedPreStopHook",
+                    message,
+                )
+                .await;
+        }
+        remaining = (grace - started.elapsed().as_secs() as i64).max(2);
+    }
+    if let Err(e) = runtime
+        .stop_container(&target.container_id, remaining)
+        .await
+    {
         tracing::warn!(container = %target.container_id, error = %e, "stopping a container that failed its probe");
     }
 }

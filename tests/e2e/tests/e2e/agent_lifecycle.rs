@@ -186,6 +186,7 @@ fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
     let cluster = env.cluster()?;
     let k = cluster.kubectl();
     let image = env.image();
+    let hook_dir = env.dir.path().join("probe-hooks");
 
     let pods = serde_json::json!({"apiVersion":"v1","kind":"List","items":[
       // Ready while /healthz exists, then its readiness probe fails (404): the pod leaves the
@@ -196,10 +197,14 @@ fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
           "command":["/bin/sh","-c","mkdir -p /tmp/www; echo ok > /tmp/www/healthz; httpd -p 8080 -h /tmp/www; sleep 8; rm /tmp/www/healthz; while true; do sleep 1; done"],
           "readinessProbe":{"httpGet":{"path":"/healthz","port":"http"},"periodSeconds":1,"failureThreshold":1}}]}},
       // Its liveness probe fails after 4 s: killed and restarted.
+      // Its preStop hook runs before the kill.
       {"apiVersion":"v1","kind":"Pod","metadata":{"name":"liveness"},"spec":{
         "terminationGracePeriodSeconds": 1,
+        "volumes":[{"name":"host","hostPath":{"path":hook_dir.to_string_lossy(),"type":"DirectoryOrCreate"}}],
         "containers":[{"name":"app","image":image,
           "command":["/bin/sh","-c","touch /tmp/alive; sleep 4; rm /tmp/alive; while true; do sleep 1; done"],
+          "volumeMounts":[{"name":"host","mountPath":"/host"}],
+          "lifecycle":{"preStop":{"exec":{"command":["/bin/sh","-c","echo pre-stop >> /host/liveness"]}}},
           "livenessProbe":{"exec":{"command":["cat","/tmp/alive"]},"periodSeconds":1,"failureThreshold":2}}]}},
       // Not started (nor ready) until its port opens after 6 s.
       {"apiVersion":"v1","kind":"Pod","metadata":{"name":"slow-start"},"spec":{
@@ -306,6 +311,8 @@ fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
         ])?
         .parse()?;
     assert!(restarts >= 1, "restartCount {restarts}");
+    let pre_stop = std::fs::read_to_string(hook_dir.join("liveness"))?;
+    assert!(pre_stop.starts_with("pre-stop\n"), "{pre_stop:?}");
     wait_for_event(
         &k,
         "liveness",
