@@ -12,8 +12,9 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::runtime::{
-    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, ExecResult, POD_UID_LABEL,
-    PullAuth, Result, Runtime, RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
+    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSecurity, ContainerSpec, ContainerState,
+    ExecResult, ImageUser, POD_UID_LABEL, PullAuth, Result, Runtime, RuntimeError, RuntimeVersion,
+    SandboxInfo, SandboxSpec,
 };
 
 /// CRI's `NamespaceMode::NODE`: share the host's namespace.
@@ -102,10 +103,28 @@ fn sandbox_config(spec: &SandboxSpec) -> cri::PodSandboxConfig {
                     network,
                     ..Default::default()
                 }),
+                privileged: spec.privileged,
                 ..Default::default()
             }),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+fn container_security(s: &ContainerSecurity) -> cri::LinuxContainerSecurityContext {
+    cri::LinuxContainerSecurityContext {
+        capabilities: Some(cri::Capability {
+            add_capabilities: s.add_capabilities.clone(),
+            drop_capabilities: s.drop_capabilities.clone(),
+            ..Default::default()
+        }),
+        privileged: s.privileged,
+        run_as_user: s.run_as_user.map(|value| cri::Int64Value { value }),
+        run_as_group: s.run_as_group.map(|value| cri::Int64Value { value }),
+        readonly_rootfs: s.read_only_root_filesystem,
+        supplemental_groups: s.supplemental_groups.clone(),
+        no_new_privs: s.no_new_privileges,
         ..Default::default()
     }
 }
@@ -144,6 +163,30 @@ impl Runtime for CriRuntime {
             .map_err(|e| rpc_error("ImageStatus", e))?
             .into_inner();
         Ok(response.image.map(|i| i.id))
+    }
+
+    async fn image_user(&self, image: &str) -> Result<ImageUser> {
+        let request = cri::ImageStatusRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        };
+        let response = self
+            .images
+            .clone()
+            .image_status(request)
+            .await
+            .map_err(|e| rpc_error("ImageStatus", e))?
+            .into_inner();
+        Ok(response
+            .image
+            .map(|i| ImageUser {
+                uid: i.uid.map(|u| u.value),
+                username: i.username,
+            })
+            .unwrap_or_default())
     }
 
     async fn pull_image(&self, image: &str, auth: Option<PullAuth>) -> Result<String> {
@@ -303,6 +346,7 @@ impl Runtime for CriRuntime {
                     oom_score_adj: spec.resources.oom_score_adj,
                     ..Default::default()
                 }),
+                security_context: Some(container_security(&spec.security)),
                 ..Default::default()
             }),
             ..Default::default()

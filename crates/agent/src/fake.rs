@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use parking_lot::Mutex;
 
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecResult, PullAuth, Result, Runtime,
+    ContainerInfo, ContainerSpec, ContainerState, ExecResult, ImageUser, PullAuth, Result, Runtime,
     RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
 };
 
@@ -115,6 +115,10 @@ impl Runtime for FakeRuntime {
             .images
             .contains(image)
             .then(|| format!("sha256:{image}")))
+    }
+
+    async fn image_user(&self, _image: &str) -> Result<ImageUser> {
+        Ok(ImageUser::default())
     }
 
     async fn pull_image(&self, image: &str, _auth: Option<PullAuth>) -> Result<String> {

@@ -18,6 +18,7 @@ pub mod objects;
 pub mod probes;
 pub mod resources;
 pub mod runtime;
+pub mod security;
 pub mod server;
 pub mod status;
 pub mod sync;

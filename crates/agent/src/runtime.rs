@@ -36,6 +36,8 @@ pub struct SandboxSpec {
     /// Directory the runtime writes container logs under (`<ns>_<name>_<uid>`).
     pub log_directory: String,
     pub host_network: bool,
+    /// Some container is privileged (the runtime requires the sandbox to be too).
+    pub privileged: bool,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -55,6 +57,27 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
     pub mounts: Vec<Mount>,
     pub resources: LinuxResources,
+    pub security: ContainerSecurity,
+}
+
+/// The Linux security settings of a container (the effective pod + container securityContext).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerSecurity {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub supplemental_groups: Vec<i64>,
+    pub read_only_root_filesystem: bool,
+    pub privileged: bool,
+    pub add_capabilities: Vec<String>,
+    pub drop_capabilities: Vec<String>,
+    pub no_new_privileges: bool,
+}
+
+/// The user an image runs as, from its config.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageUser {
+    pub uid: Option<i64>,
+    pub username: String,
 }
 
 /// cgroup settings of a container (0 = unset).
@@ -128,6 +151,8 @@ pub trait Runtime: Send + Sync {
     async fn version(&self) -> Result<RuntimeVersion>;
     /// The image's id when the runtime has it.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
+    /// The user the (present) image runs as.
+    async fn image_user(&self, image: &str) -> Result<ImageUser>;
     /// Pulls the image; returns its reference.
     async fn pull_image(&self, image: &str, auth: Option<PullAuth>) -> Result<String>;
     async fn run_sandbox(&self, spec: &SandboxSpec) -> Result<String>;

@@ -22,6 +22,7 @@ use crate::runtime::{
     CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_NAME_LABEL,
     POD_NAMESPACE_LABEL, POD_UID_LABEL, Result, Runtime, SandboxInfo, SandboxSpec,
 };
+use crate::security;
 use crate::status::{self, ObservedContainer, Waiting};
 use crate::volumes::{self, Prepared, VolumeManager};
 
@@ -188,6 +189,7 @@ impl PodSyncer {
                 .to_string_lossy()
                 .into_owned(),
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            privileged: security::any_privileged(pod),
             name,
             namespace,
             uid,
@@ -279,6 +281,15 @@ impl PodSyncer {
             Ok(env) => volumes::container_mounts(container, volumes, &env).map(|m| (env, m)),
             Err(message) => Err(message),
         };
+        let settings = security::effective(pod, container);
+        let config = match config {
+            Ok(config) => match self.runtime.image_user(&image).await {
+                Ok(user) => security::verify_run_as_non_root(pod, container, &settings, &user)
+                    .map(|_| config),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(message) => Err(message),
+        };
         let (env, mounts) = match config {
             Ok(config) => config,
             Err(message) => {
@@ -321,6 +332,7 @@ impl PodSyncer {
                 container,
                 self.node.allocatable.memory_bytes,
             ),
+            security: settings,
         };
         let id = match self
             .runtime

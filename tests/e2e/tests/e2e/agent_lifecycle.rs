@@ -494,3 +494,72 @@ fn limits_reach_cgroups_oom_kills_are_reported_and_hooks_run() -> anyhow::Result
     drop(cluster);
     Ok(())
 }
+
+#[test]
+fn security_contexts_apply_to_containers() -> anyhow::Result<()> {
+    if skip("security_contexts_apply_to_containers")? {
+        return Ok(());
+    }
+    let env = RuntimeEnv::start()?;
+    let cluster = env.cluster()?;
+    let k = cluster.kubectl();
+    let image = env.image();
+
+    let pods = serde_json::json!({"apiVersion":"v1","kind":"List","items":[
+      // User, groups and a read-only root filesystem from the pod's and container's contexts.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"as-user"},"spec":{"restartPolicy":"Never",
+        "securityContext":{"runAsUser":1000,"runAsGroup":3000,"supplementalGroups":[4000]},
+        "containers":[{"name":"app","image":image,"securityContext":{"readOnlyRootFilesystem":true},
+          "command":["/bin/sh","-c","id -u; id -g; id -G; if touch /x 2>/dev/null; then echo rw; else echo ro; fi"]}]}},
+      // Every capability dropped.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"no-caps"},"spec":{"restartPolicy":"Never",
+        "containers":[{"name":"app","image":image,"securityContext":{"capabilities":{"drop":["ALL"]},"allowPrivilegeEscalation":false},
+          "command":["/bin/sh","-c","busybox grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"]}]}},
+      // runAsNonRoot with an image that runs as root: refused before the container is created.
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"non-root"},"spec":{
+        "securityContext":{"runAsNonRoot":true},
+        "containers":[{"name":"app","image":image,"command":["/bin/sh","-c","sleep 3600"]}]}}]});
+    k.ok_stdin(&["apply", "-f", "-"], &pods.to_string())?;
+
+    wait_for(
+        &k,
+        "as-user",
+        "{.status.phase}",
+        "Succeeded",
+        Duration::from_secs(60),
+    )?;
+    assert_eq!(k.ok(&["logs", "as-user"])?, "1000\n3000\n3000 4000\nro\n");
+    wait_for(
+        &k,
+        "no-caps",
+        "{.status.phase}",
+        "Succeeded",
+        Duration::from_secs(60),
+    )?;
+    assert_eq!(
+        k.ok(&["logs", "no-caps"])?,
+        "CapEff:\t0000000000000000\nNoNewPrivs:\t1\n"
+    );
+    let uid = k.ok(&["get", "pod", "non-root", "-o", "jsonpath={.metadata.uid}"])?;
+    wait_for(
+        &k,
+        "non-root",
+        "{.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}",
+        &format!(
+            "CreateContainerConfigError: container has runAsNonRoot and image will run as root (pod: \"non-root_default({uid})\", container: app)"
+        ),
+        Duration::from_secs(60),
+    )?;
+
+    k.ok(&[
+        "delete",
+        "pod",
+        "as-user",
+        "no-caps",
+        "non-root",
+        "--wait=true",
+        "--timeout=60s",
+    ])?;
+    drop(cluster);
+    Ok(())
+}
