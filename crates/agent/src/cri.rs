@@ -347,7 +347,6 @@ impl Runtime for CriRuntime {
                     ..Default::default()
                 }),
                 security_context: Some(container_security(&spec.security)),
-                ..Default::default()
             }),
             ..Default::default()
         };
