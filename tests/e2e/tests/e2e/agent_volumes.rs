@@ -148,11 +148,7 @@ fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
             "hello G=hello P=s3cret C=hello N=env NS=default NODE=agent-e2e SA=default TIER=web MEM=64 CPU=2 X=env.default\n/tmp\nip-ok\nhost={host_ip}\nsvc={kubernetes_ip}:443 tcp://{kubernetes_ip}:443 8080\n"
         )
     );
-    let events = events_of(&k, "env");
-    assert!(
-        events.contains("Normal Started Started container main"),
-        "{events}"
-    );
+    wait_for_event(&k, "env", "Normal Started Started container main")?;
 
     // A missing ConfigMap: CreateContainerConfigError with upstream's message and event, until
     // the ConfigMap appears.
