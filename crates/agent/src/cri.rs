@@ -12,8 +12,9 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::runtime::{
-    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSpec, ContainerState, POD_UID_LABEL, PullAuth,
-    Result, Runtime, RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
+    CONTAINER_NAME_LABEL, ContainerInfo, ContainerSecurity, ContainerSpec, ContainerState,
+    ExecResult, ImageUser, POD_UID_LABEL, PullAuth, Result, Runtime, RuntimeError, RuntimeVersion,
+    SandboxInfo, SandboxSpec,
 };
 
 /// CRI's `NamespaceMode::NODE`: share the host's namespace.
@@ -102,10 +103,28 @@ fn sandbox_config(spec: &SandboxSpec) -> cri::PodSandboxConfig {
                     network,
                     ..Default::default()
                 }),
+                privileged: spec.privileged,
                 ..Default::default()
             }),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+fn container_security(s: &ContainerSecurity) -> cri::LinuxContainerSecurityContext {
+    cri::LinuxContainerSecurityContext {
+        capabilities: Some(cri::Capability {
+            add_capabilities: s.add_capabilities.clone(),
+            drop_capabilities: s.drop_capabilities.clone(),
+            ..Default::default()
+        }),
+        privileged: s.privileged,
+        run_as_user: s.run_as_user.map(|value| cri::Int64Value { value }),
+        run_as_group: s.run_as_group.map(|value| cri::Int64Value { value }),
+        readonly_rootfs: s.read_only_root_filesystem,
+        supplemental_groups: s.supplemental_groups.clone(),
+        no_new_privs: s.no_new_privileges,
         ..Default::default()
     }
 }
@@ -144,6 +163,30 @@ impl Runtime for CriRuntime {
             .map_err(|e| rpc_error("ImageStatus", e))?
             .into_inner();
         Ok(response.image.map(|i| i.id))
+    }
+
+    async fn image_user(&self, image: &str) -> Result<ImageUser> {
+        let request = cri::ImageStatusRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        };
+        let response = self
+            .images
+            .clone()
+            .image_status(request)
+            .await
+            .map_err(|e| rpc_error("ImageStatus", e))?
+            .into_inner();
+        Ok(response
+            .image
+            .map(|i| ImageUser {
+                uid: i.uid.map(|u| u.value),
+                username: i.username,
+            })
+            .unwrap_or_default())
     }
 
     async fn pull_image(&self, image: &str, auth: Option<PullAuth>) -> Result<String> {
@@ -282,7 +325,29 @@ impl Runtime for CriRuntime {
                 .collect(),
             labels: to_map(&spec.labels),
             log_path: spec.log_path.clone(),
-            linux: Some(cri::LinuxContainerConfig::default()),
+            mounts: spec
+                .mounts
+                .iter()
+                .map(|m| cri::Mount {
+                    container_path: m.container_path.clone(),
+                    host_path: m.host_path.clone(),
+                    readonly: m.read_only,
+                    ..Default::default()
+                })
+                .collect(),
+            linux: Some(cri::LinuxContainerConfig {
+                resources: Some(cri::LinuxContainerResources {
+                    cpu_period: spec.resources.cpu_period,
+                    cpu_quota: spec.resources.cpu_quota,
+                    cpu_shares: spec.resources.cpu_shares,
+                    memory_limit_in_bytes: spec.resources.memory_limit_bytes,
+                    // No swap beyond the memory limit, as the kubelet without swap support.
+                    memory_swap_limit_in_bytes: spec.resources.memory_limit_bytes,
+                    oom_score_adj: spec.resources.oom_score_adj,
+                    ..Default::default()
+                }),
+                security_context: Some(container_security(&spec.security)),
+            }),
             ..Default::default()
         };
         let request = cri::CreateContainerRequest {
@@ -374,5 +439,31 @@ impl Runtime for CriRuntime {
             });
         }
         Ok(out)
+    }
+
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        command: &[String],
+        timeout_seconds: i64,
+    ) -> Result<ExecResult> {
+        let request = cri::ExecSyncRequest {
+            container_id: container_id.into(),
+            cmd: command.to_vec(),
+            timeout: timeout_seconds,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .exec_sync(request)
+            .await
+            .map_err(|e| rpc_error("ExecSync", e))?
+            .into_inner();
+        let mut output = String::from_utf8_lossy(&response.stdout).into_owned();
+        output.push_str(&String::from_utf8_lossy(&response.stderr));
+        Ok(ExecResult {
+            exit_code: response.exit_code,
+            output,
+        })
     }
 }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use parking_lot::Mutex;
 
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, ContainerState, PullAuth, Result, Runtime, RuntimeError,
-    RuntimeVersion, SandboxInfo, SandboxSpec,
+    ContainerInfo, ContainerSpec, ContainerState, ExecResult, ImageUser, PullAuth, Result, Runtime,
+    RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
 };
 
 #[derive(Default)]
@@ -115,6 +115,10 @@ impl Runtime for FakeRuntime {
             .images
             .contains(image)
             .then(|| format!("sha256:{image}")))
+    }
+
+    async fn image_user(&self, _image: &str) -> Result<ImageUser> {
+        Ok(ImageUser::default())
     }
 
     async fn pull_image(&self, image: &str, _auth: Option<PullAuth>) -> Result<String> {
@@ -267,5 +271,15 @@ impl Runtime for FakeRuntime {
             .filter(|(sandbox, _, _)| sandbox == sandbox_id)
             .map(|(_, _, info)| info.clone())
             .collect())
+    }
+
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        command: &[String],
+        _timeout_seconds: i64,
+    ) -> Result<ExecResult> {
+        self.record(format!("exec {container_id} {}", command.join(" ")));
+        Ok(ExecResult::default())
     }
 }

@@ -6,14 +6,23 @@
 //! runtime for tests), [`sync`] (one pod towards its spec), [`status`] (pod status from what the
 //! runtime reports), [`node`] (Node, status, Lease), [`logs`] and [`server`] (log endpoint).
 
+pub mod atomic_writer;
 pub mod cri;
+pub mod env;
 pub mod fake;
+pub mod hooks;
+pub mod insecure_tls;
 pub mod logs;
 pub mod node;
+pub mod objects;
+pub mod probes;
+pub mod resources;
 pub mod runtime;
+pub mod security;
 pub mod server;
 pub mod status;
 pub mod sync;
+pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -58,6 +67,8 @@ pub struct AgentConfig {
     pub containerd_socket: PathBuf,
     /// Root of pod log directories.
     pub log_root: PathBuf,
+    /// The agent's state: pod volumes (`pods/<uid>/volumes/…`).
+    pub root_dir: PathBuf,
 }
 
 /// The host's name, as the kubelet's default node name (lower-case).
@@ -128,6 +139,10 @@ pub async fn run(
         "localhost".into(),
     ];
     let endpoint = tokio::spawn(server::serve(listener, config.log_root.clone(), names));
+    let allocatable = env::NodeAllocatable {
+        cpu_milli: host.cpus as i64 * 1000,
+        memory_bytes: host.memory_kib as i64 * 1024,
+    };
     let heartbeat = tokio::spawn(heartbeat(
         client.clone(),
         config.node_name.clone(),
@@ -141,8 +156,14 @@ pub async fn run(
         node_ip,
         log_root: config.log_root.clone(),
         runtime_name: version.name,
+        root_dir: config.root_dir.clone(),
+        allocatable,
     };
-    let syncer = Arc::new(PodSyncer::new(runtime, context));
+    let objects = Arc::new(objects::ApiObjects::new(
+        client.clone(),
+        config.node_name.clone(),
+    ));
+    let syncer = Arc::new(PodSyncer::with_objects(runtime, objects, context));
     let pods = tokio::spawn(watch_pods(client, syncer, config.node_name));
     shutdown.await;
     endpoint.abort();

@@ -36,6 +36,8 @@ pub struct SandboxSpec {
     /// Directory the runtime writes container logs under (`<ns>_<name>_<uid>`).
     pub log_directory: String,
     pub host_network: bool,
+    /// Some container is privileged (the runtime requires the sandbox to be too).
+    pub privileged: bool,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -53,6 +55,47 @@ pub struct ContainerSpec {
     /// Log file relative to the sandbox's log directory (`<container>/<attempt>.log`).
     pub log_path: String,
     pub labels: BTreeMap<String, String>,
+    pub mounts: Vec<Mount>,
+    pub resources: LinuxResources,
+    pub security: ContainerSecurity,
+}
+
+/// The Linux security settings of a container (the effective pod + container securityContext).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerSecurity {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub supplemental_groups: Vec<i64>,
+    pub read_only_root_filesystem: bool,
+    pub privileged: bool,
+    pub add_capabilities: Vec<String>,
+    pub drop_capabilities: Vec<String>,
+    pub no_new_privileges: bool,
+}
+
+/// The user an image runs as, from its config.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageUser {
+    pub uid: Option<i64>,
+    pub username: String,
+}
+
+/// cgroup settings of a container (0 = unset).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LinuxResources {
+    pub cpu_shares: i64,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub memory_limit_bytes: i64,
+    pub oom_score_adj: i64,
+}
+
+/// A bind mount of a host path into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub container_path: String,
+    pub host_path: String,
+    pub read_only: bool,
 }
 
 /// A sandbox the runtime knows.
@@ -108,6 +151,8 @@ pub trait Runtime: Send + Sync {
     async fn version(&self) -> Result<RuntimeVersion>;
     /// The image's id when the runtime has it.
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
+    /// The user the (present) image runs as.
+    async fn image_user(&self, image: &str) -> Result<ImageUser>;
     /// Pulls the image; returns its reference.
     async fn pull_image(&self, image: &str, auth: Option<PullAuth>) -> Result<String>;
     async fn run_sandbox(&self, spec: &SandboxSpec) -> Result<String>;
@@ -127,4 +172,19 @@ pub trait Runtime: Send + Sync {
     async fn stop_container(&self, id: &str, timeout_seconds: i64) -> Result<()>;
     async fn remove_container(&self, id: &str) -> Result<()>;
     async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerInfo>>;
+    /// Runs `command` in the container and waits up to `timeout_seconds` for it.
+    async fn exec_sync(
+        &self,
+        container_id: &str,
+        command: &[String],
+        timeout_seconds: i64,
+    ) -> Result<ExecResult>;
+}
+
+/// What a command run in a container produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    /// stdout followed by stderr.
+    pub output: String,
 }

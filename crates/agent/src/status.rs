@@ -25,6 +25,8 @@ pub struct ObservedContainer {
     pub waiting: Option<Waiting>,
     /// The latest exit is followed by a restart (after the back-off).
     pub will_restart: bool,
+    /// Readiness and startup probe results of the latest container, if it has probes.
+    pub probes: Option<crate::probes::ProbeState>,
 }
 
 /// Everything the status is made of.
@@ -100,6 +102,7 @@ fn container_status(
     o: &Observed,
     spec: &Container,
     seen: Option<&ObservedContainer>,
+    default_waiting: &str,
 ) -> (Value, Progress, bool) {
     let id_of = |c: &ContainerInfo| format!("{}://{}", o.runtime_name, c.id);
     let mut status = json!({
@@ -111,7 +114,7 @@ fn container_status(
         "restartCount": 0,
     });
     let Some(seen) = seen else {
-        status["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
+        status["state"] = json!({"waiting": {"reason": default_waiting}});
         return (status, Progress::NeverStarted, false);
     };
     let waiting_state = |default: &str| match &seen.waiting {
@@ -119,7 +122,7 @@ fn container_status(
         None => json!({"waiting": {"reason": default}}),
     };
     let Some(latest) = &seen.latest else {
-        status["state"] = waiting_state("ContainerCreating");
+        status["state"] = waiting_state(default_waiting);
         return (status, Progress::NeverStarted, false);
     };
     status["restartCount"] = json!(latest.attempt);
@@ -135,9 +138,11 @@ fn container_status(
         ContainerState::Running => {
             status["state"] =
                 json!({"running": {"startedAt": rfc3339_from_nanos(latest.started_at)}});
-            status["ready"] = json!(true);
-            status["started"] = json!(true);
-            (status, Progress::Running, true)
+            let started = seen.probes.is_none_or(|p| p.started);
+            let ready = started && seen.probes.is_none_or(|p| p.ready);
+            status["ready"] = json!(ready);
+            status["started"] = json!(started);
+            (status, Progress::Running, ready)
         }
         ContainerState::Exited if seen.will_restart => {
             status["lastState"] = terminated(latest, &id_of(latest));
@@ -154,7 +159,7 @@ fn container_status(
             (status, progress, false)
         }
         ContainerState::Created | ContainerState::Unknown => {
-            status["state"] = waiting_state("ContainerCreating");
+            status["state"] = waiting_state(default_waiting);
             (
                 status,
                 if had_run {
@@ -214,24 +219,65 @@ fn phase(progress: &[Progress]) -> &'static str {
 /// The full status to patch onto the pod.
 pub fn pod_status(o: &Observed) -> Value {
     let now = now_rfc3339();
-    let specs = o
-        .pod
-        .spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
+    let spec = o.pod.spec.as_ref();
+    let specs = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
+    let init_specs = spec
+        .and_then(|s| s.init_containers.as_deref())
         .unwrap_or_default();
+    // With init containers, containers that have not started wait in PodInitializing.
+    let default_waiting = if init_specs.is_empty() {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
+    let mut init_statuses = Vec::new();
+    let mut incomplete = Vec::new();
+    let mut init_failed = false;
+    let mut unready = Vec::new();
+    for init in init_specs {
+        let sidecar = init.restart_policy.as_deref() == Some("Always");
+        let (mut status, p, running) =
+            container_status(o, init, o.containers.get(&init.name), default_waiting);
+        let completed = p == Progress::Succeeded;
+        if sidecar {
+            if !running {
+                incomplete.push(init.name.clone());
+                unready.push(init.name.clone());
+            }
+        } else {
+            // A completed init container counts as ready, as upstream reports it.
+            status["ready"] = json!(completed);
+            if running {
+                status["started"] = json!(true);
+            }
+            if !completed {
+                incomplete.push(init.name.clone());
+            }
+            if p == Progress::Failed {
+                init_failed = true;
+            }
+        }
+        init_statuses.push(with_exclusive_states(status));
+    }
+    let initialized = incomplete.is_empty();
     let mut statuses = Vec::new();
     let mut progress = Vec::new();
-    let mut unready = Vec::new();
     for spec in specs {
-        let (status, p, ready) = container_status(o, spec, o.containers.get(&spec.name));
+        let (status, p, ready) =
+            container_status(o, spec, o.containers.get(&spec.name), default_waiting);
         if !ready {
             unready.push(spec.name.clone());
         }
         statuses.push(with_exclusive_states(status));
         progress.push(p);
     }
-    let phase = phase(&progress);
+    let phase = if init_failed {
+        "Failed"
+    } else if !initialized {
+        "Pending"
+    } else {
+        phase(&progress)
+    };
     let terminal = phase == "Succeeded" || phase == "Failed";
     let all_ready = unready.is_empty();
     let (ready_reason, ready_message) = if terminal {
@@ -244,6 +290,17 @@ pub fn pod_status(o: &Observed) -> Value {
             Some(format!(
                 "containers with unready status: [{}]",
                 unready.join(" ")
+            )),
+        )
+    };
+    let (init_reason, init_message) = if initialized {
+        (None, None)
+    } else {
+        (
+            Some("ContainersNotInitialized"),
+            Some(format!(
+                "containers with incomplete status: [{}]",
+                incomplete.join(" ")
             )),
         )
     };
@@ -261,12 +318,15 @@ pub fn pod_status(o: &Observed) -> Value {
         "startTime": start_time,
         "conditions": [
             condition("PodReadyToStartContainers", o.sandbox_ready && !terminal, None, None, &now),
-            condition("Initialized", true, None, None, &now),
+            condition("Initialized", initialized, init_reason, init_message, &now),
             condition("Ready", all_ready && !terminal, ready_reason, ready_message.clone(), &now),
             condition("ContainersReady", all_ready && !terminal, ready_reason, ready_message, &now),
         ],
         "containerStatuses": statuses,
     });
+    if !init_specs.is_empty() {
+        status["initContainerStatuses"] = json!(init_statuses);
+    }
     if let Some(ip) = &o.pod_ip {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{"ip": ip}]);

@@ -36,6 +36,8 @@ fn syncer(runtime: Arc<FakeRuntime>) -> PodSyncer {
             node_ip: "192.0.2.10".into(),
             log_root: dir,
             runtime_name: "fake".into(),
+            root_dir: std::env::temp_dir().join("rkube-agent-unit-root"),
+            allocatable: Default::default(),
         },
     )
 }
@@ -165,6 +167,14 @@ async fn a_failed_container_under_always_waits_in_crash_loop_back_off() -> anyho
     let s = syncer(runtime.clone());
     let p = pod("Always", "IfNotPresent");
     s.sync(&p).await?;
+    // The first restart is immediate; the second waits 10 s.
+    runtime.exit_container("app", 1);
+    let status = s
+        .sync(&p)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no status"))?;
+    assert_eq!(container_status(&status)["restartCount"], 1);
+    assert!(container_status(&status)["state"]["running"].is_object());
     runtime.exit_container("app", 1);
     let status = s
         .sync(&p)
@@ -173,10 +183,16 @@ async fn a_failed_container_under_always_waits_in_crash_loop_back_off() -> anyho
     assert_eq!(status["phase"], "Running");
     let c = container_status(&status);
     assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
+    assert!(
+        c["state"]["waiting"]["message"].as_str().is_some_and(|m| m
+            .starts_with("back-off 10s restarting failed container=app pod=web_default(uid-1)")),
+        "{c}"
+    );
     assert_eq!(c["lastState"]["terminated"]["exitCode"], 1);
     assert_eq!(condition(&status, "Ready"), "False");
-    assert_eq!(restart_backoff(1).as_secs(), 10);
-    assert_eq!(restart_backoff(2).as_secs(), 20);
+    assert_eq!(restart_backoff(1).as_secs(), 0);
+    assert_eq!(restart_backoff(2).as_secs(), 10);
+    assert_eq!(restart_backoff(3).as_secs(), 20);
     assert_eq!(restart_backoff(10).as_secs(), 300);
     Ok(())
 }

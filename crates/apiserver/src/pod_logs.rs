@@ -29,8 +29,8 @@ const FORWARDED: [&str; 6] = [
     "limitBytes",
 ];
 
-fn container_names(pod: &Value) -> Vec<String> {
-    pod.pointer("/spec/containers")
+fn container_names(pod: &Value, field: &str) -> Vec<String> {
+    pod.pointer(&format!("/spec/{field}"))
         .and_then(Value::as_array)
         .map(|cs| {
             cs.iter()
@@ -42,26 +42,36 @@ fn container_names(pod: &Value) -> Vec<String> {
 
 /// The container whose logs are asked for, with upstream's messages when it cannot be chosen.
 fn choose_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String, ApiError> {
-    let names = container_names(pod);
+    let names = container_names(pod, "containers");
+    let init_names = container_names(pod, "initContainers");
     match asked {
-        Some(c) if names.iter().any(|n| n == c) => Ok(c.to_string()),
+        Some(c) if names.iter().chain(&init_names).any(|n| n == c) => Ok(c.to_string()),
         Some(c) => Err(ApiError::bad_request(format!(
             "container {c} is not valid for pod {name}"
         ))),
         None if names.len() == 1 => Ok(names[0].clone()),
-        None => Err(ApiError::bad_request(format!(
-            "a container name must be specified for pod {name}, choose one of: [{}]",
-            names.join(" ")
-        ))),
+        None => {
+            let mut message = format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                names.join(" ")
+            );
+            if !init_names.is_empty() {
+                message.push_str(&format!(
+                    " or one of the init containers: [{}]",
+                    init_names.join(" ")
+                ));
+            }
+            Err(ApiError::bad_request(message))
+        }
     }
 }
 
 /// Upstream's error for a container that never started.
 fn waiting_error(pod: &Value, name: &str, container: &str) -> Option<ApiError> {
-    let status = pod
-        .pointer("/status/containerStatuses")?
-        .as_array()?
+    let status = ["/status/containerStatuses", "/status/initContainerStatuses"]
         .iter()
+        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+        .flatten()
         .find(|s| s["name"] == container)?;
     let reason = status.pointer("/state/waiting/reason")?.as_str()?;
     let ever_ran = status
@@ -278,6 +288,31 @@ mod tests {
         assert_eq!(
             e,
             "container \"a\" in pod \"web\" is waiting to start: ContainerCreating"
+        );
+    }
+
+    #[test]
+    fn init_containers_can_be_chosen_and_are_listed() {
+        let pod = json!({"spec": {"initContainers": [{"name": "setup"}], "containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"initContainerStatuses": [{"name": "setup", "state": {"waiting": {"reason": "PodInitializing"}}}]}});
+        assert_eq!(
+            choose_container(&pod, "web", Some("setup")).ok().as_deref(),
+            Some("setup")
+        );
+        let e = choose_container(&pod, "web", None)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            "a container name must be specified for pod web, choose one of: [a b] or one of the init containers: [setup]"
+        );
+        let e = waiting_error(&pod, "web", "setup")
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            "container \"setup\" in pod \"web\" is waiting to start: PodInitializing"
         );
     }
 }

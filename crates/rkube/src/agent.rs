@@ -23,6 +23,9 @@ pub struct AgentFlags {
     /// Directory the runtime writes pod logs into.
     #[arg(long, default_value = "/var/log/pods")]
     pub pod_log_dir: PathBuf,
+    /// The agent's state directory (pod volumes), like the kubelet's --root-dir.
+    #[arg(long, default_value = "/var/lib/rkube/agent")]
+    pub agent_root_dir: PathBuf,
 }
 
 /// `rkube agent`.
@@ -98,6 +101,7 @@ pub async fn run(
         listen: SocketAddr::new(node_ip, flags.agent_port),
         containerd_socket: flags.containerd_socket,
         log_root: flags.pod_log_dir,
+        root_dir: flags.agent_root_dir,
     };
     println!("rkube: node agent {} running", config.node_name);
     rkube_agent::run(client, runtime, config, shutdown).await?;

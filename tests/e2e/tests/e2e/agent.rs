@@ -15,7 +15,7 @@ use rkube_testkit::{Kubectl, TestCluster};
 const ENV_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/agent-env.sh");
 
 /// What is missing on this machine to run containers, if anything.
-fn missing_prerequisites() -> Option<String> {
+pub(crate) fn missing_prerequisites() -> Option<String> {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -44,14 +44,22 @@ fn missing_prerequisites() -> Option<String> {
         .then(|| format!("missing {} (run scripts/install.sh)", missing.join(", ")))
 }
 
+/// Node agent tests share the bridge name and pod subnet of agent-env.sh, and an agent removes
+/// sandboxes it does not know: one such test at a time.
+static RUNTIME_ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// containerd and the registry for one test; stopped on drop.
-struct RuntimeEnv {
-    dir: tempfile::TempDir,
-    registry: String,
+pub(crate) struct RuntimeEnv {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) registry: String,
+    _exclusive: std::sync::MutexGuard<'static, ()>,
 }
 
 impl RuntimeEnv {
-    fn start() -> anyhow::Result<Self> {
+    pub(crate) fn start() -> anyhow::Result<Self> {
+        let exclusive = RUNTIME_ENV_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = tempfile::Builder::new()
             .prefix("rkube-agent-e2e-")
             .tempdir()?;
@@ -67,6 +75,7 @@ impl RuntimeEnv {
         let env = Self {
             dir,
             registry: format!("127.0.0.1:{port}"),
+            _exclusive: exclusive,
         };
         anyhow::ensure!(
             out.status.success(),
@@ -77,8 +86,51 @@ impl RuntimeEnv {
         Ok(env)
     }
 
-    fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.dir.path().join("containerd.sock")
+    }
+
+    /// The busybox image in the local registry.
+    pub(crate) fn image(&self) -> String {
+        format!("{}/busybox:latest", self.registry)
+    }
+
+    /// A cluster whose `rkube server` runs an agent on this runtime as node `agent-e2e`, with
+    /// its logs and state under the environment's directory; waits for the node to be Ready.
+    pub(crate) fn cluster(&self) -> anyhow::Result<TestCluster> {
+        let socket = self.socket();
+        let log_dir = self.dir.path().join("pods");
+        let root_dir = self.dir.path().join("agent");
+        let cluster = TestCluster::start_with(&[
+            "--containerd-socket",
+            &socket.to_string_lossy(),
+            "--agent-port",
+            "0",
+            "--pod-log-dir",
+            &log_dir.to_string_lossy(),
+            "--agent-root-dir",
+            &root_dir.to_string_lossy(),
+            "--node-name",
+            "agent-e2e",
+        ])?;
+        let k = cluster.kubectl();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let ready = k
+                .ok(&[
+                    "get",
+                    "node",
+                    "agent-e2e",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
+                .unwrap_or_default();
+            if ready == "True" {
+                return Ok(cluster);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        anyhow::bail!("node agent-e2e not Ready\n{}", cluster.log())
     }
 }
 
@@ -92,7 +144,7 @@ impl Drop for RuntimeEnv {
     }
 }
 
-fn wait_for(
+pub(crate) fn wait_for(
     kubectl: &Kubectl,
     pod: &str,
     jsonpath: &str,
@@ -126,6 +178,7 @@ fn pods_run_as_containers_with_logs_adoption_and_graceful_deletion() -> anyhow::
     let env = RuntimeEnv::start()?;
     let socket = env.socket();
     let log_dir = env.dir.path().join("pods");
+    let root_dir = env.dir.path().join("agent");
     let mut cluster = TestCluster::start_with(&[
         "--containerd-socket",
         &socket.to_string_lossy(),
@@ -133,6 +186,8 @@ fn pods_run_as_containers_with_logs_adoption_and_graceful_deletion() -> anyhow::
         "0",
         "--pod-log-dir",
         &log_dir.to_string_lossy(),
+        "--agent-root-dir",
+        &root_dir.to_string_lossy(),
         "--node-name",
         "agent-e2e",
     ])?;

@@ -3,6 +3,8 @@
 
 mod admission;
 mod agent;
+mod agent_lifecycle;
+mod agent_volumes;
 mod api_discovery;
 mod apply;
 mod audit;
