@@ -78,7 +78,7 @@ fn owning_set<K: Resource>(obj: &K) -> Option<ObjectRef<StatefulSet>> {
 }
 
 /// The revision data upstream stores: a strategic-merge patch replacing the template.
-fn revision_data(template: &PodTemplateSpec) -> Value {
+pub(crate) fn revision_data(template: &PodTemplateSpec) -> Value {
     let mut t = serde_json::to_value(template).unwrap_or(Value::Null);
     if let Some(map) = t.as_object_mut() {
         map.insert("$patch".into(), json!("replace"));

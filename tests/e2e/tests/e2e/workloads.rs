@@ -570,3 +570,99 @@ fn drain_is_blocked_by_a_pdb_until_the_budget_allows() {
     let n = k.json(&["get", "node", &node, "-o", "json"]).unwrap();
     assert!(n["spec"]["unschedulable"].is_null(), "{}", n["spec"]);
 }
+
+const AGENT_DS: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  revisionHistoryLimit: 1
+  selector:
+    matchLabels:
+      name: agent
+  template:
+    metadata:
+      labels:
+        name: agent
+    spec:
+      containers:
+      - name: agent
+        image: registry.k8s.io/agent:v1
+"#;
+
+/// `(revision, hash label)` of the ControllerRevisions named `agent-*`, by revision.
+fn agent_revisions(k: &Kubectl) -> Vec<(i64, String)> {
+    let mut revs: Vec<(i64, String)> = items(k, &["get", "controllerrevisions"])
+        .iter()
+        .filter(|r| r["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("agent-")))
+        .map(|r| {
+            let hash = r["metadata"]["labels"]["controller-revision-hash"].as_str().unwrap_or_default().to_string();
+            assert_eq!(r["metadata"]["name"], format!("agent-{hash}"), "{r}");
+            (r["revision"].as_i64().unwrap_or(0), hash)
+        })
+        .collect();
+    revs.sort();
+    revs
+}
+
+/// Images of the agent's live pods.
+fn agent_images(k: &Kubectl) -> Vec<String> {
+    items(k, &["get", "pods", "-l", "name=agent"])
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn daemonset_revisions_back_rollout_history_and_undo() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "2", "--name-prefix", "dsrev"]);
+    wait_nodes_ready(&k, 2);
+    k.ok_stdin(&["apply", "-f", "-"], AGENT_DS).unwrap();
+    k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]).unwrap();
+    let revs = agent_revisions(&k);
+    assert_eq!(revs.len(), 1, "{revs:?}");
+    assert_eq!(revs[0].0, 1);
+    for pod in items(&k, &["get", "pods", "-l", "name=agent"]) {
+        assert_eq!(pod["metadata"]["labels"]["controller-revision-hash"], revs[0].1.as_str(), "{pod}");
+    }
+
+    for image in ["registry.k8s.io/agent:v2", "registry.k8s.io/agent:v3"] {
+        k.ok(&["set", "image", "daemonset/agent", &format!("agent={image}")]).unwrap();
+        k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]).unwrap();
+    }
+    // revisionHistoryLimit 1: revision 1 goes once no pod runs it.
+    let revs = wait_for("history trimmed to one old revision", Duration::from_secs(20), || {
+        let revs = agent_revisions(&k);
+        (revs.iter().map(|r| r.0).collect::<Vec<_>>() == [2, 3]).then_some(revs)
+    });
+    let ds = k.json(&["get", "daemonset", "agent", "-o", "json"]).unwrap();
+    assert_eq!(ds["status"]["observedGeneration"], ds["metadata"]["generation"], "{}", ds["status"]);
+    assert_eq!(ds["status"]["updatedNumberScheduled"], 2, "{}", ds["status"]);
+    let history = k.ok(&["rollout", "history", "daemonset/agent"]).unwrap();
+    let numbers: Vec<&str> = history.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(numbers, ["2", "3"], "{history}");
+    let detail = k.ok(&["rollout", "history", "daemonset/agent", "--revision=2"]).unwrap();
+    assert!(detail.contains("registry.k8s.io/agent:v2"), "{detail}");
+
+    // Undo is done by kubectl from the revision data; the controller renumbers revision 2 as 4.
+    let out = k.ok(&["rollout", "undo", "daemonset/agent"]).unwrap();
+    assert!(out.contains("rolled back"), "{out}");
+    k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]).unwrap();
+    wait_for("pods back on v2", Duration::from_secs(30), || {
+        (agent_images(&k) == ["registry.k8s.io/agent:v2"; 2]).then_some(())
+    });
+    let after = wait_for("revision 2 renumbered 4", Duration::from_secs(20), || {
+        let revs = agent_revisions(&k);
+        (revs.iter().map(|r| r.0).collect::<Vec<_>>() == [3, 4]).then_some(revs)
+    });
+    assert_eq!(after[1].1, revs[0].1, "the v2 revision is reused, not copied");
+    for pod in items(&k, &["get", "pods", "-l", "name=agent"]) {
+        if pod["metadata"]["deletionTimestamp"].is_null() {
+            assert_eq!(pod["metadata"]["labels"]["controller-revision-hash"], after[1].1.as_str(), "{pod}");
+        }
+    }
+}
