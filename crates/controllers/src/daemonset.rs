@@ -2,7 +2,8 @@
 //! (nodeSelector, required node affinity, taints against the pod's and the default DaemonSet
 //! tolerations), pinned to its node by `metadata.name` node affinity and bound by the scheduler;
 //! new nodes get a pod, pods leave nodes that stop fitting, failed pods are replaced, and a
-//! RollingUpdate replaces old-template pods at most `maxUnavailable` at a time.
+//! RollingUpdate replaces old-template pods at most `maxUnavailable` at a time, or with
+//! `maxSurge` starts the updated pod next to the old one before deleting it.
 //!
 //! Every template the set has had is kept as a ControllerRevision `<ds>-<hash>` (upstream
 //! `pkg/controller/daemon/update.go`), which is what `kubectl rollout history|undo` reads.
@@ -156,6 +157,21 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
     let mut to_delete: Vec<&Pod> = Vec::new();
     // (node, pod) for nodes that should run the daemon and have a live pod.
     let mut placed: Vec<(String, &Pod)> = Vec::new();
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_.as_deref())
+        != Some("OnDelete");
+    let rolling_update = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.rolling_update.as_ref());
+    let max_surge_setting = rolling_update.and_then(|r| r.max_surge.as_ref());
+    // Upstream `AllowsSurge`: a non-zero maxSurge switches the rollout to surge mode.
+    let surging = rolling && scaled_value(max_surge_setting, 100, true) > 0;
+    let is_updated = |p: &Pod| p.labels().get(REVISION_LABEL) == Some(&hash);
+    // (node, oldest old pod, oldest updated pod) per node with live pods, in surge mode.
+    let mut surge_nodes: Vec<(String, Option<&Pod>, Option<&Pod>)> = Vec::new();
     for node in nodes.iter() {
         let name = node.name_any();
         let pods = by_node.remove(&name).unwrap_or_default();
@@ -187,17 +203,25 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
             to_delete.extend(failed);
         }
         running.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
-        match running.split_first() {
-            None => {
-                let terminating = pods.iter().any(|p| p.metadata.deletion_timestamp.is_some());
-                if !terminating {
-                    to_create.push(name);
-                }
+        let Some((&oldest, rest)) = running.split_first() else {
+            let terminating = pods.iter().any(|p| p.metadata.deletion_timestamp.is_some());
+            if !terminating {
+                to_create.push(name);
             }
-            Some((keep, extra)) => {
-                placed.push((name, keep));
-                to_delete.extend(extra);
-            }
+            continue;
+        };
+        placed.push((name.clone(), oldest));
+        if surging {
+            // During a surge a node may hold its oldest old pod and its oldest updated pod.
+            let (new, old): (Vec<&Pod>, Vec<&Pod>) =
+                running.iter().copied().partition(|p| is_updated(p));
+            let old_pod = old.first().copied();
+            let new_pod = new.first().copied();
+            to_delete.extend(old.iter().skip(1));
+            to_delete.extend(new.iter().skip(1));
+            surge_nodes.push((name, old_pod, new_pod));
+        } else {
+            to_delete.extend(rest);
         }
     }
     // Pods pinned to nodes that no longer exist.
@@ -210,16 +234,36 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
 
     // Rolling update: replace old-template pods within the unavailability budget.
     let desired = i32::try_from(placed.len() + to_create.len()).unwrap_or(i32::MAX);
-    let rolling = spec
-        .update_strategy
-        .as_ref()
-        .and_then(|u| u.type_.as_deref())
-        != Some("OnDelete");
-    if rolling {
-        let max_unavailable = spec
-            .update_strategy
-            .as_ref()
-            .and_then(|u| u.rolling_update.as_ref())
+    if surging {
+        // Upstream `rollingUpdate` with surge: an updated pod is started next to the old one
+        // (at most maxSurge nodes at a time), and the old pod goes once the new one is available.
+        let max_surge = scaled_value(max_surge_setting, desired, true);
+        let mut surged = 0;
+        let mut candidates: Vec<String> = Vec::new();
+        for (node, old_pod, new_pod) in &surge_nodes {
+            match (old_pod, new_pod) {
+                (None, _) => {}
+                (Some(old_pod), None) => {
+                    if !pod_util::is_available(old_pod, min_ready, now) {
+                        // An unavailable old pod may be replaced outside the surge budget.
+                        to_create.push(node.clone());
+                    } else {
+                        candidates.push(node.clone());
+                    }
+                }
+                (Some(old_pod), Some(new_pod)) => {
+                    if pod_util::is_available(new_pod, min_ready, now) {
+                        to_delete.push(old_pod);
+                    } else {
+                        surged += 1;
+                    }
+                }
+            }
+        }
+        let room = usize::try_from((max_surge - surged).max(0)).unwrap_or(0);
+        to_create.extend(candidates.into_iter().take(room));
+    } else if rolling {
+        let max_unavailable = rolling_update
             .and_then(|r| r.max_unavailable.as_ref())
             .map_or(1, |v| scaled_value(Some(v), desired, true))
             .max(1);
@@ -232,9 +276,8 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
         )
         .unwrap_or(i32::MAX);
         let mut budget = max_unavailable - unavailable;
-        let old = |p: &Pod| p.labels().get(REVISION_LABEL) != Some(&hash);
         // Old pods that are not available cost nothing to replace.
-        for (_, pod) in placed.iter().filter(|(_, p)| old(p)) {
+        for (_, pod) in placed.iter().filter(|(_, p)| !is_updated(p)) {
             if !pod_util::is_available(pod, min_ready, now) {
                 to_delete.push(pod);
             } else if budget > 0 {
@@ -317,9 +360,11 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
 
     update_status(&state, &ds, &placed, desired, &hash, collision_count, &owned, &pod_spec, now).await?;
     cleanup_history(&state, &ds, &hash).await;
-    let wait = placed
+    // Every live pod counts: a surge pod becoming available lets its old pod go.
+    let wait = owned
         .iter()
-        .filter_map(|(_, p)| pod_util::seconds_until_available(p, min_ready, now))
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| pod_util::seconds_until_available(p, min_ready, now))
         .min();
     Ok(match wait {
         Some(secs) => Action::requeue(Duration::from_secs(secs.unsigned_abs() + 1)),

@@ -666,3 +666,75 @@ fn daemonset_revisions_back_rollout_history_and_undo() {
         }
     }
 }
+
+const SURGE_DS: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: surge
+spec:
+  minReadySeconds: 2
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+  selector:
+    matchLabels:
+      name: surge
+  template:
+    metadata:
+      labels:
+        name: surge
+    spec:
+      containers:
+      - name: surge
+        image: registry.k8s.io/surge:v1
+"#;
+
+#[test]
+fn daemonset_max_surge_starts_the_new_pod_before_the_old_one_goes() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "2", "--name-prefix", "surge"]);
+    wait_nodes_ready(&k, 2);
+    k.ok_stdin(&["apply", "-f", "-"], SURGE_DS).unwrap();
+    k.ok(&["rollout", "status", "daemonset/surge", "--timeout=60s"]).unwrap();
+    k.ok(&["set", "image", "daemonset/surge", "surge=registry.k8s.io/surge:v2"]).unwrap();
+
+    // minReadySeconds keeps each new pod unavailable for a while, so the overlap is visible.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut saw_overlap = false;
+    loop {
+        let pods: Vec<(String, String, bool)> = items(&k, &["get", "pods", "-l", "name=surge"])
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                let node = p["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+                let image = p["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
+                (node, image, p["status"]["phase"] == "Running")
+            })
+            .collect();
+        for node in ["surge-0", "surge-1"] {
+            let on_node: Vec<&(String, String, bool)> = pods.iter().filter(|p| p.0 == node).collect();
+            assert!(on_node.iter().any(|p| p.2), "maxUnavailable 0: {node} always runs a pod: {pods:?}");
+            assert!(on_node.len() <= 2, "{pods:?}");
+            if on_node.len() == 2 {
+                saw_overlap = true;
+                assert!(on_node.iter().any(|p| p.1.ends_with(":v1")) && on_node.iter().any(|p| p.1.ends_with(":v2")), "{pods:?}");
+            }
+        }
+        let surged_nodes = ["surge-0", "surge-1"].iter().filter(|n| pods.iter().filter(|p| &p.0 == *n).count() == 2).count();
+        assert!(surged_nodes <= 1, "maxSurge 1: {pods:?}");
+        if pods.len() == 2 && pods.iter().all(|p| p.1.ends_with(":v2") && p.2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "rollout did not finish: {pods:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(saw_overlap, "no node ever ran the old and the new pod side by side");
+    k.ok(&["rollout", "status", "daemonset/surge", "--timeout=60s"]).unwrap();
+    let ds = k.json(&["get", "daemonset", "surge", "-o", "json"]).unwrap();
+    assert_eq!(ds["status"]["updatedNumberScheduled"], 2, "{}", ds["status"]);
+    assert_eq!(ds["status"]["numberAvailable"], 2, "{}", ds["status"]);
+}
