@@ -738,3 +738,81 @@ fn daemonset_max_surge_starts_the_new_pod_before_the_old_one_goes() {
     assert_eq!(ds["status"]["updatedNumberScheduled"], 2, "{}", ds["status"]);
     assert_eq!(ds["status"]["numberAvailable"], 2, "{}", ds["status"]);
 }
+
+const ADOPTER: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: keeper
+spec:
+  serviceName: keeper
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels:
+      app: keeper
+  template:
+    metadata:
+      labels:
+        app: keeper
+    spec:
+      containers:
+      - name: keeper
+        image: registry.k8s.io/pause:3.10
+"#;
+
+/// `(pod, uid of its controller)` for the keeper pods.
+fn keeper_controllers(k: &Kubectl) -> Vec<(String, String)> {
+    let mut pods: Vec<(String, String)> = items(k, &["get", "pods"])
+        .iter()
+        .filter(|p| p["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("keeper-")))
+        .map(|p| {
+            let controller = p["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == true)
+                .and_then(|r| r["uid"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            (p["metadata"]["name"].as_str().unwrap_or_default().to_string(), controller)
+        })
+        .collect();
+    pods.sort();
+    pods
+}
+
+#[test]
+fn statefulset_adopts_orphaned_pods_and_releases_unmatched_ones() {
+    let c = crate::cluster();
+    let k = c.kubectl();
+    k.ok_stdin(&["apply", "-f", "-"], ADOPTER).unwrap();
+    let first_uid = k.ok(&["get", "statefulset", "keeper", "-o", "jsonpath={.metadata.uid}"]).unwrap();
+    wait_for("keeper pods", Duration::from_secs(30), || {
+        (keeper_controllers(&k) == [("keeper-0".to_string(), first_uid.clone()), ("keeper-1".to_string(), first_uid.clone())]).then_some(())
+    });
+    let pod_uids = k.ok(&["get", "pods", "keeper-0", "keeper-1", "-o", "jsonpath={.items[*].metadata.uid}"]).unwrap();
+
+    // Orphaned by a non-cascading delete, the pods are adopted by the next set of that name.
+    k.ok(&["delete", "statefulset", "keeper", "--cascade=orphan"]).unwrap();
+    wait_for("orphaned keeper pods", Duration::from_secs(30), || {
+        keeper_controllers(&k).iter().all(|(_, owner)| owner.is_empty()).then_some(())
+    });
+    k.ok_stdin(&["apply", "-f", "-"], ADOPTER).unwrap();
+    let second_uid = k.ok(&["get", "statefulset", "keeper", "-o", "jsonpath={.metadata.uid}"]).unwrap();
+    assert_ne!(first_uid, second_uid);
+    wait_for("keeper pods adopted", Duration::from_secs(30), || {
+        keeper_controllers(&k).iter().all(|(_, owner)| *owner == second_uid).then_some(())
+    });
+    let adopted_uids = k.ok(&["get", "pods", "keeper-0", "keeper-1", "-o", "jsonpath={.items[*].metadata.uid}"]).unwrap();
+    assert_eq!(pod_uids, adopted_uids, "the same pods were adopted, not recreated");
+
+    // A pod relabelled out of the selector is released.
+    k.ok(&["label", "pod", "keeper-1", "app=debug", "--overwrite"]).unwrap();
+    wait_for("keeper-1 released", Duration::from_secs(30), || {
+        let refs = k.json(&["get", "pod", "keeper-1", "-o", "json"]).ok()?["metadata"]["ownerReferences"].clone();
+        refs.as_array().is_none_or(Vec::is_empty).then_some(())
+    });
+    let owner = k.json(&["get", "pod", "keeper-0", "-o", "json"]).unwrap()["metadata"]["ownerReferences"][0]["uid"].clone();
+    assert_eq!(owner, second_uid.as_str());
+}
