@@ -363,6 +363,18 @@ async fn reconcile(cached: Arc<Job>, state: Arc<State>) -> Result<Action> {
                 &now_str,
             ));
             finishing = Some(("Failed", reason, message));
+        } else if let Some(message) = indexed
+            .then(|| util::match_success_policy(&job, &completed_indexes))
+            .flatten()
+        {
+            conditions.push(condition(
+                "SuccessCriteriaMet",
+                "True",
+                "SuccessPolicy",
+                &message,
+                &now_str,
+            ));
+            finishing = Some(("Complete", "SuccessPolicy".into(), message));
         } else if util::completions_reached(
             &job,
             succeeded,

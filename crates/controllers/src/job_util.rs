@@ -216,6 +216,31 @@ fn rule_matches(rule: &PodFailurePolicyRule, pod: &Pod) -> Option<Matched> {
     None
 }
 
+/// The first `successPolicy` rule the succeeded indexes satisfy (upstream
+/// `matchSuccessPolicy`), as the SuccessCriteriaMet message; rules only apply to Indexed Jobs.
+pub fn match_success_policy(job: &Job, succeeded: &BTreeSet<i32>) -> Option<String> {
+    let rules = &job.spec.as_ref()?.success_policy.as_ref()?.rules;
+    let completions = completions(job).unwrap_or(0);
+    rules.iter().enumerate().find_map(|(position, rule)| {
+        let matched = match (&rule.succeeded_indexes, rule.succeeded_count) {
+            (Some(indexes), count) => {
+                let wanted: BTreeSet<i32> = parse_indexes(indexes)
+                    .into_iter()
+                    .filter(|i| *i >= 0 && *i < completions)
+                    .collect();
+                let hits = wanted.intersection(succeeded).count();
+                match count {
+                    None => !wanted.is_empty() && hits == wanted.len(),
+                    Some(count) => usize::try_from(count).is_ok_and(|c| hits >= c),
+                }
+            }
+            (None, Some(count)) => usize::try_from(count).is_ok_and(|c| succeeded.len() >= c),
+            (None, None) => false,
+        };
+        matched.then(|| format!("Matched rules at index {position}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +248,20 @@ mod tests {
 
     fn job(spec: serde_json::Value) -> Job {
         serde_json::from_value(json!({"metadata": {"name": "j"}, "spec": spec})).unwrap()
+    }
+
+    #[test]
+    fn success_policy_rules_match_in_order() {
+        let j = job(json!({"completions": 5, "completionMode": "Indexed", "successPolicy": {"rules": [
+            {"succeededIndexes": "0,2-3"},
+            {"succeededIndexes": "1-4", "succeededCount": 2},
+            {"succeededCount": 4}]}}));
+        assert_eq!(match_success_policy(&j, &parse_indexes("0,2")), None);
+        assert_eq!(match_success_policy(&j, &parse_indexes("0,2-3")).as_deref(), Some("Matched rules at index 0"));
+        assert_eq!(match_success_policy(&j, &parse_indexes("0,1,4")).as_deref(), Some("Matched rules at index 1"));
+        assert_eq!(match_success_policy(&j, &parse_indexes("1")), None);
+        let plain = job(json!({"completions": 5, "completionMode": "Indexed"}));
+        assert_eq!(match_success_policy(&plain, &parse_indexes("0-4")), None);
     }
 
     #[test]

@@ -816,3 +816,49 @@ fn statefulset_adopts_orphaned_pods_and_releases_unmatched_ones() {
     let owner = k.json(&["get", "pod", "keeper-0", "-o", "json"]).unwrap()["metadata"]["ownerReferences"][0]["uid"].clone();
     assert_eq!(owner, second_uid.as_str());
 }
+
+const LEADER_JOB: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: leader
+spec:
+  completions: 3
+  parallelism: 1
+  completionMode: Indexed
+  successPolicy:
+    rules:
+    - succeededIndexes: "2"
+    - succeededCount: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+"#;
+
+#[test]
+fn indexed_job_completes_early_on_its_success_policy() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "1", "--name-prefix", "succ", "--run-duration", "1s"]);
+    wait_nodes_ready(&k, 1);
+    k.ok_stdin(&["apply", "-f", "-"], LEADER_JOB).unwrap();
+    k.ok(&["wait", "--for=condition=complete", "job/leader", "--timeout=60s"]).unwrap();
+    let job = k.json(&["get", "job", "leader", "-o", "json"]).unwrap();
+    let matched = "Matched rules at index 1".to_string();
+    assert_eq!(
+        conditions(&job),
+        [
+            ("SuccessCriteriaMet".into(), "SuccessPolicy".into(), matched.clone()),
+            ("Complete".into(), "SuccessPolicy".into(), matched)
+        ]
+    );
+    assert_eq!(job["status"]["completedIndexes"], "0", "{}", job["status"]);
+    assert_eq!(job["status"]["succeeded"], 1, "{}", job["status"]);
+    // Index 0 alone satisfied the policy: indexes 1 and 2 never ran.
+    let pods = items(&k, &["get", "pods", "-l", "batch.kubernetes.io/job-name=leader"]);
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(pods[0]["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"], "0");
+}
