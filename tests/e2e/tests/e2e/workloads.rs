@@ -862,3 +862,86 @@ fn indexed_job_completes_early_on_its_success_policy() {
     assert_eq!(pods.len(), 1, "{pods:?}");
     assert_eq!(pods[0]["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"], "0");
 }
+
+const PER_INDEX_JOBS: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: shards
+spec:
+  completions: 2
+  parallelism: 2
+  completionMode: Indexed
+  backoffLimitPerIndex: 0
+  template:
+    metadata:
+      annotations:
+        sim.rkube.io/exit-code: "1"
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: capped
+spec:
+  completions: 4
+  parallelism: 4
+  completionMode: Indexed
+  backoffLimitPerIndex: 0
+  maxFailedIndexes: 1
+  template:
+    metadata:
+      annotations:
+        sim.rkube.io/exit-code: "1"
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+"#;
+
+#[test]
+fn indexed_jobs_fail_per_index_and_past_max_failed_indexes() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "1", "--name-prefix", "idx", "--run-duration", "1s"]);
+    wait_nodes_ready(&k, 1);
+    k.ok_stdin(&["apply", "-f", "-"], PER_INDEX_JOBS).unwrap();
+    k.ok(&["wait", "--for=condition=failed", "job/shards", "job/capped", "--timeout=60s"])
+        .unwrap_or_else(|e| panic!("{e}\n{}", k.ok(&["get", "jobs", "-o", "yaml"]).unwrap_or_default()));
+
+    // backoffLimitPerIndex 0: each index fails once and is not retried; the Job fails once
+    // every index is finished.
+    let job = k.json(&["get", "job", "shards", "-o", "json"]).unwrap();
+    assert_eq!(job["status"]["failedIndexes"], "0,1", "{}", job["status"]);
+    assert_eq!(job["status"]["completedIndexes"], "", "{}", job["status"]);
+    assert_eq!(job["status"]["failed"], 2, "{}", job["status"]);
+    let message = "Job has failed indexes".to_string();
+    assert_eq!(
+        conditions(&job),
+        [
+            ("FailureTarget".into(), "FailedIndexes".into(), message.clone()),
+            ("Failed".into(), "FailedIndexes".into(), message)
+        ]
+    );
+    let pods = items(&k, &["get", "pods", "-l", "batch.kubernetes.io/job-name=shards"]);
+    assert_eq!(pods.len(), 2, "no index is retried");
+    for pod in &pods {
+        assert_eq!(pod["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"], "0", "{pod}");
+    }
+
+    let job = k.json(&["get", "job", "capped", "-o", "json"]).unwrap();
+    let (_, reason, message) = conditions(&job).pop().unwrap();
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes"),
+        "{}",
+        job["status"]
+    );
+    let failed = job["status"]["failedIndexes"].as_str().unwrap_or_default();
+    assert!(failed.len() >= 3, "more than one failed index: {failed}");
+}
