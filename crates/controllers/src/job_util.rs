@@ -320,7 +320,7 @@ mod tests {
         assert_eq!(set.iter().copied().collect::<Vec<_>>(), [1, 3, 4, 5, 7]);
         assert_eq!(format_indexes(&set), "1,3-5,7");
         assert_eq!(format_indexes(&parse_indexes("0-1,4-5")), "0,1,4,5");
-        assert_eq!(format_indexes(&[0, 1].into_iter().collect()), "0-1");
+        assert_eq!(format_indexes(&[0, 1].into_iter().collect()), "0,1");
         assert_eq!(format_indexes(&BTreeSet::new()), "");
     }
 
