@@ -637,9 +637,13 @@ async fn own_claims_by_pod(state: &State, set: &StatefulSet, pod: &Pod) {
             .owner_references
             .clone()
             .unwrap_or_default();
-        if refs.iter().any(|r| r.uid == pod_ref.uid) {
+        let set_uid = set.uid().unwrap_or_default();
+        if refs.iter().any(|r| r.uid == pod_ref.uid) && !refs.iter().any(|r| r.uid == set_uid) {
             continue;
         }
+        // The pod must be the claim's only owner here: the garbage collector deletes a
+        // dependent only once every owner is gone (upstream drops the set's reference too).
+        refs.retain(|r| r.uid != set_uid && r.uid != pod_ref.uid);
         refs.push(pod_ref.clone());
         let patch = json!({"metadata": {"ownerReferences": refs}});
         if let Err(e) = api

@@ -945,3 +945,31 @@ fn indexed_jobs_fail_per_index_and_past_max_failed_indexes() {
     let failed = job["status"]["failedIndexes"].as_str().unwrap_or_default();
     assert!(failed.len() >= 3, "more than one failed index: {failed}");
 }
+
+#[test]
+fn statefulset_claim_retention_policy_deletes_claims_on_scale_down_and_delete() {
+    let c = crate::cluster();
+    let k = c.kubectl();
+    let manifest = PARALLEL_WITH_CLAIMS.replace(
+        "  podManagementPolicy: Parallel\n",
+        "  podManagementPolicy: Parallel\n  persistentVolumeClaimRetentionPolicy:\n    whenScaled: Delete\n    whenDeleted: Delete\n",
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &manifest).unwrap();
+    let claim_names = |k: &Kubectl| {
+        let mut names: Vec<String> = items(k, &["get", "pvc"]).iter().filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string)).collect();
+        names.sort();
+        names
+    };
+    wait_for("claims for db-0 and db-1", Duration::from_secs(30), || (claim_names(&k) == ["data-db-0", "data-db-1"]).then_some(()));
+    let claim = k.json(&["get", "pvc", "data-db-0", "-o", "json"]).unwrap();
+    let set_uid = k.ok(&["get", "statefulset", "db", "-o", "jsonpath={.metadata.uid}"]).unwrap();
+    let refs = claim["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+    assert!(refs.iter().any(|r| r["kind"] == "StatefulSet" && r["uid"] == set_uid.as_str()), "whenDeleted: Delete makes the set own the claim: {refs:?}");
+
+    // whenScaled: Delete — the condemned pod's claim goes with it.
+    k.ok(&["scale", "statefulset", "db", "--replicas=1"]).unwrap();
+    wait_for("data-db-1 deleted with db-1", Duration::from_secs(30), || (claim_names(&k) == ["data-db-0"]).then_some(()));
+    // whenDeleted: Delete — the rest goes with the set.
+    k.ok(&["delete", "statefulset", "db", "--wait=true"]).unwrap();
+    wait_for("all claims deleted", Duration::from_secs(30), || claim_names(&k).is_empty().then_some(()));
+}
