@@ -624,7 +624,20 @@ async fn manage_pods(
         }
         return Ok(None);
     }
-    if active.len() == want {
+    // podReplacementPolicy Failed: a terminating pod keeps its slot (and index) until it is
+    // fully gone or Failed, so no replacement runs beside it.
+    let occupying: Vec<&Pod> = if util::replaces_only_failed(job) {
+        pods.iter()
+            .filter(|p| {
+                pod_util::is_active(p)
+                    || (p.metadata.deletion_timestamp.is_some()
+                        && !matches!(pod_util::phase(p), "Succeeded" | "Failed"))
+            })
+            .collect()
+    } else {
+        active.to_vec()
+    };
+    if occupying.len() >= want {
         return Ok(None);
     }
     // Back off after consecutive failures (failed pods newer than the last success).
@@ -648,18 +661,21 @@ async fn manage_pods(
         }
     }
     let indexes: Vec<Option<i32>> = if util::is_indexed(job) {
-        let running: BTreeSet<i32> = active.iter().filter_map(|p| util::pod_index(p)).collect();
+        let running: BTreeSet<i32> = occupying
+            .iter()
+            .filter_map(|p| util::pod_index(p))
+            .collect();
         (0..util::completions(job).unwrap_or(0))
             .filter(|i| {
                 !completed_indexes.contains(i)
                     && !failed_indexes.contains(i)
                     && !running.contains(i)
             })
-            .take(want - active.len())
+            .take(want - occupying.len())
             .map(Some)
             .collect()
     } else {
-        vec![None; want - active.len()]
+        vec![None; want - occupying.len()]
     };
     let mut created = Vec::new();
     let mut failure = None;

@@ -242,6 +242,18 @@ pub fn match_success_policy(job: &Job, succeeded: &BTreeSet<i32>) -> Option<Stri
     })
 }
 
+/// `podReplacementPolicy` is `Failed` (its default when a podFailurePolicy is set), rather
+/// than `TerminatingOrFailed`.
+pub fn replaces_only_failed(job: &Job) -> bool {
+    let Some(spec) = job.spec.as_ref() else {
+        return false;
+    };
+    match spec.pod_replacement_policy.as_deref() {
+        Some(policy) => policy == "Failed",
+        None => spec.pod_failure_policy.is_some(),
+    }
+}
+
 /// Annotation counting the earlier failures of a pod's index (backoffLimitPerIndex).
 pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
 

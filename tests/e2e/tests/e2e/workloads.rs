@@ -973,3 +973,74 @@ fn statefulset_claim_retention_policy_deletes_claims_on_scale_down_and_delete() 
     k.ok(&["delete", "statefulset", "db", "--wait=true"]).unwrap();
     wait_for("all claims deleted", Duration::from_secs(30), || claim_names(&k).is_empty().then_some(()));
 }
+
+const REPLACEMENT_JOBS: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: eager
+spec:
+  template:
+    metadata:
+      finalizers: ["e2e.rkube.io/hold"]
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: patient
+spec:
+  podReplacementPolicy: Failed
+  template:
+    metadata:
+      finalizers: ["e2e.rkube.io/hold"]
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+"#;
+
+#[test]
+fn job_pod_replacement_policy_failed_waits_for_terminating_pods() {
+    // No nodes: the pods stay Pending, and a finalizer keeps a deleted one terminating.
+    let c = crate::cluster();
+    let k = c.kubectl();
+    k.ok_stdin(&["apply", "-f", "-"], REPLACEMENT_JOBS).unwrap();
+    let pods_of = |job: &str| -> Vec<(String, bool)> {
+        let mut pods: Vec<(String, bool)> = items(&k, &["get", "pods", "-l", &format!("batch.kubernetes.io/job-name={job}")])
+            .iter()
+            .map(|p| (p["metadata"]["name"].as_str().unwrap_or_default().to_string(), !p["metadata"]["deletionTimestamp"].is_null()))
+            .collect();
+        pods.sort();
+        pods
+    };
+    let first = |job: &str| wait_for("the job's pod", Duration::from_secs(30), || pods_of(job).first().map(|p| p.0.clone()));
+    let (eager, patient) = (first("eager"), first("patient"));
+    k.ok(&["delete", "pod", &eager, &patient, "--wait=false"]).unwrap();
+
+    // TerminatingOrFailed (the default): a replacement starts beside the terminating pod.
+    wait_for("a replacement for the eager job", Duration::from_secs(20), || {
+        let pods = pods_of("eager");
+        (pods.len() == 2 && pods.iter().filter(|p| !p.1).count() == 1).then_some(())
+    });
+    // Failed: none while the old pod terminates; the Job reports it as terminating.
+    let job = wait_for("patient job counts its terminating pod", Duration::from_secs(20), || {
+        let job = k.json(&["get", "job", "patient", "-o", "json"]).ok()?;
+        (job["status"]["terminating"] == 1).then_some(job)
+    });
+    assert!(job["status"]["active"].is_null(), "{}", job["status"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(pods_of("patient"), [(patient.clone(), true)]);
+
+    // Once it is gone, the replacement comes.
+    k.ok(&["patch", "pod", &patient, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).unwrap();
+    wait_for("a replacement for the patient job", Duration::from_secs(20), || {
+        let pods = pods_of("patient");
+        (pods.len() == 1 && pods[0].0 != patient && !pods[0].1).then_some(())
+    });
+}
