@@ -358,7 +358,18 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
         }
     }
 
-    update_status(&state, &ds, &placed, desired, &hash, collision_count, &owned, &pod_spec, now).await?;
+    update_status(
+        &state,
+        &ds,
+        &placed,
+        desired,
+        &hash,
+        collision_count,
+        &owned,
+        &pod_spec,
+        now,
+    )
+    .await?;
     cleanup_history(&state, &ds, &hash).await;
     // Every live pod counts: a surge pod becoming available lets its old pod go.
     let wait = owned
@@ -473,7 +484,11 @@ async fn sync_history(state: &State, ds: &DaemonSet) -> Result<(String, i32)> {
     let uid = ds.uid().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(state.ctx.client.clone(), &ns);
     let owned = owned_revisions(state, ds);
-    let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = ds
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let data = revision_data(&template);
     let max_revision = owned.iter().map(|r| r.revision).max().unwrap_or(0);
     let mut collision_count = ds
@@ -502,8 +517,12 @@ async fn sync_history(state: &State, ds: &DaemonSet) -> Result<(String, i32)> {
             if patch.as_object().is_some_and(|m| m.is_empty()) {
                 rev
             } else {
-                api.patch(&rev.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?
+                api.patch(
+                    &rev.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?
             }
         }
         None => loop {

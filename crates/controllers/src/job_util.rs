@@ -281,7 +281,9 @@ pub fn index_failures<'a>(
 ) -> std::collections::BTreeMap<i32, i32> {
     let mut counts = std::collections::BTreeMap::new();
     for (pod, ignored) in failed_pods {
-        let Some(index) = pod_index(pod) else { continue };
+        let Some(index) = pod_index(pod) else {
+            continue;
+        };
         let count = index_failure_count(pod).saturating_add(i32::from(!ignored));
         let entry = counts.entry(index).or_insert(0);
         *entry = count.max(*entry);
@@ -309,18 +311,29 @@ mod tests {
         };
         let (a, b, c, d) = (pod(0, None), pod(0, Some(1)), pod(1, None), pod(2, Some(2)));
         let counts = index_failures([(&a, false), (&b, false), (&c, false), (&d, true)]);
-        assert_eq!(counts.into_iter().collect::<Vec<_>>(), [(0, 2), (1, 1), (2, 2)]);
+        assert_eq!(
+            counts.into_iter().collect::<Vec<_>>(),
+            [(0, 2), (1, 1), (2, 2)]
+        );
     }
 
     #[test]
     fn success_policy_rules_match_in_order() {
-        let j = job(json!({"completions": 5, "completionMode": "Indexed", "successPolicy": {"rules": [
+        let j = job(
+            json!({"completions": 5, "completionMode": "Indexed", "successPolicy": {"rules": [
             {"succeededIndexes": "0,2-3"},
             {"succeededIndexes": "1-4", "succeededCount": 2},
-            {"succeededCount": 4}]}}));
+            {"succeededCount": 4}]}}),
+        );
         assert_eq!(match_success_policy(&j, &parse_indexes("0,2")), None);
-        assert_eq!(match_success_policy(&j, &parse_indexes("0,2-3")).as_deref(), Some("Matched rules at index 0"));
-        assert_eq!(match_success_policy(&j, &parse_indexes("0,1,4")).as_deref(), Some("Matched rules at index 1"));
+        assert_eq!(
+            match_success_policy(&j, &parse_indexes("0,2-3")).as_deref(),
+            Some("Matched rules at index 0")
+        );
+        assert_eq!(
+            match_success_policy(&j, &parse_indexes("0,1,4")).as_deref(),
+            Some("Matched rules at index 1")
+        );
         assert_eq!(match_success_policy(&j, &parse_indexes("1")), None);
         let plain = job(json!({"completions": 5, "completionMode": "Indexed"}));
         assert_eq!(match_success_policy(&plain, &parse_indexes("0-4")), None);
