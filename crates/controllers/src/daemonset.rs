@@ -2,14 +2,20 @@
 //! (nodeSelector, required node affinity, taints against the pod's and the default DaemonSet
 //! tolerations), pinned to its node by `metadata.name` node affinity and bound by the scheduler;
 //! new nodes get a pod, pods leave nodes that stop fitting, failed pods are replaced, and a
-//! RollingUpdate replaces old-template pods at most `maxUnavailable` at a time.
+//! RollingUpdate replaces old-template pods at most `maxUnavailable` at a time, or with
+//! `maxSurge` starts the updated pod next to the old one before deleting it.
+//!
+//! Every template the set has had is kept as a ControllerRevision `<ds>-<hash>` (upstream
+//! `pkg/controller/daemon/update.go`), which is what `kubectl rollout history|undo` reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -25,7 +31,8 @@ use crate::error::Result;
 use crate::events::{EventRecorder, EventType};
 use crate::expectations::Expectations;
 use crate::pod_util;
-use crate::replicaset::{api_message, controller_of};
+use crate::replicaset::{api_message, controller_of, controller_ref};
+use crate::statefulset::revision_data;
 use crate::statefulset_util::REVISION_LABEL;
 
 const COMPONENT: &str = "daemonset-controller";
@@ -34,6 +41,7 @@ struct State {
     ctx: Context,
     pods: Store<Pod>,
     nodes: Store<Node>,
+    revisions: Store<ControllerRevision>,
     recorder: EventRecorder,
     expectations: Expectations,
 }
@@ -55,6 +63,16 @@ pub async fn run(ctx: Context) -> Result<()> {
     )
     .default_backoff()
     .touched_objects();
+    let (revisions, revision_writer) = reflector::store::<ControllerRevision>();
+    let revision_events = reflector::reflector(
+        revision_writer,
+        watcher(
+            Api::<ControllerRevision>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
     let controller = Controller::new(Api::<DaemonSet>::all(client), watcher::Config::default());
     let sets = controller.store();
     let state = Arc::new(State {
@@ -62,12 +80,17 @@ pub async fn run(ctx: Context) -> Result<()> {
         ctx,
         pods,
         nodes,
+        revisions,
         expectations: Expectations::default(),
     });
     let stream = controller
         .watches_stream(pod_events, |pod| {
             let owner = controller_of(&pod).filter(|o| o.kind == "DaemonSet")?;
             Some(ObjectRef::new(&owner.name).within(&pod.namespace().unwrap_or_default()))
+        })
+        .watches_stream(revision_events, |rev| {
+            let owner = controller_of(&rev).filter(|o| o.kind == "DaemonSet")?;
+            Some(ObjectRef::new(&owner.name).within(&rev.namespace().unwrap_or_default()))
         })
         // A node change can matter to every DaemonSet.
         .watches_stream(node_events, move |_node| {
@@ -91,7 +114,8 @@ fn min_ready_seconds(ds: &DaemonSet) -> i32 {
 async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
     let ready = async {
         state.pods.wait_until_ready().await?;
-        state.nodes.wait_until_ready().await
+        state.nodes.wait_until_ready().await?;
+        state.revisions.wait_until_ready().await
     };
     if tokio::time::timeout(Duration::from_secs(1), ready)
         .await
@@ -109,8 +133,7 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
         return Ok(Action::await_change());
     };
     let pod_spec = spec.template.spec.clone().unwrap_or_default();
-    let collision = ds.status.as_ref().and_then(|s| s.collision_count);
-    let hash = compute_hash(&spec.template, collision);
+    let (hash, collision_count) = sync_history(&state, &ds).await?;
 
     let owned: Vec<Pod> = state
         .pods
@@ -134,6 +157,21 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
     let mut to_delete: Vec<&Pod> = Vec::new();
     // (node, pod) for nodes that should run the daemon and have a live pod.
     let mut placed: Vec<(String, &Pod)> = Vec::new();
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_.as_deref())
+        != Some("OnDelete");
+    let rolling_update = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.rolling_update.as_ref());
+    let max_surge_setting = rolling_update.and_then(|r| r.max_surge.as_ref());
+    // Upstream `AllowsSurge`: a non-zero maxSurge switches the rollout to surge mode.
+    let surging = rolling && scaled_value(max_surge_setting, 100, true) > 0;
+    let is_updated = |p: &Pod| p.labels().get(REVISION_LABEL) == Some(&hash);
+    // (node, oldest old pod, oldest updated pod) per node with live pods, in surge mode.
+    let mut surge_nodes: Vec<(String, Option<&Pod>, Option<&Pod>)> = Vec::new();
     for node in nodes.iter() {
         let name = node.name_any();
         let pods = by_node.remove(&name).unwrap_or_default();
@@ -165,17 +203,25 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
             to_delete.extend(failed);
         }
         running.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
-        match running.split_first() {
-            None => {
-                let terminating = pods.iter().any(|p| p.metadata.deletion_timestamp.is_some());
-                if !terminating {
-                    to_create.push(name);
-                }
+        let Some((&oldest, rest)) = running.split_first() else {
+            let terminating = pods.iter().any(|p| p.metadata.deletion_timestamp.is_some());
+            if !terminating {
+                to_create.push(name);
             }
-            Some((keep, extra)) => {
-                placed.push((name, keep));
-                to_delete.extend(extra);
-            }
+            continue;
+        };
+        placed.push((name.clone(), oldest));
+        if surging {
+            // During a surge a node may hold its oldest old pod and its oldest updated pod.
+            let (new, old): (Vec<&Pod>, Vec<&Pod>) =
+                running.iter().copied().partition(|p| is_updated(p));
+            let old_pod = old.first().copied();
+            let new_pod = new.first().copied();
+            to_delete.extend(old.iter().skip(1));
+            to_delete.extend(new.iter().skip(1));
+            surge_nodes.push((name, old_pod, new_pod));
+        } else {
+            to_delete.extend(rest);
         }
     }
     // Pods pinned to nodes that no longer exist.
@@ -188,16 +234,36 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
 
     // Rolling update: replace old-template pods within the unavailability budget.
     let desired = i32::try_from(placed.len() + to_create.len()).unwrap_or(i32::MAX);
-    let rolling = spec
-        .update_strategy
-        .as_ref()
-        .and_then(|u| u.type_.as_deref())
-        != Some("OnDelete");
-    if rolling {
-        let max_unavailable = spec
-            .update_strategy
-            .as_ref()
-            .and_then(|u| u.rolling_update.as_ref())
+    if surging {
+        // Upstream `rollingUpdate` with surge: an updated pod is started next to the old one
+        // (at most maxSurge nodes at a time), and the old pod goes once the new one is available.
+        let max_surge = scaled_value(max_surge_setting, desired, true);
+        let mut surged = 0;
+        let mut candidates: Vec<String> = Vec::new();
+        for (node, old_pod, new_pod) in &surge_nodes {
+            match (old_pod, new_pod) {
+                (None, _) => {}
+                (Some(old_pod), None) => {
+                    if !pod_util::is_available(old_pod, min_ready, now) {
+                        // An unavailable old pod may be replaced outside the surge budget.
+                        to_create.push(node.clone());
+                    } else {
+                        candidates.push(node.clone());
+                    }
+                }
+                (Some(old_pod), Some(new_pod)) => {
+                    if pod_util::is_available(new_pod, min_ready, now) {
+                        to_delete.push(old_pod);
+                    } else {
+                        surged += 1;
+                    }
+                }
+            }
+        }
+        let room = usize::try_from((max_surge - surged).max(0)).unwrap_or(0);
+        to_create.extend(candidates.into_iter().take(room));
+    } else if rolling {
+        let max_unavailable = rolling_update
             .and_then(|r| r.max_unavailable.as_ref())
             .map_or(1, |v| scaled_value(Some(v), desired, true))
             .max(1);
@@ -210,9 +276,8 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
         )
         .unwrap_or(i32::MAX);
         let mut budget = max_unavailable - unavailable;
-        let old = |p: &Pod| p.labels().get(REVISION_LABEL) != Some(&hash);
         // Old pods that are not available cost nothing to replace.
-        for (_, pod) in placed.iter().filter(|(_, p)| old(p)) {
+        for (_, pod) in placed.iter().filter(|(_, p)| !is_updated(p)) {
             if !pod_util::is_available(pod, min_ready, now) {
                 to_delete.push(pod);
             } else if budget > 0 {
@@ -293,10 +358,24 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
         }
     }
 
-    update_status(&state, &ds, &placed, desired, &hash, &owned, &pod_spec, now).await?;
-    let wait = placed
+    update_status(
+        &state,
+        &ds,
+        &placed,
+        desired,
+        &hash,
+        collision_count,
+        &owned,
+        &pod_spec,
+        now,
+    )
+    .await?;
+    cleanup_history(&state, &ds, &hash).await;
+    // Every live pod counts: a surge pod becoming available lets its old pod go.
+    let wait = owned
         .iter()
-        .filter_map(|(_, p)| pod_util::seconds_until_available(p, min_ready, now))
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| pod_util::seconds_until_available(p, min_ready, now))
         .min();
     Ok(match wait {
         Some(secs) => Action::requeue(Duration::from_secs(secs.unsigned_abs() + 1)),
@@ -311,6 +390,7 @@ async fn update_status(
     placed: &[(String, &Pod)],
     desired: i32,
     hash: &str,
+    collision_count: i32,
     owned: &[Pod],
     pod_spec: &k8s_openapi::api::core::v1::PodSpec,
     now: Timestamp,
@@ -342,6 +422,10 @@ async fn update_status(
         "numberUnavailable": desired - available,
         "observedGeneration": ds.meta().generation,
     });
+    let mut status = status;
+    if collision_count > 0 {
+        status["collisionCount"] = json!(collision_count);
+    }
     let current = serde_json::to_value(&ds.status).unwrap_or(Value::Null);
     let unchanged = status.as_object().is_some_and(|m| {
         m.iter()
@@ -365,5 +449,159 @@ async fn update_status(
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The revision-hash label of a pod or ControllerRevision.
+fn hash_label<K: Resource>(obj: &K) -> Option<&str> {
+    obj.meta()
+        .labels
+        .as_ref()?
+        .get(REVISION_LABEL)
+        .map(String::as_str)
+}
+
+fn owned_revisions(state: &State, ds: &DaemonSet) -> Vec<ControllerRevision> {
+    let ns = ds.namespace().unwrap_or_default();
+    let uid = ds.uid().unwrap_or_default();
+    let mut owned: Vec<ControllerRevision> = state
+        .revisions
+        .state()
+        .iter()
+        .filter(|r| r.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|r| controller_of(r.as_ref()).is_some_and(|o| o.uid == uid))
+        .map(|r| (**r).clone())
+        .collect();
+    owned.sort_by_key(|r| r.revision);
+    owned
+}
+
+/// Finds or creates the ControllerRevision of the current template and makes it the newest
+/// (upstream `constructHistory`): an undo brings an older revision back under a new number.
+/// Returns the hash pods of the current template carry, and the collision count.
+async fn sync_history(state: &State, ds: &DaemonSet) -> Result<(String, i32)> {
+    let ns = ds.namespace().unwrap_or_default();
+    let uid = ds.uid().unwrap_or_default();
+    let api: Api<ControllerRevision> = Api::namespaced(state.ctx.client.clone(), &ns);
+    let owned = owned_revisions(state, ds);
+    let template = ds
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
+    let data = revision_data(&template);
+    let max_revision = owned.iter().map(|r| r.revision).max().unwrap_or(0);
+    let mut collision_count = ds
+        .status
+        .as_ref()
+        .and_then(|s| s.collision_count)
+        .unwrap_or(0);
+    let annotations = ds.metadata.annotations.clone();
+
+    let equal = owned
+        .iter()
+        .rev()
+        .find(|r| r.data.as_ref().map(|d| &d.0) == Some(&data))
+        .cloned();
+    let current = match equal {
+        Some(rev) => {
+            // Newest revision number, and the set's annotations (kubectl's change-cause), as
+            // upstream keeps them on the current history.
+            let mut patch = json!({});
+            if rev.revision != max_revision {
+                patch["revision"] = json!(max_revision + 1);
+            }
+            if rev.metadata.annotations != annotations {
+                patch["metadata"] = json!({"annotations": annotations.clone().unwrap_or_default()});
+            }
+            if patch.as_object().is_some_and(|m| m.is_empty()) {
+                rev
+            } else {
+                api.patch(
+                    &rev.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?
+            }
+        }
+        None => loop {
+            let hash = compute_hash(&template, Some(collision_count).filter(|c| *c > 0));
+            let name = format!("{}-{hash}", ds.name_any());
+            let mut labels: BTreeMap<String, String> = template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            labels.insert(REVISION_LABEL.into(), hash.clone());
+            let revision = ControllerRevision {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(ns.clone()),
+                    labels: Some(labels),
+                    annotations: annotations.clone(),
+                    owner_references: Some(vec![controller_ref(ds)]),
+                    ..Default::default()
+                },
+                data: Some(RawExtension(data.clone())),
+                revision: max_revision + 1,
+            };
+            match api.create(&PostParams::default(), &revision).await {
+                Ok(r) => break r,
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    let existing = api.get(&name).await?;
+                    if existing.data.as_ref().map(|d| &d.0) == Some(&data)
+                        && controller_of(&existing).is_some_and(|o| o.uid == uid)
+                    {
+                        break existing;
+                    }
+                    // A foreign revision holds the name: hash again with a new collision count.
+                    collision_count += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        },
+    };
+    let hash = hash_label(&current)
+        .map(str::to_string)
+        .unwrap_or_else(|| compute_hash(&template, Some(collision_count).filter(|c| *c > 0)));
+    Ok((hash, collision_count))
+}
+
+/// Deletes the oldest revisions no live pod uses beyond `revisionHistoryLimit` (default 10),
+/// as upstream `cleanupHistory`.
+async fn cleanup_history(state: &State, ds: &DaemonSet, current_hash: &str) {
+    let limit = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.revision_history_limit)
+        .unwrap_or(10);
+    let ns = ds.namespace().unwrap_or_default();
+    let uid = ds.uid().unwrap_or_default();
+    let in_use: Vec<String> = state
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| controller_of(p.as_ref()).is_some_and(|r| r.uid == uid))
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| hash_label(p.as_ref()).map(str::to_string))
+        .collect();
+    let owned = owned_revisions(state, ds);
+    let history: Vec<&ControllerRevision> = owned
+        .iter()
+        .filter(|r| {
+            hash_label(*r).is_none_or(|h| h != current_hash && !in_use.iter().any(|u| u == h))
+        })
+        .collect();
+    let excess = history
+        .len()
+        .saturating_sub(usize::try_from(limit.max(0)).unwrap_or(0));
+    let api: Api<ControllerRevision> = Api::namespaced(state.ctx.client.clone(), &ns);
+    for rev in history.into_iter().take(excess) {
+        match api.delete(&rev.name_any(), &DeleteParams::default()).await {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(e) => tracing::debug!(error = %e, "deleting an old ControllerRevision failed"),
+        }
     }
 }

@@ -295,6 +295,38 @@ async fn reconcile(cached: Arc<Job>, state: Arc<State>) -> Result<Action> {
         succeeded = i32::try_from(completed_indexes.len()).unwrap_or(i32::MAX);
     }
 
+    // backoffLimitPerIndex: an index whose failures pass the limit (or that a FailIndex rule
+    // hit) is failed for good and not run again.
+    let per_index_limit = util::backoff_limit_per_index(&job);
+    let mut failed_indexes = util::parse_indexes(status["failedIndexes"].as_str().unwrap_or(""));
+    let mut index_failures = BTreeMap::new();
+    if let Some(limit) = per_index_limit {
+        let failed_pods: Vec<(&Pod, FailureAction)> = pods
+            .iter()
+            .filter(|p| finished_as(p) == Some(false))
+            .map(|p| (p, util::match_failure_policy(&job, p)))
+            .collect();
+        index_failures = util::index_failures(
+            failed_pods
+                .iter()
+                .map(|(p, action)| (*p, *action == FailureAction::Ignore)),
+        );
+        for (pod, action) in &failed_pods {
+            if *action == FailureAction::FailIndex
+                && let Some(i) = util::pod_index(pod)
+            {
+                failed_indexes.insert(i);
+            }
+        }
+        failed_indexes.extend(
+            index_failures
+                .iter()
+                .filter(|(_, count)| **count > limit)
+                .map(|(i, _)| *i),
+        );
+        failed_indexes.retain(|i| !completed_indexes.contains(i));
+    }
+
     let active: Vec<&Pod> = pods.iter().filter(|p| pod_util::is_active(p)).collect();
     let is_terminating = |p: &Pod| {
         p.metadata.deletion_timestamp.is_some()
@@ -340,6 +372,19 @@ async fn reconcile(cached: Arc<Job>, state: Arc<State>) -> Result<Action> {
                 )
             })
         });
+        let max_failed_indexes = job.spec.as_ref().and_then(|s| s.max_failed_indexes);
+        let failure = failure.or_else(|| {
+            let max = max_failed_indexes?;
+            (per_index_limit.is_some()
+                && i32::try_from(failed_indexes.len()).unwrap_or(i32::MAX) > max)
+                .then(|| {
+                    (
+                        "MaxFailedIndexesExceeded".to_string(),
+                        "Job has exceeded the specified maximal number of failed indexes"
+                            .to_string(),
+                    )
+                })
+        });
         let failure = failure.or_else(|| {
             let (deadline, started) = (deadline?, started?);
             let elapsed = now.as_second() - started.as_second();
@@ -354,6 +399,19 @@ async fn reconcile(cached: Arc<Job>, state: Arc<State>) -> Result<Action> {
             ));
             None
         });
+        // Every index finished, some of them failed.
+        let failure = failure.or_else(|| {
+            let completions = usize::try_from(util::completions(&job).unwrap_or(0)).ok()?;
+            (per_index_limit.is_some()
+                && !failed_indexes.is_empty()
+                && failed_indexes.len() + completed_indexes.len() >= completions)
+                .then(|| {
+                    (
+                        "FailedIndexes".to_string(),
+                        "Job has failed indexes".to_string(),
+                    )
+                })
+        });
         if let Some((reason, message)) = failure {
             conditions.push(condition(
                 "FailureTarget",
@@ -363,6 +421,18 @@ async fn reconcile(cached: Arc<Job>, state: Arc<State>) -> Result<Action> {
                 &now_str,
             ));
             finishing = Some(("Failed", reason, message));
+        } else if let Some(message) = indexed
+            .then(|| util::match_success_policy(&job, &completed_indexes))
+            .flatten()
+        {
+            conditions.push(condition(
+                "SuccessCriteriaMet",
+                "True",
+                "SuccessPolicy",
+                &message,
+                &now_str,
+            ));
+            finishing = Some(("Complete", "SuccessPolicy".into(), message));
         } else if util::completions_reached(
             &job,
             succeeded,
@@ -460,6 +530,8 @@ async fn reconcile(cached: Arc<Job>, state: Arc<State>) -> Result<Action> {
                 &active,
                 succeeded,
                 &completed_indexes,
+                &failed_indexes,
+                &index_failures,
                 &key,
             )
             .await?;
@@ -484,6 +556,9 @@ async fn reconcile(cached: Arc<Job>, state: Arc<State>) -> Result<Action> {
     if indexed {
         let formatted = util::format_indexes(&completed_indexes);
         desired["completedIndexes"] = json!(formatted);
+    }
+    if per_index_limit.is_some() {
+        desired["failedIndexes"] = json!(util::format_indexes(&failed_indexes));
     }
     if let Some(t) = completion_time {
         desired["completionTime"] = json!(t);
@@ -527,11 +602,15 @@ async fn manage_pods(
     active: &[&Pod],
     succeeded: i32,
     completed_indexes: &BTreeSet<i32>,
+    failed_indexes: &BTreeSet<i32>,
+    index_failures: &BTreeMap<i32, i32>,
     key: &str,
 ) -> Result<Option<Duration>> {
     let ns = job.namespace().unwrap_or_default();
     let pods_api: Api<Pod> = Api::namespaced(state.ctx.client.clone(), &ns);
-    let want = usize::try_from(util::want_active(job, succeeded)).unwrap_or(0);
+    // Failed indexes are as done as succeeded ones.
+    let finished = succeeded.saturating_add(i32::try_from(failed_indexes.len()).unwrap_or(0));
+    let want = usize::try_from(util::want_active(job, finished)).unwrap_or(0);
     if active.len() > want {
         let mut ranked: Vec<Pod> = active.iter().map(|p| (*p).clone()).collect();
         let all = ranked.clone();
@@ -545,7 +624,20 @@ async fn manage_pods(
         }
         return Ok(None);
     }
-    if active.len() == want {
+    // podReplacementPolicy Failed: a terminating pod keeps its slot (and index) until it is
+    // fully gone or Failed, so no replacement runs beside it.
+    let occupying: Vec<&Pod> = if util::replaces_only_failed(job) {
+        pods.iter()
+            .filter(|p| {
+                pod_util::is_active(p)
+                    || (p.metadata.deletion_timestamp.is_some()
+                        && !matches!(pod_util::phase(p), "Succeeded" | "Failed"))
+            })
+            .collect()
+    } else {
+        active.to_vec()
+    };
+    if occupying.len() >= want {
         return Ok(None);
     }
     // Back off after consecutive failures (failed pods newer than the last success).
@@ -569,19 +661,35 @@ async fn manage_pods(
         }
     }
     let indexes: Vec<Option<i32>> = if util::is_indexed(job) {
-        let running: BTreeSet<i32> = active.iter().filter_map(|p| util::pod_index(p)).collect();
+        let running: BTreeSet<i32> = occupying
+            .iter()
+            .filter_map(|p| util::pod_index(p))
+            .collect();
         (0..util::completions(job).unwrap_or(0))
-            .filter(|i| !completed_indexes.contains(i) && !running.contains(i))
-            .take(want - active.len())
+            .filter(|i| {
+                !completed_indexes.contains(i)
+                    && !failed_indexes.contains(i)
+                    && !running.contains(i)
+            })
+            .take(want - occupying.len())
             .map(Some)
             .collect()
     } else {
-        vec![None; want - active.len()]
+        vec![None; want - occupying.len()]
     };
     let mut created = Vec::new();
     let mut failure = None;
     for index in indexes {
-        let pod = pod_from_template(job, index)?;
+        let mut pod = pod_from_template(job, index)?;
+        if let Some(i) = index
+            && util::backoff_limit_per_index(job).is_some()
+        {
+            let count = index_failures.get(&i).copied().unwrap_or(0);
+            pod.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(util::INDEX_FAILURE_COUNT.into(), count.to_string());
+        }
         match pods_api.create(&PostParams::default(), &pod).await {
             Ok(p) => {
                 let name = p.name_any();

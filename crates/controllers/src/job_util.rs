@@ -76,10 +76,11 @@ pub fn format_indexes(set: &BTreeSet<i32>) -> String {
             end += 1;
             iter.next();
         }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
+        // Upstream writes two adjacent indexes as a pair, not a range.
+        parts.push(match end - start {
+            0 => start.to_string(),
+            1 => format!("{start},{end}"),
+            _ => format!("{start}-{end}"),
         });
     }
     parts.join(",")
@@ -216,6 +217,80 @@ fn rule_matches(rule: &PodFailurePolicyRule, pod: &Pod) -> Option<Matched> {
     None
 }
 
+/// The first `successPolicy` rule the succeeded indexes satisfy (upstream
+/// `matchSuccessPolicy`), as the SuccessCriteriaMet message; rules only apply to Indexed Jobs.
+pub fn match_success_policy(job: &Job, succeeded: &BTreeSet<i32>) -> Option<String> {
+    let rules = &job.spec.as_ref()?.success_policy.as_ref()?.rules;
+    let completions = completions(job).unwrap_or(0);
+    rules.iter().enumerate().find_map(|(position, rule)| {
+        let matched = match (&rule.succeeded_indexes, rule.succeeded_count) {
+            (Some(indexes), count) => {
+                let wanted: BTreeSet<i32> = parse_indexes(indexes)
+                    .into_iter()
+                    .filter(|i| *i >= 0 && *i < completions)
+                    .collect();
+                let hits = wanted.intersection(succeeded).count();
+                match count {
+                    None => !wanted.is_empty() && hits == wanted.len(),
+                    Some(count) => usize::try_from(count).is_ok_and(|c| hits >= c),
+                }
+            }
+            (None, Some(count)) => usize::try_from(count).is_ok_and(|c| succeeded.len() >= c),
+            (None, None) => false,
+        };
+        matched.then(|| format!("Matched rules at index {position}"))
+    })
+}
+
+/// `podReplacementPolicy` is `Failed` (its default when a podFailurePolicy is set), rather
+/// than `TerminatingOrFailed`.
+pub fn replaces_only_failed(job: &Job) -> bool {
+    let Some(spec) = job.spec.as_ref() else {
+        return false;
+    };
+    match spec.pod_replacement_policy.as_deref() {
+        Some(policy) => policy == "Failed",
+        None => spec.pod_failure_policy.is_some(),
+    }
+}
+
+/// Annotation counting the earlier failures of a pod's index (backoffLimitPerIndex).
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+
+/// `spec.backoffLimitPerIndex`, for Indexed Jobs only.
+pub fn backoff_limit_per_index(job: &Job) -> Option<i32> {
+    is_indexed(job)
+        .then(|| job.spec.as_ref()?.backoff_limit_per_index)
+        .flatten()
+}
+
+/// The failures a pod's index had before it was created.
+pub fn index_failure_count(pod: &Pod) -> i32 {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(INDEX_FAILURE_COUNT))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Per index, the failures so far (upstream `getNewIndexFailureCounts`): a failed pod adds
+/// one to the count it was created with, unless `ignored` says the failure does not count.
+pub fn index_failures<'a>(
+    failed_pods: impl IntoIterator<Item = (&'a Pod, bool)>,
+) -> std::collections::BTreeMap<i32, i32> {
+    let mut counts = std::collections::BTreeMap::new();
+    for (pod, ignored) in failed_pods {
+        let Some(index) = pod_index(pod) else {
+            continue;
+        };
+        let count = index_failure_count(pod).saturating_add(i32::from(!ignored));
+        let entry = counts.entry(index).or_insert(0);
+        *entry = count.max(*entry);
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,11 +301,51 @@ mod tests {
     }
 
     #[test]
+    fn index_failures_add_to_the_count_each_pod_was_created_with() {
+        let pod = |index: i32, count: Option<i32>| -> Pod {
+            let mut annotations = json!({COMPLETION_INDEX: index.to_string()});
+            if let Some(c) = count {
+                annotations[INDEX_FAILURE_COUNT] = json!(c.to_string());
+            }
+            serde_json::from_value(json!({"metadata": {"annotations": annotations}})).unwrap()
+        };
+        let (a, b, c, d) = (pod(0, None), pod(0, Some(1)), pod(1, None), pod(2, Some(2)));
+        let counts = index_failures([(&a, false), (&b, false), (&c, false), (&d, true)]);
+        assert_eq!(
+            counts.into_iter().collect::<Vec<_>>(),
+            [(0, 2), (1, 1), (2, 2)]
+        );
+    }
+
+    #[test]
+    fn success_policy_rules_match_in_order() {
+        let j = job(
+            json!({"completions": 5, "completionMode": "Indexed", "successPolicy": {"rules": [
+            {"succeededIndexes": "0,2-3"},
+            {"succeededIndexes": "1-4", "succeededCount": 2},
+            {"succeededCount": 4}]}}),
+        );
+        assert_eq!(match_success_policy(&j, &parse_indexes("0,2")), None);
+        assert_eq!(
+            match_success_policy(&j, &parse_indexes("0,2-3")).as_deref(),
+            Some("Matched rules at index 0")
+        );
+        assert_eq!(
+            match_success_policy(&j, &parse_indexes("0,1,4")).as_deref(),
+            Some("Matched rules at index 1")
+        );
+        assert_eq!(match_success_policy(&j, &parse_indexes("1")), None);
+        let plain = job(json!({"completions": 5, "completionMode": "Indexed"}));
+        assert_eq!(match_success_policy(&plain, &parse_indexes("0-4")), None);
+    }
+
+    #[test]
     fn completed_indexes_round_trip_as_ranges() {
         let set = parse_indexes("1,3-5,7");
         assert_eq!(set.iter().copied().collect::<Vec<_>>(), [1, 3, 4, 5, 7]);
         assert_eq!(format_indexes(&set), "1,3-5,7");
-        assert_eq!(format_indexes(&[0, 1].into_iter().collect()), "0-1");
+        assert_eq!(format_indexes(&parse_indexes("0-1,4-5")), "0,1,4,5");
+        assert_eq!(format_indexes(&[0, 1].into_iter().collect()), "0,1");
         assert_eq!(format_indexes(&BTreeSet::new()), "");
     }
 

@@ -408,7 +408,11 @@ fn pod_from_template<K: ReplicaOwner>(owner: &K) -> Result<Pod> {
 
 /// Makes `owner_ref` the pod's controller (upstream `AdoptPod`), guarded by the pod's
 /// resourceVersion; `None` when the pod changed or went away meanwhile.
-async fn adopt(api: &Api<Pod>, pod: &Pod, owner_ref: OwnerReference) -> Result<Option<Pod>> {
+pub(crate) async fn adopt(
+    api: &Api<Pod>,
+    pod: &Pod,
+    owner_ref: OwnerReference,
+) -> Result<Option<Pod>> {
     let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
     refs.push(owner_ref);
     let patch = json!({"metadata": {"ownerReferences": list_or_null(&refs), "resourceVersion": pod.metadata.resource_version, "uid": pod.metadata.uid}});
@@ -427,7 +431,7 @@ async fn adopt(api: &Api<Pod>, pod: &Pod, owner_ref: OwnerReference) -> Result<O
 }
 
 /// Removes the owner's reference from a pod it no longer selects (upstream `ReleasePod`).
-async fn release(api: &Api<Pod>, pod: &Pod, owner_uid: &str) -> Result<()> {
+pub(crate) async fn release(api: &Api<Pod>, pod: &Pod, owner_uid: &str) -> Result<()> {
     let refs: Vec<&OwnerReference> = pod
         .metadata
         .owner_references

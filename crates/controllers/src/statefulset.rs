@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -26,7 +27,7 @@ use crate::context::{Context, drain, requeue_on_error};
 use crate::deployment_util::compute_hash;
 use crate::error::{Error, Result};
 use crate::events::{EventRecorder, EventType};
-use crate::replicaset::{api_message, controller_of, controller_ref};
+use crate::replicaset::{adopt, api_message, controller_of, controller_ref, release};
 use crate::statefulset_util::{self as util, REVISION_LABEL};
 
 const COMPONENT: &str = "statefulset-controller";
@@ -65,7 +66,9 @@ pub async fn run(ctx: Context) -> Result<()> {
         revisions,
     });
     let stream = Controller::new(Api::<StatefulSet>::all(client), watcher::Config::default())
-        .watches_stream(pod_events, |pod| owning_set(&pod))
+        .watches_stream(pod_events, |pod| {
+            owning_set(&pod).or_else(|| orphan_parent(&pod))
+        })
         .watches_stream(revision_events, |rev| owning_set(&rev))
         .run(reconcile, requeue_on_error, state);
     drain(COMPONENT, stream).await;
@@ -77,8 +80,19 @@ fn owning_set<K: Resource>(obj: &K) -> Option<ObjectRef<StatefulSet>> {
     Some(ObjectRef::new(&owner.name).within(obj.meta().namespace.as_deref().unwrap_or("")))
 }
 
+/// The set an orphan pod named `<set>-<N>` could be adopted by (upstream `isMemberOf`).
+fn orphan_parent(pod: &Pod) -> Option<ObjectRef<StatefulSet>> {
+    if controller_of(pod).is_some() {
+        return None;
+    }
+    let name = pod.name_any();
+    let (parent, _) = name.rsplit_once('-')?;
+    util::ordinal_of(parent, &name)?;
+    Some(ObjectRef::new(parent).within(pod.metadata.namespace.as_deref().unwrap_or("")))
+}
+
 /// The revision data upstream stores: a strategic-merge patch replacing the template.
-fn revision_data(template: &PodTemplateSpec) -> Value {
+pub(crate) fn revision_data(template: &PodTemplateSpec) -> Value {
     let mut t = serde_json::to_value(template).unwrap_or(Value::Null);
     if let Some(map) = t.as_object_mut() {
         map.insert("$patch".into(), json!("replace"));
@@ -109,19 +123,9 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action> {
     if set.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let ns = set.namespace().unwrap_or_default();
-    let set_uid = set.uid().unwrap_or_default();
     let set_name = set.name_any();
 
-    let mut owned: Vec<Pod> = state
-        .pods
-        .state()
-        .iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|p| controller_of(p.as_ref()).is_some_and(|r| r.uid == set_uid))
-        .filter(|p| util::ordinal_of(&set_name, &p.name_any()).is_some())
-        .map(|p| (**p).clone())
-        .collect();
+    let mut owned = claim_pods(&state, set.as_ref()).await?;
     owned.sort_by_key(|p| util::ordinal_of(&set_name, &p.name_any()));
 
     let revisions = Revisions::sync(&state, set.as_ref()).await?;
@@ -139,6 +143,50 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action> {
         Some(secs) => Action::requeue(Duration::from_secs(secs.unsigned_abs() + 1)),
         None => Action::await_change(),
     })
+}
+
+/// The set's pods as upstream's ControllerRefManager claims them: orphans named `<set>-<N>`
+/// that match the selector are adopted, owned pods that no longer match are released.
+async fn claim_pods(state: &State, set: &StatefulSet) -> Result<Vec<Pod>> {
+    let ns = set.namespace().unwrap_or_default();
+    let set_uid = set.uid().unwrap_or_default();
+    let set_name = set.name_any();
+    let api: Api<Pod> = Api::namespaced(state.ctx.client.clone(), &ns);
+    // An empty selector selects nothing (validation rejects it anyway).
+    let selector = set
+        .spec
+        .as_ref()
+        .map(|s| s.selector.clone())
+        .filter(|s| {
+            s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+                || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+        })
+        .and_then(|s| Selector::try_from(s).ok());
+    let mut owned = Vec::new();
+    for pod in state.pods.state() {
+        if pod.namespace().as_deref() != Some(ns.as_str()) {
+            continue;
+        }
+        let matches = util::ordinal_of(&set_name, &pod.name_any()).is_some()
+            && selector.as_ref().is_some_and(|s| s.matches(pod.labels()));
+        match controller_of(pod.as_ref()) {
+            Some(r) if r.uid == set_uid => {
+                if matches {
+                    owned.push((*pod).clone());
+                } else {
+                    release(&api, &pod, &set_uid).await?;
+                }
+            }
+            Some(_) => {}
+            None if matches && pod.metadata.deletion_timestamp.is_none() => {
+                if let Some(adopted) = adopt(&api, &pod, controller_ref(set)).await? {
+                    owned.push(adopted);
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(owned)
 }
 
 /// The set's current and update revisions with their templates.
@@ -589,9 +637,13 @@ async fn own_claims_by_pod(state: &State, set: &StatefulSet, pod: &Pod) {
             .owner_references
             .clone()
             .unwrap_or_default();
-        if refs.iter().any(|r| r.uid == pod_ref.uid) {
+        let set_uid = set.uid().unwrap_or_default();
+        if refs.iter().any(|r| r.uid == pod_ref.uid) && !refs.iter().any(|r| r.uid == set_uid) {
             continue;
         }
+        // The pod must be the claim's only owner here: the garbage collector deletes a
+        // dependent only once every owner is gone (upstream drops the set's reference too).
+        refs.retain(|r| r.uid != set_uid && r.uid != pod_ref.uid);
         refs.push(pod_ref.clone());
         let patch = json!({"metadata": {"ownerReferences": refs}});
         if let Err(e) = api

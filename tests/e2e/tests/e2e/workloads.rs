@@ -570,3 +570,477 @@ fn drain_is_blocked_by_a_pdb_until_the_budget_allows() {
     let n = k.json(&["get", "node", &node, "-o", "json"]).unwrap();
     assert!(n["spec"]["unschedulable"].is_null(), "{}", n["spec"]);
 }
+
+const AGENT_DS: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  revisionHistoryLimit: 1
+  selector:
+    matchLabels:
+      name: agent
+  template:
+    metadata:
+      labels:
+        name: agent
+    spec:
+      containers:
+      - name: agent
+        image: registry.k8s.io/agent:v1
+"#;
+
+/// `(revision, hash label)` of the ControllerRevisions named `agent-*`, by revision.
+fn agent_revisions(k: &Kubectl) -> Vec<(i64, String)> {
+    let mut revs: Vec<(i64, String)> = items(k, &["get", "controllerrevisions"])
+        .iter()
+        .filter(|r| r["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("agent-")))
+        .map(|r| {
+            let hash = r["metadata"]["labels"]["controller-revision-hash"].as_str().unwrap_or_default().to_string();
+            assert_eq!(r["metadata"]["name"], format!("agent-{hash}"), "{r}");
+            (r["revision"].as_i64().unwrap_or(0), hash)
+        })
+        .collect();
+    revs.sort();
+    revs
+}
+
+/// Images of the agent's live pods.
+fn agent_images(k: &Kubectl) -> Vec<String> {
+    items(k, &["get", "pods", "-l", "name=agent"])
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn daemonset_revisions_back_rollout_history_and_undo() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "2", "--name-prefix", "dsrev"]);
+    wait_nodes_ready(&k, 2);
+    k.ok_stdin(&["apply", "-f", "-"], AGENT_DS).unwrap();
+    k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]).unwrap();
+    let revs = agent_revisions(&k);
+    assert_eq!(revs.len(), 1, "{revs:?}");
+    assert_eq!(revs[0].0, 1);
+    for pod in items(&k, &["get", "pods", "-l", "name=agent"]) {
+        assert_eq!(pod["metadata"]["labels"]["controller-revision-hash"], revs[0].1.as_str(), "{pod}");
+    }
+
+    for image in ["registry.k8s.io/agent:v2", "registry.k8s.io/agent:v3"] {
+        k.ok(&["set", "image", "daemonset/agent", &format!("agent={image}")]).unwrap();
+        k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]).unwrap();
+    }
+    // revisionHistoryLimit 1: revision 1 goes once no pod runs it.
+    let revs = wait_for("history trimmed to one old revision", Duration::from_secs(20), || {
+        let revs = agent_revisions(&k);
+        (revs.iter().map(|r| r.0).collect::<Vec<_>>() == [2, 3]).then_some(revs)
+    });
+    let ds = k.json(&["get", "daemonset", "agent", "-o", "json"]).unwrap();
+    assert_eq!(ds["status"]["observedGeneration"], ds["metadata"]["generation"], "{}", ds["status"]);
+    assert_eq!(ds["status"]["updatedNumberScheduled"], 2, "{}", ds["status"]);
+    let history = k.ok(&["rollout", "history", "daemonset/agent"]).unwrap();
+    let numbers: Vec<&str> = history.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(numbers, ["2", "3"], "{history}");
+    let detail = k.ok(&["rollout", "history", "daemonset/agent", "--revision=2"]).unwrap();
+    assert!(detail.contains("registry.k8s.io/agent:v2"), "{detail}");
+
+    // Undo is done by kubectl from the revision data; the controller renumbers revision 2 as 4.
+    let out = k.ok(&["rollout", "undo", "daemonset/agent"]).unwrap();
+    assert!(out.contains("rolled back"), "{out}");
+    k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]).unwrap();
+    wait_for("pods back on v2", Duration::from_secs(30), || {
+        (agent_images(&k) == ["registry.k8s.io/agent:v2"; 2]).then_some(())
+    });
+    let after = wait_for("revision 2 renumbered 4", Duration::from_secs(20), || {
+        let revs = agent_revisions(&k);
+        (revs.iter().map(|r| r.0).collect::<Vec<_>>() == [3, 4]).then_some(revs)
+    });
+    assert_eq!(after[1].1, revs[0].1, "the v2 revision is reused, not copied");
+    for pod in items(&k, &["get", "pods", "-l", "name=agent"]) {
+        if pod["metadata"]["deletionTimestamp"].is_null() {
+            assert_eq!(pod["metadata"]["labels"]["controller-revision-hash"], after[1].1.as_str(), "{pod}");
+        }
+    }
+}
+
+const SURGE_DS: &str = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: surge
+spec:
+  minReadySeconds: 2
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+  selector:
+    matchLabels:
+      name: surge
+  template:
+    metadata:
+      labels:
+        name: surge
+    spec:
+      containers:
+      - name: surge
+        image: registry.k8s.io/surge:v1
+"#;
+
+#[test]
+fn daemonset_max_surge_starts_the_new_pod_before_the_old_one_goes() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "2", "--name-prefix", "surge"]);
+    wait_nodes_ready(&k, 2);
+    k.ok_stdin(&["apply", "-f", "-"], SURGE_DS).unwrap();
+    k.ok(&["rollout", "status", "daemonset/surge", "--timeout=60s"]).unwrap();
+    k.ok(&["set", "image", "daemonset/surge", "surge=registry.k8s.io/surge:v2"]).unwrap();
+
+    // minReadySeconds keeps each new pod unavailable for a while, so the overlap is visible.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut saw_overlap = false;
+    loop {
+        let pods: Vec<(String, String, bool)> = items(&k, &["get", "pods", "-l", "name=surge"])
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                let node = p["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+                let image = p["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
+                (node, image, p["status"]["phase"] == "Running")
+            })
+            .collect();
+        for node in ["surge-0", "surge-1"] {
+            let on_node: Vec<&(String, String, bool)> = pods.iter().filter(|p| p.0 == node).collect();
+            assert!(on_node.iter().any(|p| p.2), "maxUnavailable 0: {node} always runs a pod: {pods:?}");
+            assert!(on_node.len() <= 2, "{pods:?}");
+            if on_node.len() == 2 {
+                saw_overlap = true;
+                assert!(on_node.iter().any(|p| p.1.ends_with(":v1")) && on_node.iter().any(|p| p.1.ends_with(":v2")), "{pods:?}");
+            }
+        }
+        let surged_nodes = ["surge-0", "surge-1"].iter().filter(|n| pods.iter().filter(|p| &p.0 == *n).count() == 2).count();
+        assert!(surged_nodes <= 1, "maxSurge 1: {pods:?}");
+        if pods.len() == 2 && pods.iter().all(|p| p.1.ends_with(":v2") && p.2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "rollout did not finish: {pods:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(saw_overlap, "no node ever ran the old and the new pod side by side");
+    k.ok(&["rollout", "status", "daemonset/surge", "--timeout=60s"]).unwrap();
+    let ds = k.json(&["get", "daemonset", "surge", "-o", "json"]).unwrap();
+    assert_eq!(ds["status"]["updatedNumberScheduled"], 2, "{}", ds["status"]);
+    assert_eq!(ds["status"]["numberAvailable"], 2, "{}", ds["status"]);
+}
+
+const ADOPTER: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: keeper
+spec:
+  serviceName: keeper
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels:
+      app: keeper
+  template:
+    metadata:
+      labels:
+        app: keeper
+    spec:
+      containers:
+      - name: keeper
+        image: registry.k8s.io/pause:3.10
+"#;
+
+/// `(pod, uid of its controller)` for the keeper pods.
+fn keeper_controllers(k: &Kubectl) -> Vec<(String, String)> {
+    let mut pods: Vec<(String, String)> = items(k, &["get", "pods"])
+        .iter()
+        .filter(|p| p["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("keeper-")))
+        .map(|p| {
+            let controller = p["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == true)
+                .and_then(|r| r["uid"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            (p["metadata"]["name"].as_str().unwrap_or_default().to_string(), controller)
+        })
+        .collect();
+    pods.sort();
+    pods
+}
+
+#[test]
+fn statefulset_adopts_orphaned_pods_and_releases_unmatched_ones() {
+    let c = crate::cluster();
+    let k = c.kubectl();
+    k.ok_stdin(&["apply", "-f", "-"], ADOPTER).unwrap();
+    let first_uid = k.ok(&["get", "statefulset", "keeper", "-o", "jsonpath={.metadata.uid}"]).unwrap();
+    wait_for("keeper pods", Duration::from_secs(30), || {
+        (keeper_controllers(&k) == [("keeper-0".to_string(), first_uid.clone()), ("keeper-1".to_string(), first_uid.clone())]).then_some(())
+    });
+    let pod_uids = k.ok(&["get", "pods", "keeper-0", "keeper-1", "-o", "jsonpath={.items[*].metadata.uid}"]).unwrap();
+
+    // Orphaned by a non-cascading delete, the pods are adopted by the next set of that name.
+    k.ok(&["delete", "statefulset", "keeper", "--cascade=orphan"]).unwrap();
+    wait_for("orphaned keeper pods", Duration::from_secs(30), || {
+        keeper_controllers(&k).iter().all(|(_, owner)| owner.is_empty()).then_some(())
+    });
+    k.ok_stdin(&["apply", "-f", "-"], ADOPTER).unwrap();
+    let second_uid = k.ok(&["get", "statefulset", "keeper", "-o", "jsonpath={.metadata.uid}"]).unwrap();
+    assert_ne!(first_uid, second_uid);
+    wait_for("keeper pods adopted", Duration::from_secs(30), || {
+        keeper_controllers(&k).iter().all(|(_, owner)| *owner == second_uid).then_some(())
+    });
+    let adopted_uids = k.ok(&["get", "pods", "keeper-0", "keeper-1", "-o", "jsonpath={.items[*].metadata.uid}"]).unwrap();
+    assert_eq!(pod_uids, adopted_uids, "the same pods were adopted, not recreated");
+
+    // A pod relabelled out of the selector is released.
+    k.ok(&["label", "pod", "keeper-1", "app=debug", "--overwrite"]).unwrap();
+    wait_for("keeper-1 released", Duration::from_secs(30), || {
+        let refs = k.json(&["get", "pod", "keeper-1", "-o", "json"]).ok()?["metadata"]["ownerReferences"].clone();
+        refs.as_array().is_none_or(Vec::is_empty).then_some(())
+    });
+    let owner = k.json(&["get", "pod", "keeper-0", "-o", "json"]).unwrap()["metadata"]["ownerReferences"][0]["uid"].clone();
+    assert_eq!(owner, second_uid.as_str());
+}
+
+const LEADER_JOB: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: leader
+spec:
+  completions: 3
+  parallelism: 1
+  completionMode: Indexed
+  successPolicy:
+    rules:
+    - succeededIndexes: "2"
+    - succeededCount: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+"#;
+
+#[test]
+fn indexed_job_completes_early_on_its_success_policy() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "1", "--name-prefix", "succ", "--run-duration", "1s"]);
+    wait_nodes_ready(&k, 1);
+    k.ok_stdin(&["apply", "-f", "-"], LEADER_JOB).unwrap();
+    k.ok(&["wait", "--for=condition=complete", "job/leader", "--timeout=60s"]).unwrap();
+    let job = k.json(&["get", "job", "leader", "-o", "json"]).unwrap();
+    let matched = "Matched rules at index 1".to_string();
+    assert_eq!(
+        conditions(&job),
+        [
+            ("SuccessCriteriaMet".into(), "SuccessPolicy".into(), matched.clone()),
+            ("Complete".into(), "SuccessPolicy".into(), matched)
+        ]
+    );
+    assert_eq!(job["status"]["completedIndexes"], "0", "{}", job["status"]);
+    assert_eq!(job["status"]["succeeded"], 1, "{}", job["status"]);
+    // Index 0 alone satisfied the policy: indexes 1 and 2 never ran.
+    let pods = items(&k, &["get", "pods", "-l", "batch.kubernetes.io/job-name=leader"]);
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(pods[0]["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"], "0");
+}
+
+const PER_INDEX_JOBS: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: shards
+spec:
+  completions: 2
+  parallelism: 2
+  completionMode: Indexed
+  backoffLimitPerIndex: 0
+  template:
+    metadata:
+      annotations:
+        sim.rkube.io/exit-code: "1"
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: capped
+spec:
+  completions: 4
+  parallelism: 4
+  completionMode: Indexed
+  backoffLimitPerIndex: 0
+  maxFailedIndexes: 1
+  template:
+    metadata:
+      annotations:
+        sim.rkube.io/exit-code: "1"
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+"#;
+
+#[test]
+fn indexed_jobs_fail_per_index_and_past_max_failed_indexes() {
+    let c = start(&[]);
+    let k = c.kubectl();
+    let _sim = Sim::start(&c, &["--nodes", "1", "--name-prefix", "idx", "--run-duration", "1s"]);
+    wait_nodes_ready(&k, 1);
+    k.ok_stdin(&["apply", "-f", "-"], PER_INDEX_JOBS).unwrap();
+    k.ok(&["wait", "--for=condition=failed", "job/shards", "job/capped", "--timeout=60s"])
+        .unwrap_or_else(|e| panic!("{e}\n{}", k.ok(&["get", "jobs", "-o", "yaml"]).unwrap_or_default()));
+
+    // backoffLimitPerIndex 0: each index fails once and is not retried; the Job fails once
+    // every index is finished.
+    let job = k.json(&["get", "job", "shards", "-o", "json"]).unwrap();
+    assert_eq!(job["status"]["failedIndexes"], "0,1", "{}", job["status"]);
+    assert_eq!(job["status"]["completedIndexes"], "", "{}", job["status"]);
+    assert_eq!(job["status"]["failed"], 2, "{}", job["status"]);
+    let message = "Job has failed indexes".to_string();
+    assert_eq!(
+        conditions(&job),
+        [
+            ("FailureTarget".into(), "FailedIndexes".into(), message.clone()),
+            ("Failed".into(), "FailedIndexes".into(), message)
+        ]
+    );
+    let pods = items(&k, &["get", "pods", "-l", "batch.kubernetes.io/job-name=shards"]);
+    assert_eq!(pods.len(), 2, "no index is retried");
+    for pod in &pods {
+        assert_eq!(pod["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"], "0", "{pod}");
+    }
+
+    let job = k.json(&["get", "job", "capped", "-o", "json"]).unwrap();
+    let (_, reason, message) = conditions(&job).pop().unwrap();
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes"),
+        "{}",
+        job["status"]
+    );
+    let failed = job["status"]["failedIndexes"].as_str().unwrap_or_default();
+    assert!(failed.len() >= 3, "more than one failed index: {failed}");
+}
+
+#[test]
+fn statefulset_claim_retention_policy_deletes_claims_on_scale_down_and_delete() {
+    let c = crate::cluster();
+    let k = c.kubectl();
+    let manifest = PARALLEL_WITH_CLAIMS.replace(
+        "  podManagementPolicy: Parallel\n",
+        "  podManagementPolicy: Parallel\n  persistentVolumeClaimRetentionPolicy:\n    whenScaled: Delete\n    whenDeleted: Delete\n",
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &manifest).unwrap();
+    let claim_names = |k: &Kubectl| {
+        let mut names: Vec<String> = items(k, &["get", "pvc"]).iter().filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string)).collect();
+        names.sort();
+        names
+    };
+    wait_for("claims for db-0 and db-1", Duration::from_secs(30), || (claim_names(&k) == ["data-db-0", "data-db-1"]).then_some(()));
+    let claim = k.json(&["get", "pvc", "data-db-0", "-o", "json"]).unwrap();
+    let set_uid = k.ok(&["get", "statefulset", "db", "-o", "jsonpath={.metadata.uid}"]).unwrap();
+    let refs = claim["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+    assert!(refs.iter().any(|r| r["kind"] == "StatefulSet" && r["uid"] == set_uid.as_str()), "whenDeleted: Delete makes the set own the claim: {refs:?}");
+
+    // whenScaled: Delete — the condemned pod's claim goes with it.
+    k.ok(&["scale", "statefulset", "db", "--replicas=1"]).unwrap();
+    wait_for("data-db-1 deleted with db-1", Duration::from_secs(30), || (claim_names(&k) == ["data-db-0"]).then_some(()));
+    // whenDeleted: Delete — the rest goes with the set.
+    k.ok(&["delete", "statefulset", "db", "--wait=true"]).unwrap();
+    wait_for("all claims deleted", Duration::from_secs(30), || claim_names(&k).is_empty().then_some(()));
+}
+
+const REPLACEMENT_JOBS: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: eager
+spec:
+  template:
+    metadata:
+      finalizers: ["e2e.rkube.io/hold"]
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: patient
+spec:
+  podReplacementPolicy: Failed
+  template:
+    metadata:
+      finalizers: ["e2e.rkube.io/hold"]
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: worker
+        image: busybox
+"#;
+
+#[test]
+fn job_pod_replacement_policy_failed_waits_for_terminating_pods() {
+    // No nodes: the pods stay Pending, and a finalizer keeps a deleted one terminating.
+    let c = crate::cluster();
+    let k = c.kubectl();
+    k.ok_stdin(&["apply", "-f", "-"], REPLACEMENT_JOBS).unwrap();
+    let pods_of = |job: &str| -> Vec<(String, bool)> {
+        let mut pods: Vec<(String, bool)> = items(&k, &["get", "pods", "-l", &format!("batch.kubernetes.io/job-name={job}")])
+            .iter()
+            .map(|p| (p["metadata"]["name"].as_str().unwrap_or_default().to_string(), !p["metadata"]["deletionTimestamp"].is_null()))
+            .collect();
+        pods.sort();
+        pods
+    };
+    let first = |job: &str| wait_for("the job's pod", Duration::from_secs(30), || pods_of(job).first().map(|p| p.0.clone()));
+    let (eager, patient) = (first("eager"), first("patient"));
+    k.ok(&["delete", "pod", &eager, &patient, "--wait=false"]).unwrap();
+
+    // TerminatingOrFailed (the default): a replacement starts beside the terminating pod.
+    wait_for("a replacement for the eager job", Duration::from_secs(20), || {
+        let pods = pods_of("eager");
+        (pods.len() == 2 && pods.iter().filter(|p| !p.1).count() == 1).then_some(())
+    });
+    // Failed: none while the old pod terminates; the Job reports it as terminating.
+    let job = wait_for("patient job counts its terminating pod", Duration::from_secs(20), || {
+        let job = k.json(&["get", "job", "patient", "-o", "json"]).ok()?;
+        (job["status"]["terminating"] == 1).then_some(job)
+    });
+    assert!(job["status"]["active"].is_null(), "{}", job["status"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(pods_of("patient"), [(patient.clone(), true)]);
+
+    // Once it is gone, the replacement comes.
+    k.ok(&["patch", "pod", &patient, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).unwrap();
+    wait_for("a replacement for the patient job", Duration::from_secs(20), || {
+        let pods = pods_of("patient");
+        (pods.len() == 1 && pods[0].0 != patient && !pods[0].1).then_some(())
+    });
+}
