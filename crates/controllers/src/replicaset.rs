@@ -220,7 +220,8 @@ async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Resu
 
     // Claim: adopt matching orphans, release owned pods that no longer match.
     let selector = owner.pod_selector();
-    let mut owned: Vec<Pod> = Vec::new();
+    // Shared, not cloned: an owner with 10,000 pods is reconciled on every pod change.
+    let mut owned: Vec<Arc<Pod>> = Vec::new();
     for pod in state.pods.state() {
         if pod.namespace().as_deref() != Some(ns.as_str()) || !pod_util::is_active(&pod) {
             continue;
@@ -229,7 +230,7 @@ async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Resu
         match controller_of(pod.as_ref()) {
             Some(r) if r.uid == owner_uid => {
                 if matches || deleting {
-                    owned.push((*pod).clone());
+                    owned.push(pod.clone());
                 } else {
                     release(&pods_api, &pod, &owner_uid).await?;
                 }
@@ -239,7 +240,7 @@ async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Resu
                 if let Some(adopted) =
                     adopt(&pods_api, &pod, controller_ref(owner.as_ref())).await?
                 {
-                    owned.push(adopted);
+                    owned.push(Arc::new(adopted));
                 }
             }
             None => {}
@@ -275,7 +276,7 @@ async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Resu
 async fn manage_replicas<K: ReplicaOwner>(
     state: &State<K>,
     owner: &K,
-    owned: &[Pod],
+    owned: &[Arc<Pod>],
     pods_api: &Api<Pod>,
     key: &str,
 ) -> Option<(&'static str, String)> {
@@ -335,8 +336,9 @@ async fn manage_replicas<K: ReplicaOwner>(
     }
     if owned.len() > desired {
         let surplus = (owned.len() - desired).min(BURST_REPLICAS);
-        let mut ranked = owned.to_vec();
-        pod_util::sort_for_deletion(&mut ranked, owned);
+        let all: Vec<Pod> = owned.iter().map(|p| Pod::clone(p)).collect();
+        let mut ranked = all.clone();
+        pod_util::sort_for_deletion(&mut ranked, &all);
         let victims: Vec<Pod> = ranked.into_iter().take(surplus).collect();
         state
             .expectations
@@ -458,7 +460,7 @@ pub(crate) async fn release(api: &Api<Pod>, pod: &Pod, owner_uid: &str) -> Resul
 async fn update_status<K: ReplicaOwner>(
     client: &kube::Client,
     owner: &K,
-    owned: &[Pod],
+    owned: &[Arc<Pod>],
     failure: Option<(&str, String)>,
 ) -> Result<()> {
     let now = Timestamp::now();
