@@ -13,8 +13,9 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::runtime::{
     CONTAINER_NAME_LABEL, ContainerInfo, ContainerSecurity, ContainerSpec, ContainerState,
-    ExecResult, ImageUser, POD_UID_LABEL, PullAuth, Result, Runtime, RuntimeError, RuntimeVersion,
-    SandboxInfo, SandboxSpec,
+    ContainerUsage, CpuUsage, ExecResult, FilesystemUsage, ImageUser, InterfaceUsage, MemoryUsage,
+    NetworkUsage, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL, PullAuth, Result, Runtime,
+    RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec, SandboxUsage,
 };
 
 /// CRI's `NamespaceMode::NODE`: share the host's namespace.
@@ -126,6 +127,45 @@ fn container_security(s: &ContainerSecurity) -> cri::LinuxContainerSecurityConte
         supplemental_groups: s.supplemental_groups.clone(),
         no_new_privs: s.no_new_privileges,
         ..Default::default()
+    }
+}
+
+fn cpu_usage(c: cri::CpuUsage) -> CpuUsage {
+    CpuUsage {
+        timestamp: c.timestamp,
+        usage_core_nano_seconds: c.usage_core_nano_seconds.map(|v| v.value),
+        usage_nano_cores: c.usage_nano_cores.map(|v| v.value),
+    }
+}
+
+fn memory_usage(m: cri::MemoryUsage) -> MemoryUsage {
+    MemoryUsage {
+        timestamp: m.timestamp,
+        working_set_bytes: m.working_set_bytes.map(|v| v.value),
+        available_bytes: m.available_bytes.map(|v| v.value),
+        usage_bytes: m.usage_bytes.map(|v| v.value),
+        rss_bytes: m.rss_bytes.map(|v| v.value),
+        page_faults: m.page_faults.map(|v| v.value),
+        major_page_faults: m.major_page_faults.map(|v| v.value),
+    }
+}
+
+fn filesystem_usage(f: cri::FilesystemUsage) -> FilesystemUsage {
+    FilesystemUsage {
+        timestamp: f.timestamp,
+        mountpoint: f.fs_id.map(|id| id.mountpoint).unwrap_or_default(),
+        used_bytes: f.used_bytes.map(|v| v.value),
+        inodes_used: f.inodes_used.map(|v| v.value),
+    }
+}
+
+fn interface_usage(i: cri::NetworkInterfaceUsage) -> InterfaceUsage {
+    InterfaceUsage {
+        name: i.name,
+        rx_bytes: i.rx_bytes.map(|v| v.value),
+        rx_errors: i.rx_errors.map(|v| v.value),
+        tx_bytes: i.tx_bytes.map(|v| v.value),
+        tx_errors: i.tx_errors.map(|v| v.value),
     }
 }
 
@@ -286,14 +326,126 @@ impl Runtime for CriRuntime {
                     .get(POD_UID_LABEL)
                     .cloned()
                     .or_else(|| s.metadata.as_ref().map(|m| m.uid.clone()))?;
+                let metadata = s.metadata.unwrap_or_default();
                 Some(SandboxInfo {
                     id: s.id,
                     pod_uid,
-                    attempt: s.metadata.map(|m| m.attempt).unwrap_or(0),
+                    pod_name: metadata.name,
+                    pod_namespace: metadata.namespace,
+                    attempt: metadata.attempt,
                     ready: s.state == cri::PodSandboxState::SandboxReady as i32,
                     created_at: s.created_at,
                 })
             })
+            .collect())
+    }
+
+    async fn list_container_stats(&self) -> Result<Vec<ContainerUsage>> {
+        // Running containers only, as the kubelet's CRI stats provider keeps them: stats of
+        // exited containers would count usage that is no longer there.
+        let running = cri::ContainerFilter {
+            state: Some(cri::ContainerStateValue {
+                state: cri::ContainerState::ContainerRunning as i32,
+            }),
+            ..Default::default()
+        };
+        let containers = self
+            .runtime
+            .clone()
+            .list_containers(cri::ListContainersRequest {
+                filter: Some(running),
+            })
+            .await
+            .map_err(|e| rpc_error("ListContainers", e))?
+            .into_inner()
+            .containers;
+        let mut stats: HashMap<String, cri::ContainerStats> = self
+            .runtime
+            .clone()
+            .list_container_stats(cri::ListContainerStatsRequest { filter: None })
+            .await
+            .map_err(|e| rpc_error("ListContainerStats", e))?
+            .into_inner()
+            .stats
+            .into_iter()
+            .filter_map(|s| Some((s.attributes.as_ref()?.id.clone(), s)))
+            .collect();
+        Ok(containers
+            .into_iter()
+            .map(|c| {
+                let label = |key: &str| c.labels.get(key).cloned().unwrap_or_default();
+                let name = c
+                    .labels
+                    .get(CONTAINER_NAME_LABEL)
+                    .cloned()
+                    .or_else(|| c.metadata.as_ref().map(|m| m.name.clone()))
+                    .unwrap_or_default();
+                let s = stats.remove(&c.id).unwrap_or_default();
+                ContainerUsage {
+                    name,
+                    pod_name: label(POD_NAME_LABEL),
+                    pod_namespace: label(POD_NAMESPACE_LABEL),
+                    pod_uid: label(POD_UID_LABEL),
+                    created_at: c.created_at,
+                    cpu: s.cpu.map(cpu_usage),
+                    memory: s.memory.map(memory_usage),
+                    writable_layer: s.writable_layer.map(filesystem_usage),
+                    id: c.id,
+                }
+            })
+            .collect())
+    }
+
+    async fn list_pod_sandbox_stats(&self) -> Result<Vec<SandboxUsage>> {
+        let response = self
+            .runtime
+            .clone()
+            .list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest { filter: None })
+            .await;
+        let stats = match response {
+            Ok(r) => r.into_inner().stats,
+            // Runtimes without pod-level stats (containerd before 1.6, some CRI-O versions).
+            Err(status) if status.code() == tonic::Code::Unimplemented => return Ok(Vec::new()),
+            Err(status) => return Err(rpc_error("ListPodSandboxStats", status)),
+        };
+        Ok(stats
+            .into_iter()
+            .filter_map(|s| {
+                let attributes = s.attributes?;
+                let pod_uid = attributes
+                    .labels
+                    .get(POD_UID_LABEL)
+                    .cloned()
+                    .or_else(|| attributes.metadata.map(|m| m.uid))?;
+                let linux = s.linux.unwrap_or_default();
+                Some(SandboxUsage {
+                    sandbox_id: attributes.id,
+                    pod_uid,
+                    cpu: linux.cpu.map(cpu_usage),
+                    memory: linux.memory.map(memory_usage),
+                    network: linux.network.map(|n| NetworkUsage {
+                        timestamp: n.timestamp,
+                        default_interface: n.default_interface.map(interface_usage),
+                        interfaces: n.interfaces.into_iter().map(interface_usage).collect(),
+                    }),
+                    process_count: linux.process.and_then(|p| p.process_count).map(|v| v.value),
+                })
+            })
+            .collect())
+    }
+
+    async fn image_fs_info(&self) -> Result<Vec<FilesystemUsage>> {
+        let response = self
+            .images
+            .clone()
+            .image_fs_info(cri::ImageFsInfoRequest {})
+            .await
+            .map_err(|e| rpc_error("ImageFsInfo", e))?
+            .into_inner();
+        Ok(response
+            .image_filesystems
+            .into_iter()
+            .map(filesystem_usage)
             .collect())
     }
 

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use parking_lot::Mutex;
 
 use crate::runtime::{
-    ContainerInfo, ContainerSpec, ContainerState, ExecResult, ImageUser, PullAuth, Result, Runtime,
-    RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec,
+    ContainerInfo, ContainerSpec, ContainerState, ContainerUsage, CpuUsage, ExecResult,
+    FilesystemUsage, ImageUser, MemoryUsage, PullAuth, Result, Runtime, RuntimeError,
+    RuntimeVersion, SandboxInfo, SandboxSpec, SandboxUsage,
 };
 
 #[derive(Default)]
@@ -20,6 +21,8 @@ struct State {
     containers: BTreeMap<String, (String, ContainerSpec, ContainerInfo)>,
     calls: Vec<String>,
     clock: i64,
+    /// Cumulative CPU nanoseconds and working set of running containers, by container name.
+    usage: BTreeMap<String, (u64, u64)>,
 }
 
 impl State {
@@ -85,6 +88,15 @@ impl FakeRuntime {
         all.into_iter().map(|(_, spec)| spec).collect()
     }
 
+    /// Sets what the runtime reports as the use of the running container `name`: cumulative
+    /// CPU time and working set.
+    pub fn set_usage(&self, name: &str, cpu_core_nano_seconds: u64, working_set_bytes: u64) {
+        self.state
+            .lock()
+            .usage
+            .insert(name.to_string(), (cpu_core_nano_seconds, working_set_bytes));
+    }
+
     /// Sandboxes that exist (ready or not).
     pub fn sandbox_count(&self) -> usize {
         self.state.lock().sandboxes.len()
@@ -140,6 +152,8 @@ impl Runtime for FakeRuntime {
         let info = SandboxInfo {
             id: id.clone(),
             pod_uid: spec.uid.clone(),
+            pod_name: spec.name.clone(),
+            pod_namespace: spec.namespace.clone(),
             attempt: spec.attempt,
             ready: true,
             created_at: s.clock,
@@ -190,6 +204,56 @@ impl Runtime for FakeRuntime {
             .values()
             .map(|(_, info)| info.clone())
             .collect())
+    }
+
+    async fn list_container_stats(&self) -> Result<Vec<ContainerUsage>> {
+        let mut s = self.state.lock();
+        let now = s.tick();
+        let mut out = Vec::new();
+        for (sandbox_id, spec, info) in s.containers.values() {
+            if info.state != ContainerState::Running {
+                continue;
+            }
+            let Some((sandbox, _)) = s.sandboxes.get(sandbox_id) else {
+                continue;
+            };
+            let (cpu, memory) = s.usage.get(&info.name).copied().unwrap_or_default();
+            out.push(ContainerUsage {
+                id: info.id.clone(),
+                name: spec.name.clone(),
+                pod_name: sandbox.name.clone(),
+                pod_namespace: sandbox.namespace.clone(),
+                pod_uid: sandbox.uid.clone(),
+                created_at: info.created_at,
+                cpu: Some(CpuUsage {
+                    timestamp: now,
+                    usage_core_nano_seconds: Some(cpu),
+                    usage_nano_cores: None,
+                }),
+                memory: Some(MemoryUsage {
+                    timestamp: now,
+                    working_set_bytes: Some(memory),
+                    usage_bytes: Some(memory),
+                    ..Default::default()
+                }),
+                writable_layer: Some(FilesystemUsage {
+                    timestamp: now,
+                    mountpoint: String::new(),
+                    used_bytes: Some(4096),
+                    inodes_used: Some(1),
+                }),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn list_pod_sandbox_stats(&self) -> Result<Vec<SandboxUsage>> {
+        // As a runtime without ListPodSandboxStats: pod totals come from the containers.
+        Ok(Vec::new())
+    }
+
+    async fn image_fs_info(&self) -> Result<Vec<FilesystemUsage>> {
+        Ok(Vec::new())
     }
 
     async fn create_container(

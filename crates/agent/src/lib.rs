@@ -8,6 +8,7 @@
 
 pub mod atomic_writer;
 pub mod cri;
+pub mod endpoint_auth;
 pub mod env;
 pub mod fake;
 pub mod hooks;
@@ -20,6 +21,7 @@ pub mod resources;
 pub mod runtime;
 pub mod security;
 pub mod server;
+pub mod stats;
 pub mod status;
 pub mod sync;
 pub mod volumes;
@@ -69,6 +71,9 @@ pub struct AgentConfig {
     pub log_root: PathBuf,
     /// The agent's state: pod volumes (`pods/<uid>/volumes/…`).
     pub root_dir: PathBuf,
+    /// The cluster CA (DER) client certificates of the endpoint are verified against (the
+    /// kubelet's `--client-ca-file`; from the agent's kubeconfig). Empty: tokens only.
+    pub client_ca: Vec<Vec<u8>>,
 }
 
 /// The host's name, as the kubelet's default node name (lower-case).
@@ -138,7 +143,24 @@ pub async fn run(
         node_ip.clone(),
         "localhost".into(),
     ];
-    let endpoint = tokio::spawn(server::serve(listener, config.log_root.clone(), names));
+    let stats = Arc::new(stats::StatsProvider::new(
+        runtime.clone(),
+        config.node_name.clone(),
+        config.log_root.clone(),
+        config.root_dir.clone(),
+    ));
+    let auth = Arc::new(endpoint_auth::EndpointAuth::new(
+        client.clone(),
+        config.node_name.clone(),
+    ));
+    let endpoint = tokio::spawn(server::serve(
+        listener,
+        config.log_root.clone(),
+        names,
+        stats,
+        auth,
+        config.client_ca.clone(),
+    ));
     let allocatable = env::NodeAllocatable {
         cpu_milli: host.cpus as i64 * 1000,
         memory_bytes: host.memory_kib as i64 * 1024,

@@ -633,21 +633,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn https_probes_do_not_verify_the_certificate() -> std::io::Result<()> {
+    async fn https_probes_do_not_verify_the_certificate() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let logs = tempfile::tempdir()?;
+        let runtime = std::sync::Arc::new(crate::fake::FakeRuntime::default());
+        let stats = crate::stats::StatsProvider::new(
+            runtime,
+            "n".into(),
+            logs.path().to_path_buf(),
+            logs.path().to_path_buf(),
+        );
+        // No API server behind it: a request without credentials is refused before any review.
+        let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse()?))?;
+        let auth = crate::endpoint_auth::EndpointAuth::new(client, "n".into());
         let server = tokio::spawn(crate::server::serve(
             listener,
             logs.path().to_path_buf(),
             vec!["agent.invalid".into()],
+            std::sync::Arc::new(stats),
+            std::sync::Arc::new(auth),
+            vec![],
         ));
         // A self-signed certificate for another name: the request still gets its answer (the
-        // agent's endpoint has nothing at this path).
+        // agent's endpoint refuses a caller without credentials).
         let result = http_get(true, "127.0.0.1", port, "/nothing-here", &[]).await;
         assert_eq!(
             result,
-            Err("HTTP probe failed with statuscode: 404".to_string())
+            Err("HTTP probe failed with statuscode: 401".to_string())
         );
         server.abort();
         Ok(())

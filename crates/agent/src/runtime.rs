@@ -103,6 +103,8 @@ pub struct Mount {
 pub struct SandboxInfo {
     pub id: String,
     pub pod_uid: String,
+    pub pod_name: String,
+    pub pod_namespace: String,
     pub attempt: u32,
     pub ready: bool,
     /// Nanoseconds since the epoch.
@@ -161,6 +163,13 @@ pub trait Runtime: Send + Sync {
     async fn stop_sandbox(&self, id: &str) -> Result<()>;
     async fn remove_sandbox(&self, id: &str) -> Result<()>;
     async fn list_sandboxes(&self) -> Result<Vec<SandboxInfo>>;
+    /// Use of every running container (for `/stats/summary` and `/metrics/resource`).
+    async fn list_container_stats(&self) -> Result<Vec<ContainerUsage>>;
+    /// Pod-level use of every ready sandbox; empty when the runtime does not implement
+    /// `ListPodSandboxStats` (pod totals are then the sum of their containers).
+    async fn list_pod_sandbox_stats(&self) -> Result<Vec<SandboxUsage>>;
+    /// The filesystems images are stored on.
+    async fn image_fs_info(&self) -> Result<Vec<FilesystemUsage>>;
     async fn create_container(
         &self,
         sandbox_id: &str,
@@ -187,4 +196,82 @@ pub struct ExecResult {
     pub exit_code: i32,
     /// stdout followed by stderr.
     pub output: String,
+}
+
+/// Cumulative CPU use of a container or sandbox, as CRI `CpuUsage` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuUsage {
+    /// When the runtime read it (nanoseconds since the epoch).
+    pub timestamp: i64,
+    pub usage_core_nano_seconds: Option<u64>,
+    /// The runtime's own rate over its sample window, when it computes one.
+    pub usage_nano_cores: Option<u64>,
+}
+
+/// Memory use, as CRI `MemoryUsage` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryUsage {
+    pub timestamp: i64,
+    pub working_set_bytes: Option<u64>,
+    pub available_bytes: Option<u64>,
+    pub usage_bytes: Option<u64>,
+    pub rss_bytes: Option<u64>,
+    pub page_faults: Option<u64>,
+    pub major_page_faults: Option<u64>,
+}
+
+/// Use of a filesystem (a container's writable layer, or the image filesystem).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FilesystemUsage {
+    pub timestamp: i64,
+    /// Where the filesystem is mounted (empty when the runtime does not say).
+    pub mountpoint: String,
+    pub used_bytes: Option<u64>,
+    pub inodes_used: Option<u64>,
+}
+
+/// Counters of one network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InterfaceUsage {
+    pub name: String,
+    pub rx_bytes: Option<u64>,
+    pub rx_errors: Option<u64>,
+    pub tx_bytes: Option<u64>,
+    pub tx_errors: Option<u64>,
+}
+
+/// Network use of a pod sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkUsage {
+    pub timestamp: i64,
+    pub default_interface: Option<InterfaceUsage>,
+    /// The other interfaces.
+    pub interfaces: Vec<InterfaceUsage>,
+}
+
+/// Resource use of one running container (CRI `ContainerStats`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerUsage {
+    pub id: String,
+    /// The container's name in its pod.
+    pub name: String,
+    pub pod_name: String,
+    pub pod_namespace: String,
+    pub pod_uid: String,
+    /// Nanoseconds since the epoch.
+    pub created_at: i64,
+    pub cpu: Option<CpuUsage>,
+    pub memory: Option<MemoryUsage>,
+    pub writable_layer: Option<FilesystemUsage>,
+}
+
+/// Resource use of a pod sandbox as a whole (CRI `PodSandboxStats`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SandboxUsage {
+    pub sandbox_id: String,
+    pub pod_uid: String,
+    pub cpu: Option<CpuUsage>,
+    pub memory: Option<MemoryUsage>,
+    pub network: Option<NetworkUsage>,
+    pub process_count: Option<u64>,
 }

@@ -1,5 +1,7 @@
 //! The agent's HTTPS endpoint (the kubelet's :10250): `/containerLogs/<ns>/<pod>/<container>`
-//! for the API server's `pods/log`, and `/healthz`. Served with a self-signed certificate, as a
+//! for the API server's `pods/log`, `/stats/summary` and `/metrics/resource` ([`crate::stats`]),
+//! and `/healthz`, each behind [`crate::endpoint_auth`] (client certificates of the cluster CA
+//! or bearer tokens, then a SubjectAccessReview). Served with a self-signed certificate, as a
 //! kubelet without a serving certificate does; the API server does not verify it (upstream's
 //! behaviour without `--kubelet-certificate-authority`).
 
@@ -19,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::AgentError;
+use crate::endpoint_auth::EndpointAuth;
 use crate::logs::{self, LogOptions};
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -33,21 +36,49 @@ fn text(status: StatusCode, message: String) -> Response<Body> {
     r
 }
 
-/// Serves until the task is aborted.
+/// Verifies client certificates against the cluster CA; connections without one are accepted
+/// (bearer tokens, or refused with 401 by [`EndpointAuth`]).
+fn client_verifier(
+    client_ca: &[Vec<u8>],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, AgentError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in client_ca {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| AgentError::Config(format!("cluster CA certificate: {e}")))?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| AgentError::Config(format!("client certificate verifier: {e}")))
+}
+
+/// Serves until the task is aborted. Every request is authenticated and authorized by `auth`
+/// first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     log_root: PathBuf,
     names: Vec<String>,
+    stats: Arc<crate::stats::StatsProvider>,
+    auth: Arc<EndpointAuth>,
+    client_ca: Vec<Vec<u8>>,
 ) -> Result<(), AgentError> {
     let cert = rcgen::generate_simple_self_signed(names)
         .map_err(|e| AgentError::Config(format!("agent serving certificate: {e}")))?;
     let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
         .map_err(|e| AgentError::Config(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| AgentError::Config(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    let builder = if client_ca.is_empty() {
+        tracing::warn!("no cluster CA: the agent endpoint accepts bearer tokens only");
+        builder.with_no_client_auth()
+    } else {
+        builder.with_client_cert_verifier(client_verifier(&client_ca, provider)?)
+    };
+    let mut tls = builder
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .map_err(|e| AgentError::Config(e.to_string()))?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -63,13 +94,38 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let log_root = log_root.clone();
+        let stats = stats.clone();
+        let auth = auth.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
+            // The leaf rustls verified against the cluster CA, if the client sent one.
+            let client_certificate: Option<Arc<[u8]>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| Arc::from(leaf.as_ref()));
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let log_root = log_root.clone();
-                async move { Ok::<_, Infallible>(handle(&log_root, req).await) }
+                let stats = stats.clone();
+                let auth = auth.clone();
+                let client_certificate = client_certificate.clone();
+                async move {
+                    let admitted = auth
+                        .admit(
+                            client_certificate.as_deref(),
+                            req.method(),
+                            req.uri().path(),
+                            req.headers(),
+                        )
+                        .await;
+                    Ok::<_, Infallible>(match admitted {
+                        Ok(_) => handle(&log_root, &stats, req).await,
+                        Err(refusal) => text(refusal.status, refusal.message),
+                    })
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
@@ -79,10 +135,21 @@ pub async fn serve(
     }
 }
 
-async fn handle(log_root: &std::path::Path, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    log_root: &std::path::Path,
+    stats: &crate::stats::StatsProvider,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
         return text(StatusCode::OK, "ok".into());
+    }
+    if let Some(reply) = crate::stats::serve(stats, &path, req.uri().query()).await {
+        let mut response = text(reply.status, reply.body);
+        if let Ok(v) = http::HeaderValue::from_str(reply.content_type) {
+            response.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        return response;
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let ["containerLogs", namespace, pod, container] = parts.as_slice() else {

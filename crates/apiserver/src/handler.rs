@@ -243,6 +243,9 @@ async fn serve_request(state: Arc<AppState>, req: Request, audit: &mut Option<cr
             Err(e) => encode::error(&state, &e, render),
         };
     }
+    if info.is_resource && info.group.is_empty() && info.resource == "nodes" && info.subresource == "proxy" {
+        return crate::node_proxy::serve(&state, &info, parts, body).await.unwrap_or_else(|e| encode::error(&state, &e, render));
+    }
     if !info.is_resource {
         return discovery_response(&state, &path, &info, accept.as_deref(), render);
     }

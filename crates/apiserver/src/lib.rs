@@ -15,6 +15,7 @@ pub mod field_validation;
 pub mod handler;
 pub mod metrics;
 pub mod negotiate;
+pub mod node_proxy;
 pub mod openapi;
 pub mod patch;
 pub mod pod_logs;

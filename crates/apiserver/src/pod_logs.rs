@@ -2,8 +2,10 @@
 //! log from the node agent's HTTPS endpoint (`/containerLogs/...` on the Node's InternalIP and
 //! `status.daemonEndpoints.kubeletEndpoint.Port`), as kube-apiserver does with the kubelet.
 //!
-//! The agent's serving certificate is self-signed and is not verified: upstream's behaviour
-//! when `--kubelet-certificate-authority` is not set.
+//! The API server authenticates to the agent with its kubelet client certificate
+//! ([`kubelet_client_config`], CN `kube-apiserver-kubelet-client`). The agent's serving
+//! certificate is self-signed and is not verified: upstream's behaviour when
+//! `--kubelet-certificate-authority` is not set.
 
 use std::sync::Arc;
 
@@ -86,7 +88,7 @@ fn waiting_error(pod: &Value, name: &str, container: &str) -> Option<ApiError> {
 }
 
 /// The node agent's `host:port`.
-fn agent_address(node: &Value) -> Option<(String, u16)> {
+pub(crate) fn agent_address(node: &Value) -> Option<(String, u16)> {
     let addresses = node.pointer("/status/addresses")?.as_array()?;
     let ip = addresses
         .iter()
@@ -146,7 +148,7 @@ pub async fn pod_log(
         "/containerLogs/{namespace}/{name}/{container}?{}",
         forwarded_query(q)
     );
-    let (status, body) = agent_get(&host, port, &path).await?;
+    let (status, body) = agent_get(&state.kubelet_tls, &host, port, &path).await?;
     if status != StatusCode::OK {
         let bytes = body
             .collect()
@@ -165,19 +167,49 @@ pub async fn pod_log(
         .map_err(ApiError::internal)
 }
 
+/// GETs `path` from the agent at `host:port`.
 pub(crate) async fn agent_get(
+    tls: &Arc<rustls::ClientConfig>,
     host: &str,
     port: u16,
     path: &str,
 ) -> Result<(StatusCode, hyper::body::Incoming), ApiError> {
+    let request = http::Request::get(path)
+        .header(header::HOST, format!("{host}:{port}"))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .map_err(ApiError::internal)?;
+    let response = agent_request(tls, host, port, request).await?;
+    Ok((response.status(), response.into_body()))
+}
+
+/// Sends a request to the agent at `host:port` over HTTPS (HTTP/1.1) with `tls`.
+pub(crate) async fn agent_request<B>(
+    tls: &Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+    request: http::Request<B>,
+) -> Result<http::Response<hyper::body::Incoming>, ApiError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = request.uri().to_string();
+    // Go's url.Error: `Get "https://…": <cause>` (the method in title case).
+    let method = request.method().as_str().to_ascii_lowercase();
+    let mut letters = method.chars();
+    let operation: String = letters
+        .next()
+        .map(|first| first.to_ascii_uppercase().to_string() + letters.as_str())
+        .unwrap_or_default();
     let unreachable =
-        |e: String| ApiError::internal(format!("Get \"https://{host}:{port}{path}\": {e}"));
+        |e: String| ApiError::internal(format!("{operation} \"https://{host}:{port}{path}\": {e}"));
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     let server_name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| unreachable(e.to_string()))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(insecure_client_config()?))
+    let tls = tokio_rustls::TlsConnector::from(tls.clone())
         .connect(server_name, tcp)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
@@ -189,27 +221,38 @@ pub(crate) async fn agent_get(
             tracing::debug!(error = %e, "node agent connection");
         }
     });
-    let request = http::Request::get(path)
-        .header(header::HOST, format!("{host}:{port}"))
-        .body(http_body_util::Empty::<Bytes>::new())
-        .map_err(ApiError::internal)?;
-    let response = sender
+    sender
         .send_request(request)
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    Ok((response.status(), response.into_body()))
+        .map_err(|e| unreachable(e.to_string()))
 }
 
-/// TLS to the agent without verifying its certificate (see the module doc).
-fn insecure_client_config() -> Result<rustls::ClientConfig, ApiError> {
+/// The TLS client configuration for every connection from the API server to a node agent
+/// (`pods/log`, `nodes/proxy`, the metrics scraper): the client certificate and key (PEM) the
+/// agent authenticates the API server by (upstream's `--kubelet-client-certificate/-key`), and
+/// no verification of the agent's serving certificate (see the module doc).
+pub fn kubelet_client_config(
+    client_identity: Option<(&str, &str)>,
+) -> Result<rustls::ClientConfig, ApiError> {
+    use rustls::pki_types::pem::PemObject;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(AcceptAnyServerCert(provider.clone()));
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(ApiError::internal)?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth())
+        .with_custom_certificate_verifier(verifier);
+    let Some((cert_pem, key_pem)) = client_identity else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal(format!("kubelet client certificate: {e}")))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| ApiError::internal(format!("kubelet client key: {e}")))?;
+    builder
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| ApiError::internal(format!("kubelet client certificate: {e}")))
 }
 
 #[derive(Debug)]

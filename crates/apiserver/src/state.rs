@@ -39,6 +39,9 @@ pub struct AppState {
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// Scraped node and pod usage served as `metrics.k8s.io`.
     pub metrics: Arc<crate::metrics::MetricsStore>,
+    /// TLS towards node agents, with the API server's kubelet client certificate
+    /// ([`crate::pod_logs::kubelet_client_config`]).
+    pub kubelet_tls: Arc<rustls::ClientConfig>,
 }
 
 /// The authenticated user of a request, inserted by the connection layer.

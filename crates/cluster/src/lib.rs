@@ -185,6 +185,9 @@ fn install_field_schemas(registry: &Registry, catalog: Arc<rkube_openapi::Catalo
     }));
 }
 
+/// The user the API server presents to node agents (upstream's kubelet client certificate CN).
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+
 /// Runs the server until `shutdown` resolves. `on_ready` is called with the bound address and
 /// the kubeconfig path once `/readyz` answers ok.
 pub async fn run_server(
@@ -245,6 +248,10 @@ pub async fn run_server(
     let advertise_host = if cfg.bind_address.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { cfg.bind_address };
     let advertise = SocketAddr::new(advertise_host, addr.port());
     let (tokens, service_account_tokens) = token_authenticators(&cfg, &registry)?;
+    // The identity node agents authorize the API server by (kubeadm's apiserver-kubelet-client;
+    // the default policy binds it to system:kubelet-api-admin), minted at every start.
+    let (kubelet_cert, kubelet_key) = pki.issue_client_cert(KUBELET_CLIENT_USER, &[]).map_err(|e| ClusterError::Pki(e.to_string()))?;
+    let kubelet_tls = rkube_apiserver::pod_logs::kubelet_client_config(Some((&kubelet_cert, &kubelet_key))).map_err(|e| ClusterError::Pki(e.message))?;
     let state = Arc::new(AppState {
         registry: registry.clone(),
         proto: Arc::new(proto),
@@ -260,6 +267,7 @@ pub async fn run_server(
         service_account_tokens,
         audit: audit_log(&cfg)?,
         metrics: Default::default(),
+        kubelet_tls: Arc::new(kubelet_tls),
     });
     let app = rkube_apiserver::router(state.clone());
     install_field_schemas(&registry, state.openapi_v3.catalog().clone());
@@ -277,7 +285,7 @@ pub async fn run_server(
     let crd_task = tokio::spawn(rkube_registry::crd::controller::run(registry.clone()));
     let aggregation_task = tokio::spawn(rkube_auth::aggregation::run(registry.clone()));
     let quota_task = tokio::spawn(rkube_admission::quota_controller::run(registry.clone()));
-    let metrics_task = tokio::spawn(rkube_apiserver::metrics::scraper::run(registry.clone(), state.metrics.clone(), cfg.metric_resolution));
+    let metrics_task = tokio::spawn(rkube_apiserver::metrics::scraper::run(registry.clone(), state.metrics.clone(), state.kubelet_tls.clone(), cfg.metric_resolution));
     let controller_manager = controller_manager_config(&cfg)?;
     state.ready.store(true, Ordering::Release);
     // Components are API clients in their own tasks; their requests are answered once serving.

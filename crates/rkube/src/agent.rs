@@ -55,10 +55,11 @@ fn server_address(url: &str) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("cannot resolve {host}"))
 }
 
+/// The client, the server URL and the cluster CA (DER) of a kubeconfig.
 async fn client(
     kubeconfig: &std::path::Path,
     server: Option<&str>,
-) -> Result<(kube::Client, String)> {
+) -> Result<(kube::Client, String, Vec<Vec<u8>>)> {
     let yaml = std::fs::read_to_string(kubeconfig)
         .map_err(|e| anyhow!("reading {}: {e}", kubeconfig.display()))?;
     let kc: kube::config::Kubeconfig = serde_yaml_ng::from_str(&yaml)?;
@@ -69,7 +70,8 @@ async fn client(
         cfg.cluster_url = s.parse()?;
     }
     let url = cfg.cluster_url.to_string();
-    Ok((kube::Client::try_from(cfg)?, url))
+    let ca = cfg.root_cert.clone().unwrap_or_default();
+    Ok((kube::Client::try_from(cfg)?, url, ca))
 }
 
 /// Runs an agent until `shutdown`; `require_runtime` false means a missing runtime only logs.
@@ -88,7 +90,7 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
-    let (client, url) = client(&kubeconfig, server.as_deref()).await?;
+    let (client, url, client_ca) = client(&kubeconfig, server.as_deref()).await?;
     let node_ip = match flags.node_ip {
         Some(ip) => ip,
         None => rkube_agent::local_ip_towards(server_address(&url)?)?,
@@ -102,6 +104,7 @@ pub async fn run(
         containerd_socket: flags.containerd_socket,
         log_root: flags.pod_log_dir,
         root_dir: flags.agent_root_dir,
+        client_ca,
     };
     println!("rkube: node agent {} running", config.node_name);
     rkube_agent::run(client, runtime, config, shutdown).await?;

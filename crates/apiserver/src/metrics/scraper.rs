@@ -47,10 +47,10 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-async fn scrape(node: &Value, timeout: Duration) -> Result<prometheus::NodeScrape, String> {
+async fn scrape(node: &Value, tls: &Arc<rustls::ClientConfig>, timeout: Duration) -> Result<prometheus::NodeScrape, String> {
     let (host, port, path) = endpoint(node).ok_or("node has no address")?;
     let fetch = async {
-        let (status, body) = crate::pod_logs::agent_get(&host, port, &path).await.map_err(|e| e.message)?;
+        let (status, body) = crate::pod_logs::agent_get(tls, &host, port, &path).await.map_err(|e| e.message)?;
         let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
         if status != StatusCode::OK {
             return Err(format!("GET {path}: {status}"));
@@ -62,7 +62,7 @@ async fn scrape(node: &Value, timeout: Duration) -> Result<prometheus::NodeScrap
 }
 
 /// Scrapes every node each `resolution` until the task is aborted.
-pub async fn run(registry: Arc<Registry>, store: Arc<MetricsStore>, resolution: Duration) {
+pub async fn run(registry: Arc<Registry>, store: Arc<MetricsStore>, tls: Arc<rustls::ClientConfig>, resolution: Duration) {
     let mut tick = tokio::time::interval(resolution);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -82,9 +82,10 @@ pub async fn run(registry: Arc<Registry>, store: Arc<MetricsStore>, resolution: 
         futures::stream::iter(nodes)
             .map(|node| {
                 let store = store.clone();
+                let tls = tls.clone();
                 async move {
                     let name = node.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-                    match scrape(&node, timeout).await {
+                    match scrape(&node, &tls, timeout).await {
                         Ok(s) => store.record(&name, s),
                         Err(e) => tracing::debug!(node = %name, error = %e, "metrics scraper: scrape failed"),
                     }
