@@ -13,10 +13,21 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 /// What to measure.
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// What to measure: `api` (default), `scheduler`, or `deployment` (a large Deployment on
-    /// simulated nodes, `--replicas` on `--nodes`).
-    #[arg(default_value = "api", value_parser = ["api", "scheduler", "deployment"])]
+    /// What to measure: `api` (default), `scheduler`, `deployment` (a large Deployment on
+    /// simulated nodes, `--replicas` on `--nodes`), or `pod-start` (`--pods` pods of `--image`
+    /// on a real node agent using `--containerd-socket`).
+    #[arg(default_value = "api", value_parser = ["api", "scheduler", "deployment", "pod-start"])]
     target: String,
+    /// CRI socket of the `pod-start` benchmark's node (its CNI must be configured).
+    #[arg(long)]
+    pub containerd_socket: Option<std::path::PathBuf>,
+    /// Image of the `pod-start` benchmark's pods, already present on the node (it needs
+    /// `/bin/sh` and `sleep`).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Pods of the `pod-start` benchmark.
+    #[arg(long, default_value_t = 50)]
+    pub pods: usize,
     /// Replicas of the `deployment` benchmark.
     #[arg(long, default_value_t = 10_000)]
     pub replicas: i32,
@@ -49,6 +60,11 @@ impl BenchArgs {
     /// `rkube bench deployment`.
     pub fn is_deployment(&self) -> bool {
         self.target == "deployment"
+    }
+
+    /// `rkube bench pod-start`.
+    pub fn is_pod_start(&self) -> bool {
+        self.target == "pod-start"
     }
 }
 

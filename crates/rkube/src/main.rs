@@ -9,6 +9,7 @@ mod agent;
 mod authn_args;
 mod bench;
 mod bench_deployment;
+mod bench_pod_start;
 mod bench_scheduler;
 mod components;
 mod token;
@@ -226,6 +227,12 @@ fn main() -> anyhow::Result<()> {
             replicas: a.replicas,
             nodes: a.nodes,
         }))?,
+        Command::Bench(a) if a.is_pod_start() => {
+            let (Some(containerd_socket), Some(image)) = (a.containerd_socket, a.image) else {
+                anyhow::bail!("rkube bench pod-start needs --containerd-socket and --image");
+            };
+            rt.block_on(bench_pod_start::run(bench_pod_start::PodStartBench { containerd_socket, image, pods: a.pods }))?
+        }
         Command::ControllerManager(a) => rt.block_on(run_controller_manager(a))?,
         Command::Bench(a) => rt.block_on(bench::run(a))?,
         Command::Scheduler(a) => rt.block_on(components::run_scheduler(a, shutdown_signal()))?,
