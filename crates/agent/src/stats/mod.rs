@@ -35,6 +35,9 @@ use types::{
 /// ephemeral storage (the kubelet's `IsLocalEphemeralVolume`: emptyDir, configMap, gitRepo).
 const EPHEMERAL_VOLUME_PLUGINS: [&str; 2] = ["empty-dir", "configmap"];
 
+/// A cumulative CPU reading: when (ns), core-nanoseconds, and the rate derived at it.
+type CpuReading = (i64, u64, Option<u64>);
+
 /// How much a summary holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
@@ -51,8 +54,8 @@ pub struct StatsProvider {
     log_root: PathBuf,
     root_dir: PathBuf,
     host: host::Host,
-    /// Last cumulative CPU reading per container id / pod uid / node: (time, core-ns, rate).
-    cpu_readings: Mutex<HashMap<String, (i64, u64, Option<u64>)>>,
+    /// Last cumulative CPU reading per container id, and `/` for the node.
+    cpu_readings: Mutex<HashMap<String, CpuReading>>,
 }
 
 fn time_or(timestamp: i64, now: Time) -> Time {
