@@ -182,12 +182,24 @@ fn kubectl_top_and_stats_summary_show_a_real_pod() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `curl -sk` against the agent: (status, body).
+/// `curl -sk` against the agent: (status, body); status 0 when no HTTP answer came.
 fn curl(url: &str, token: Option<&str>) -> anyhow::Result<(u16, String)> {
+    curl_with(url, token, None)
+}
+
+/// [`curl`] presenting a client certificate and key (PEM files).
+fn curl_with(
+    url: &str,
+    token: Option<&str>,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+) -> anyhow::Result<(u16, String)> {
     let mut cmd = Command::new("curl");
     cmd.args(["-sk", "-w", "\n%{http_code}", url]);
     if let Some(t) = token {
         cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if let Some((cert, key)) = client {
+        cmd.arg("--cert").arg(cert).arg("--key").arg(key);
     }
     let out = cmd.output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -275,6 +287,52 @@ fn agent_endpoint_requires_credentials_and_rbac() -> anyhow::Result<()> {
     let (code, _) = curl(&format!("{base}/stats/summary"), Some(monitor))?;
     assert_eq!(code, 403);
 
+    // A client certificate of the cluster CA names the user (CN); one of another CA is refused
+    // in the TLS handshake.
+    let viewer = cluster.user_kubectl("viewer", &[])?;
+    let certs = tempfile::tempdir()?;
+    let (cert, key) = (
+        certs.path().join("viewer.crt"),
+        certs.path().join("viewer.key"),
+    );
+    for (field, file) in [
+        ("client-certificate-data", &cert),
+        ("client-key-data", &key),
+    ] {
+        let data = viewer.ok(&[
+            "config",
+            "view",
+            "--raw",
+            "-o",
+            &format!("jsonpath={{.users[0].user.{field}}}"),
+        ])?;
+        std::fs::write(
+            file,
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data.trim())?,
+        )?;
+    }
+    let (code, body) = curl_with(
+        &format!("{base}/metrics/resource"),
+        None,
+        Some((&cert, &key)),
+    )?;
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            403,
+            "Forbidden (user=viewer, verb=get, resource=nodes, subresource(s)=[metrics])"
+        )
+    );
+    let foreign = rcgen::generate_simple_self_signed(vec!["viewer".to_string()])?;
+    std::fs::write(&cert, foreign.cert.pem())?;
+    std::fs::write(&key, foreign.signing_key.serialize_pem())?;
+    let (code, _) = curl_with(
+        &format!("{base}/metrics/resource"),
+        None,
+        Some((&cert, &key)),
+    )?;
+    assert_eq!(code, 0, "a certificate of another CA got an HTTP answer");
+
     // The API server's own calls authenticate with its kubelet client certificate.
     start_busy_pod(&k, &env.image(), "busy")?;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -287,7 +345,6 @@ fn agent_endpoint_requires_credentials_and_rbac() -> anyhow::Result<()> {
     let (cpu, _) = top_until_busy(&k, &["top", "pod", "busy", "--no-headers"])?;
     assert!(cpu > 0);
     // And a user of the API needs nodes/proxy there before anything reaches the agent.
-    let viewer = cluster.user_kubectl("viewer", &[])?;
     let refused = viewer.run(&[
         "get",
         "--raw",
