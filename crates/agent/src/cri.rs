@@ -134,7 +134,6 @@ fn cpu_usage(c: cri::CpuUsage) -> CpuUsage {
     CpuUsage {
         timestamp: c.timestamp,
         usage_core_nano_seconds: c.usage_core_nano_seconds.map(|v| v.value),
-        usage_nano_cores: c.usage_nano_cores.map(|v| v.value),
     }
 }
 

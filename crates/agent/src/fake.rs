@@ -228,7 +228,6 @@ impl Runtime for FakeRuntime {
                 cpu: Some(CpuUsage {
                     timestamp: now,
                     usage_core_nano_seconds: Some(cpu),
-                    usage_nano_cores: None,
                 }),
                 memory: Some(MemoryUsage {
                     timestamp: now,

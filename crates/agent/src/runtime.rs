@@ -204,8 +204,6 @@ pub struct CpuUsage {
     /// When the runtime read it (nanoseconds since the epoch).
     pub timestamp: i64,
     pub usage_core_nano_seconds: Option<u64>,
-    /// The runtime's own rate over its sample window, when it computes one.
-    pub usage_nano_cores: Option<u64>,
 }
 
 /// Memory use, as CRI `MemoryUsage` reports it.

@@ -8,8 +8,7 @@
 //! the root cgroup ([`host`]). Pod CPU and memory are the sum of the pod's containers (there
 //! are no pod-level cgroups yet, so the sandbox's cgroup holds only its pause process); the
 //! pod's network comes from `ListPodSandboxStats` when the runtime implements it. CPU rates
-//! (`usageNanoCores`) the runtime does not compute are derived from the previous reading, as
-//! the kubelet does.
+//! (`usageNanoCores`) are derived from the previous reading, as the kubelet does on Linux.
 
 pub mod disk;
 pub mod host;
@@ -65,7 +64,9 @@ fn time_or(timestamp: i64, now: Time) -> Time {
 fn memory_stats(m: &MemoryUsage, now: Time) -> MemoryStats {
     MemoryStats {
         time: time_or(m.timestamp, now),
-        available_bytes: m.available_bytes,
+        // Runtimes answer 0 for a container without a memory limit, where the kubelet (through
+        // cAdvisor) leaves the field out.
+        available_bytes: m.available_bytes.filter(|b| *b > 0),
         usage_bytes: m.usage_bytes,
         working_set_bytes: m.working_set_bytes,
         rss_bytes: m.rss_bytes,
@@ -151,7 +152,7 @@ impl StatsProvider {
         }
     }
 
-    /// CpuStats with `usageNanoCores` from the runtime or from the previous reading of `key`.
+    /// CpuStats with `usageNanoCores` from the previous reading of `key`.
     fn cpu_stats(
         &self,
         key: &str,
@@ -161,24 +162,23 @@ impl StatsProvider {
     ) -> CpuStats {
         let time = time_or(cpu.timestamp, now);
         seen.insert(key.to_string());
-        let rate = match (cpu.usage_nano_cores, cpu.usage_core_nano_seconds) {
-            (Some(rate), _) => Some(rate),
-            (None, Some(usage)) => {
-                let mut readings = self.cpu_readings.lock();
-                let rate = match readings.get(key) {
-                    Some((t, u, _)) if time.0 > *t && usage >= *u => {
-                        let elapsed = (time.0 - t) as u128;
-                        u64::try_from(u128::from(usage - u) * 1_000_000_000 / elapsed).ok()
-                    }
-                    // The same reading again: keep the rate computed for it.
-                    Some((t, _, last)) if time.0 == *t => *last,
-                    _ => None,
-                };
-                readings.insert(key.to_string(), (time.0, usage, rate));
-                rate
-            }
-            (None, None) => None,
-        };
+        // As the kubelet on Linux (`getAndUpdateContainerUsageNanoCores`), the rate is derived
+        // from the agent's own previous reading; what runtimes report for it varies (containerd
+        // 1.6 answers 0 for a container it has sampled once).
+        let rate = cpu.usage_core_nano_seconds.and_then(|usage| {
+            let mut readings = self.cpu_readings.lock();
+            let rate = match readings.get(key) {
+                Some((t, u, _)) if time.0 > *t && usage >= *u => {
+                    let elapsed = (time.0 - t) as u128;
+                    u64::try_from(u128::from(usage - u) * 1_000_000_000 / elapsed).ok()
+                }
+                // The same reading again: keep the rate computed for it.
+                Some((t, _, last)) if time.0 == *t => *last,
+                _ => None,
+            };
+            readings.insert(key.to_string(), (time.0, usage, rate));
+            rate
+        });
         CpuStats {
             time,
             usage_nano_cores: rate,
@@ -224,7 +224,6 @@ impl StatsProvider {
                 let reading = CpuUsage {
                     timestamp: now.0,
                     usage_core_nano_seconds: Some(usage),
-                    usage_nano_cores: None,
                 };
                 self.cpu_stats("/", &reading, now, &mut seen)
             }),
