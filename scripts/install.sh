@@ -12,6 +12,8 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The node-join e2e test computes the CA pin with openssl, as kubeadm documents it.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The CRI bindings (k8s-cri) are generated at build time from the CRI proto: protoc.
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 # The node agent's end-to-end tests run real containers: containerd (CRI) with runc, the bridge

@@ -9,6 +9,7 @@ pub mod bootstrap_data;
 pub mod components;
 mod custom_openapi;
 pub mod local_storage;
+pub mod node_join;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -276,6 +277,10 @@ pub async fn run_server(
     let kubeconfig = cfg.data_dir.join("admin.kubeconfig");
     let url = format!("https://{advertise}");
     rkube_pki::write_kubeconfig(&kubeconfig, &url, &pki).map_err(|e| ClusterError::Pki(e.to_string()))?;
+    node_join::ensure_cluster_info(&registry, &url, &pki.ca_cert_pem).await.map_err(|e| ClusterError::Bootstrap(e.message))?;
+    if cfg.authentication.bootstrap_tokens {
+        node_join::ensure_node_token(&registry, &cfg.data_dir).await.map_err(|e| ClusterError::Bootstrap(e.message))?;
+    }
 
     // Stored CRDs are served again before /readyz says ok (upstream's
     // `crd-informer-synced` post-start hook).

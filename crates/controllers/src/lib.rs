@@ -6,6 +6,7 @@
 //! `system:kube-controller-manager`; `rkube controller-manager --kubeconfig FILE` runs it alone.
 //! Each controller has upstream's name and can be disabled by it.
 
+pub mod bootstrap_tokens;
 pub mod context;
 pub mod cronjob;
 pub mod cronjob_util;
@@ -80,6 +81,10 @@ pub const CONTROLLERS: &[&str] = &[
     "csrapproving",
     "csrsigning",
     "csrcleaner",
+    // Off by default in kube-controller-manager, on in kubeadm clusters: rkube's node join
+    // (`rkube agent --token`) relies on them as kubeadm join does.
+    "bootstrapsigner",
+    "tokencleaner",
 ];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
@@ -271,6 +276,8 @@ async fn supervise(name: &'static str, ctx: Context, config: ManagerConfig) {
             "csrapproving" => csr_approving::run(ctx.clone()).await,
             "csrsigning" => csr_signing::run(ctx.clone()).await,
             "csrcleaner" => csr_cleaner::run(ctx.clone()).await,
+            "bootstrapsigner" => bootstrap_tokens::run_signer(ctx.clone()).await,
+            "tokencleaner" => bootstrap_tokens::run_cleaner(ctx.clone()).await,
             _ => Ok(()),
         };
         match result {

@@ -34,9 +34,18 @@ pub struct AgentArgs {
     /// URL of the API server (overrides the kubeconfig's server).
     #[arg(long)]
     server: Option<String>,
-    /// Kubeconfig with the agent's credentials.
+    /// Kubeconfig with the agent's credentials. Without it, the agent joins with `--token`
+    /// (or uses the node kubeconfig an earlier join left in `--agent-root-dir`).
     #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: PathBuf,
+    kubeconfig: Option<PathBuf>,
+    /// Bootstrap token (`<id>.<secret>`, e.g. the server's `<data-dir>/node-token`) to join with:
+    /// the agent gets a node client certificate through a CertificateSigningRequest.
+    #[arg(long, env = "RKUBE_TOKEN")]
+    token: Option<String>,
+    /// Public-key pin of the cluster CA to accept when joining (`sha256:<hex>`, as kubeadm's
+    /// `--discovery-token-ca-cert-hash`; `rkube server` prints it).
+    #[arg(long)]
+    ca_cert_hash: Option<String>,
     #[command(flatten)]
     flags: AgentFlags,
 }
@@ -116,5 +125,30 @@ pub async fn run_agent(
     args: AgentArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    run(args.kubeconfig, args.server, args.flags, true, shutdown).await
+    let mut flags = args.flags;
+    let kubeconfig = match args.kubeconfig {
+        Some(k) => k,
+        None => {
+            let path = crate::agent_join::node_kubeconfig_path(&flags.agent_root_dir);
+            if !path.exists() {
+                let (Some(server), Some(token)) = (args.server.as_deref(), args.token.as_deref()) else {
+                    return Err(anyhow!(
+                        "no credentials: give --kubeconfig, or --server and --token to join (no node kubeconfig at {} yet)",
+                        path.display()
+                    ));
+                };
+                let node_name = flags.node_name.clone().unwrap_or_else(rkube_agent::default_node_name);
+                let request = crate::agent_join::JoinRequest {
+                    server,
+                    token,
+                    ca_cert_hash: args.ca_cert_hash.as_deref(),
+                    node_name: &node_name,
+                };
+                crate::agent_join::join(&request, &path).await?;
+                flags.node_name = Some(node_name);
+            }
+            path
+        }
+    };
+    run(kubeconfig, args.server, flags, true, shutdown).await
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod agent_join;
 mod authn_args;
 mod bench;
 mod bench_deployment;
@@ -212,6 +213,9 @@ fn main() -> anyhow::Result<()> {
                 println!("rkube: API server listening on https://{addr}");
                 println!("rkube: kubeconfig written to {}", kubeconfig.display());
                 println!("rkube: use it with: export KUBECONFIG={}", kubeconfig.display());
+                if let Some(join) = kubeconfig.parent().and_then(|d| agent_join::join_command_hint(d, addr)) {
+                    println!("rkube: join other nodes with: {join}");
+                }
                 println!("rkube: ready");
                 if !disable_agent {
                     tokio::spawn(async move {

@@ -53,13 +53,24 @@ pub(crate) struct RuntimeEnv {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) registry: String,
     _exclusive: std::sync::MutexGuard<'static, ()>,
+    /// The same exclusion across processes (two test runs on one machine share the bridge).
+    _machine_wide: std::fs::File,
 }
+
+/// Held while a test uses the bridge and subnet of agent-env.sh, by any process on the machine.
+const MACHINE_LOCK: &str = "/tmp/rkube-agent-e2e.lock";
 
 impl RuntimeEnv {
     pub(crate) fn start() -> anyhow::Result<Self> {
         let exclusive = RUNTIME_ENV_LOCK
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let machine_wide = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(MACHINE_LOCK)?;
+        machine_wide.lock()?;
         let dir = tempfile::Builder::new()
             .prefix("rkube-agent-e2e-")
             .tempdir()?;
@@ -76,6 +87,7 @@ impl RuntimeEnv {
             dir,
             registry: format!("127.0.0.1:{port}"),
             _exclusive: exclusive,
+            _machine_wide: machine_wide,
         };
         anyhow::ensure!(
             out.status.success(),

@@ -69,18 +69,14 @@ fn condition_column(admin: &Kubectl, name: &str) -> String {
 fn a_bootstrapping_kubelet_gets_an_auto_approved_node_certificate_limited_by_the_node_authorizer() {
     let c = cluster();
     let admin = c.kubectl();
-    // What kubeadm sets up for TLS bootstrapping: a bootstrap token, and its group may create
-    // CSRs and have node client certificates approved.
+    // A bootstrap token; rkube's default policy, like a kubeadm cluster's, lets its group create
+    // CSRs and have node client certificates auto-approved.
     let token = json!({
         "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
         "metadata": {"name": "bootstrap-token-abcdef", "namespace": "kube-system"},
         "stringData": {"token-id": "abcdef", "token-secret": "0123456789abcdef", "usage-bootstrap-authentication": "true"},
     });
     admin.ok_stdin(&["create", "-f", "-"], &token.to_string()).expect("bootstrap token");
-    admin.ok(&["create", "clusterrolebinding", "kubelet-bootstrap", "--clusterrole=system:node-bootstrapper", "--group=system:bootstrappers"]).expect("bootstrapper binding");
-    admin
-        .ok(&["create", "clusterrolebinding", "node-autoapprove-bootstrap", "--clusterrole=system:certificates.k8s.io:certificatesigningrequests:nodeclient", "--group=system:bootstrappers"])
-        .expect("auto-approve binding");
     let boot = kubectl_with(&c, "boot", json!({"token": "abcdef.0123456789abcdef"}));
 
     let (key, pem) = request("system:node:n3", &["system:nodes"]);

@@ -3,6 +3,7 @@
 
 mod admission;
 mod agent;
+mod agent_join;
 mod agent_lifecycle;
 mod agent_metrics;
 mod agent_volumes;

@@ -1,0 +1,334 @@
+//! A machine joins as a node with the server's node token (`rkube agent --server --token
+//! --ca-cert-hash`), as `kubeadm join` does: token discovery through the signed
+//! `kube-public/cluster-info`, a CertificateSigningRequest auto-approved for bootstrappers, and
+//! from then on the node's own identity (`system:node:<name>`), limited by the Node authorizer.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rkube_testkit::{Kubectl, TestCluster, rkube_binary};
+
+use crate::agent::{RuntimeEnv, missing_prerequisites, wait_for};
+
+const NODE: &str = "join-e2e";
+
+/// kubeadm's documented way to compute the CA pin, independent of rkube's code.
+fn ca_pin(ca_file: &Path) -> anyhow::Result<String> {
+    let script = format!(
+        "openssl x509 -pubkey -noout -in {} | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1",
+        ca_file.display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(format!(
+        "sha256:{}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    ))
+}
+
+struct Agent {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Agent {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent_command(env: &RuntimeEnv, url: &str, extra: &[&str]) -> anyhow::Result<Command> {
+    let mut cmd = Command::new(rkube_binary()?);
+    cmd.arg("agent")
+        .args(["--server", url])
+        .args(["--containerd-socket", &env.socket().to_string_lossy()])
+        .args(["--agent-port", "0", "--node-name", NODE])
+        .args([
+            "--pod-log-dir",
+            &env.dir.path().join("join-pods").to_string_lossy(),
+        ])
+        .args([
+            "--agent-root-dir",
+            &env.dir.path().join("join-agent").to_string_lossy(),
+        ])
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .env("RKUBE_LOG", "info");
+    Ok(cmd)
+}
+
+fn spawn_agent(
+    env: &RuntimeEnv,
+    url: &str,
+    extra: &[&str],
+    log_name: &str,
+) -> anyhow::Result<Agent> {
+    let log = env.dir.path().join(log_name);
+    let file = std::fs::File::create(&log)?;
+    let child = agent_command(env, url, extra)?
+        .stdout(Stdio::from(file.try_clone()?))
+        .stderr(Stdio::from(file))
+        .spawn()?;
+    Ok(Agent { child, log })
+}
+
+/// Runs an agent that must fail to join; returns what it printed.
+fn failed_join(env: &RuntimeEnv, url: &str, extra: &[&str]) -> anyhow::Result<String> {
+    let mut cmd = agent_command(env, url, extra)?;
+    let out = cmd.output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(
+        !out.status.success(),
+        "the join should have failed:\n{text}"
+    );
+    Ok(text)
+}
+
+fn node_ready(k: &Kubectl) -> bool {
+    k.ok(&[
+        "get",
+        "node",
+        NODE,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ])
+    .is_ok_and(|s| s == "True")
+}
+
+#[test]
+fn an_agent_joins_with_the_node_token_and_runs_pods_as_its_node() -> anyhow::Result<()> {
+    if let Some(why) = missing_prerequisites() {
+        if std::env::var_os("CI").is_some() {
+            anyhow::bail!("node agent e2e cannot run under CI: {why}");
+        }
+        eprintln!("SKIPPED an_agent_joins_with_the_node_token_and_runs_pods_as_its_node: {why}");
+        return Ok(());
+    }
+    let env = RuntimeEnv::start()?;
+    let cluster = TestCluster::start()?;
+    let k = cluster.kubectl();
+    let token = std::fs::read_to_string(cluster.data_dir().join("node-token"))?
+        .trim()
+        .to_string();
+    let (token_id, _) = token
+        .split_once('.')
+        .ok_or_else(|| anyhow::anyhow!("node token {token:?}"))?;
+    let pin = ca_pin(&cluster.data_dir().join("tls/ca.crt"))?;
+
+    // The node token is a bootstrap token Secret, and cluster-info gets signed with it.
+    let secret_type = k.ok(&[
+        "get",
+        "secret",
+        "-n",
+        "kube-system",
+        &format!("bootstrap-token-{token_id}"),
+        "-o",
+        "jsonpath={.type}",
+    ])?;
+    assert_eq!(secret_type, "bootstrap.kubernetes.io/token");
+    let jws_path = format!("jsonpath={{.data.jws-kubeconfig-{token_id}}}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while k
+        .ok(&[
+            "get",
+            "configmap",
+            "cluster-info",
+            "-n",
+            "kube-public",
+            "-o",
+            &jws_path,
+        ])?
+        .is_empty()
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "cluster-info not signed\n{}",
+            cluster.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Anyone may read cluster-info, and nothing else in kube-public.
+    let anonymous = |path: &str| -> anyhow::Result<serde_json::Value> {
+        let out = Command::new("curl")
+            .args(["-sk", &format!("{}{path}", cluster.url)])
+            .output()?;
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let info = anonymous("/api/v1/namespaces/kube-public/configmaps/cluster-info")?;
+    assert!(
+        info["data"]["kubeconfig"]
+            .as_str()
+            .is_some_and(|k| k.contains("certificate-authority-data")),
+        "{info}"
+    );
+    let others = anonymous("/api/v1/namespaces/kube-public/configmaps")?;
+    assert_eq!(others["code"], 403, "{others}");
+    assert_eq!(
+        others["message"],
+        "configmaps is forbidden: User \"system:anonymous\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"kube-public\""
+    );
+
+    // Refused joins: a token the cluster does not know, a CA that is not the pinned one.
+    let unknown = failed_join(&env, &cluster.url, &["--token", "abcdef.0123456789abcdef"])?;
+    assert!(
+        unknown.contains("there is no JWS signed token in the cluster-info ConfigMap"),
+        "{unknown}"
+    );
+    let wrong_pin = format!("sha256:{}", "0".repeat(64));
+    let pinned = failed_join(
+        &env,
+        &cluster.url,
+        &["--token", &token, "--ca-cert-hash", &wrong_pin],
+    )?;
+    assert!(pinned.contains("are pinned"), "{pinned}");
+    let tampered = format!("{token_id}.0000000000000000");
+    let forged = failed_join(&env, &cluster.url, &["--token", &tampered])?;
+    assert!(
+        forged.contains("failed to verify JWS signature"),
+        "{forged}"
+    );
+
+    // The real join: a node client certificate through an auto-approved CSR.
+    let agent = spawn_agent(
+        &env,
+        &cluster.url,
+        &["--token", &token, "--ca-cert-hash", &pin],
+        "join-agent.log",
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !node_ready(&k) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "node {NODE} not Ready\nagent:\n{}\nserver:\n{}",
+            agent.log(),
+            cluster.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let csrs = k.json(&["get", "csr", "-o", "json"])?;
+    let items = csrs["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{csrs:#}");
+    let csr = &items[0];
+    assert_eq!(
+        csr["spec"]["username"],
+        format!("system:bootstrap:{token_id}")
+    );
+    assert_eq!(
+        csr["spec"]["signerName"],
+        "kubernetes.io/kube-apiserver-client-kubelet"
+    );
+    assert!(
+        csr["status"]["conditions"].as_array().is_some_and(|cs| cs
+            .iter()
+            .any(|c| c["type"] == "Approved" && c["reason"] == "AutoApproved")),
+        "{csr:#}"
+    );
+    assert!(
+        csr["status"]["certificate"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{csr:#}"
+    );
+    let table = k.ok(&["get", "csr"])?;
+    assert!(table.contains("Approved,Issued"), "{table}");
+
+    // The node kubeconfig is the node's own identity, held to what the Node authorizer allows.
+    let node_kubeconfig = env.dir.path().join("join-agent/kubelet.kubeconfig");
+    let node = Kubectl {
+        kubeconfig: node_kubeconfig,
+        ..cluster.kubectl()
+    };
+    assert_eq!(
+        node.ok(&[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}"
+        ])?,
+        format!("system:node:{NODE}")
+    );
+    let denied = node.fails(&["get", "secrets", "-n", "kube-system"])?;
+    assert!(
+        denied.contains(&format!(
+            "User \"system:node:{NODE}\" cannot list resource \"secrets\""
+        )),
+        "{denied}"
+    );
+
+    // A pod using a ConfigMap volume and a Secret env var runs on the joined node with those
+    // credentials (the node may read only what its pods use).
+    k.ok(&[
+        "create",
+        "configmap",
+        "greeting",
+        "--from-literal=text=hello-from-configmap",
+    ])?;
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "token",
+        "--from-literal=value=s3cret",
+    ])?;
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "joined"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "main", "image": env.image(),
+                "command": ["sh", "-c", "cat /config/text; echo; echo secret=$SECRET"],
+                "env": [{"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "token", "key": "value"}}}],
+                "volumeMounts": [{"name": "config", "mountPath": "/config"}],
+            }],
+            "volumes": [{"name": "config", "configMap": {"name": "greeting"}}],
+        },
+    });
+    k.ok_stdin(&["apply", "-f", "-"], &pod.to_string())?;
+    wait_for(
+        &k,
+        "joined",
+        "{.status.phase}",
+        "Succeeded",
+        Duration::from_secs(60),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}\nagent:\n{}", agent.log()))?;
+    assert_eq!(
+        k.ok(&["get", "pod", "joined", "-o", "jsonpath={.spec.nodeName}"])?,
+        NODE
+    );
+    let logs = k.ok(&["logs", "joined"])?;
+    assert_eq!(logs.trim(), "hello-from-configmap\nsecret=s3cret");
+
+    // Restarted without the token, the agent uses the kubeconfig the join left: no second CSR.
+    drop(agent);
+    let again = spawn_agent(&env, &cluster.url, &[], "rejoin-agent.log")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !again.log().contains("node agent join-e2e running") {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "agent did not start again:\n{}",
+            again.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(node_ready(&k));
+    let count = k.ok(&["get", "csr", "-o", "name"])?.lines().count();
+    assert_eq!(count, 1);
+    Ok(())
+}
