@@ -11,11 +11,14 @@ pub mod cri;
 pub mod env;
 pub mod fake;
 pub mod hooks;
+pub mod images;
 pub mod insecure_tls;
+pub mod keyring;
 pub mod logs;
 pub mod node;
 pub mod objects;
 pub mod probes;
+pub mod registries;
 pub mod resources;
 pub mod runtime;
 pub mod security;
@@ -69,6 +72,10 @@ pub struct AgentConfig {
     pub log_root: PathBuf,
     /// The agent's state: pod volumes (`pods/<uid>/volumes/…`).
     pub root_dir: PathBuf,
+    /// The registries file, already read and checked.
+    pub registries: Option<registries::RegistriesConfig>,
+    /// Where containerd reads registry hosts configuration (its CRI `config_path`).
+    pub registry_hosts_dir: PathBuf,
 }
 
 /// The host's name, as the kubelet's default node name (lower-case).
@@ -121,6 +128,23 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let version = runtime.version().await?;
+    let node_credentials = match &config.registries {
+        Some(registries) => {
+            let written = registries
+                .write_hosts(&config.registry_hosts_dir)
+                .map_err(|e| {
+                    AgentError::Config(format!(
+                        "writing registry hosts under {}: {e}",
+                        config.registry_hosts_dir.display()
+                    ))
+                })?;
+            for path in written {
+                tracing::info!(path = %path.display(), "registry hosts configuration written");
+            }
+            registries.credentials()
+        }
+        None => Default::default(),
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| AgentError::Config(format!("binding {}: {e}", config.listen)))?;
@@ -163,7 +187,12 @@ pub async fn run(
         client.clone(),
         config.node_name.clone(),
     ));
-    let syncer = Arc::new(PodSyncer::with_objects(runtime, objects, context));
+    let syncer = Arc::new(PodSyncer::with_credentials(
+        runtime,
+        objects,
+        Arc::new(node_credentials),
+        context,
+    ));
     let pods = tokio::spawn(watch_pods(client, syncer, config.node_name));
     shutdown.await;
     endpoint.abort();

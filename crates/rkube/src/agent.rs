@@ -26,6 +26,13 @@ pub struct AgentFlags {
     /// The agent's state directory (pod volumes), like the kubelet's --root-dir.
     #[arg(long, default_value = "/var/lib/rkube/agent")]
     pub agent_root_dir: PathBuf,
+    /// Registry mirrors, TLS and credentials (k3s's registries.yaml format).
+    #[arg(long)]
+    pub registries_config: Option<PathBuf>,
+    /// Directory the container runtime reads registry hosts configuration from (containerd's
+    /// CRI `config_path`); the registries config is written there as `<host>/hosts.toml`.
+    #[arg(long, default_value = "/etc/containerd/certs.d")]
+    pub registry_hosts_dir: PathBuf,
 }
 
 /// `rkube agent`.
@@ -80,6 +87,12 @@ pub async fn run(
     require_runtime: bool,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
+    // A registries file that cannot be used stops the start, runtime or not.
+    let registries = flags
+        .registries_config
+        .as_deref()
+        .map(rkube_agent::registries::RegistriesConfig::load)
+        .transpose()?;
     let runtime = match rkube_agent::connect_runtime(flags.containerd_socket.clone()).await {
         Ok(r) => r,
         Err(e) if !require_runtime => {
@@ -102,6 +115,8 @@ pub async fn run(
         containerd_socket: flags.containerd_socket,
         log_root: flags.pod_log_dir,
         root_dir: flags.agent_root_dir,
+        registries,
+        registry_hosts_dir: flags.registry_hosts_dir,
     };
     println!("rkube: node agent {} running", config.node_name);
     rkube_agent::run(client, runtime, config, shutdown).await?;

@@ -178,6 +178,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(a) => {
             let (disable_agent, agent_flags) = (a.disable_agent, a.agent.clone());
+            // Refuse a registries file that cannot be used before serving anything.
+            if let Some(path) = agent_flags.registries_config.as_deref().filter(|_| !disable_agent) {
+                rkube_agent::registries::RegistriesConfig::load(path)?;
+            }
             let iam = match &a.iam_cluster_id {
                 Some(id) => Some(
                     rkube_iam::IamConfig::from_flags(id, a.iam_sts_endpoint.as_deref(), a.iam_sts_ca_file.as_deref())

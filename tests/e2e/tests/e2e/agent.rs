@@ -98,21 +98,38 @@ impl RuntimeEnv {
     /// A cluster whose `rkube server` runs an agent on this runtime as node `agent-e2e`, with
     /// its logs and state under the environment's directory; waits for the node to be Ready.
     pub(crate) fn cluster(&self) -> anyhow::Result<TestCluster> {
+        self.cluster_with(&[])
+    }
+
+    /// containerd's registry hosts directory (its CRI `config_path`).
+    pub(crate) fn hosts_dir(&self) -> PathBuf {
+        self.dir.path().join("certs.d")
+    }
+
+    /// As [`Self::cluster`], with more `rkube server` flags.
+    pub(crate) fn cluster_with(&self, extra: &[&str]) -> anyhow::Result<TestCluster> {
         let socket = self.socket();
         let log_dir = self.dir.path().join("pods");
         let root_dir = self.dir.path().join("agent");
-        let cluster = TestCluster::start_with(&[
+        let (socket, log_dir, root_dir) = (
+            socket.to_string_lossy(),
+            log_dir.to_string_lossy(),
+            root_dir.to_string_lossy(),
+        );
+        let mut args = vec![
             "--containerd-socket",
-            &socket.to_string_lossy(),
+            &socket,
             "--agent-port",
             "0",
             "--pod-log-dir",
-            &log_dir.to_string_lossy(),
+            &log_dir,
             "--agent-root-dir",
-            &root_dir.to_string_lossy(),
+            &root_dir,
             "--node-name",
             "agent-e2e",
-        ])?;
+        ];
+        args.extend_from_slice(extra);
+        let cluster = TestCluster::start_with(&args)?;
         let k = cluster.kubectl();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
