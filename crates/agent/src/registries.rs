@@ -281,7 +281,8 @@ impl RegistriesConfig {
                 PullAuth {
                     username,
                     password,
-                    server_address: host.clone(),
+                    // A URL: containerd compares its host with the host it is pulling from.
+                    server_address: format!("https://{}", endpoint_host(host)),
                 },
             )]);
         }
@@ -434,11 +435,11 @@ configs:
             (found[0].username.as_str(), found[0].password.as_str()),
             ("kube", "s3cret")
         );
-        assert_eq!(found[0].server_address, "127.0.0.1:5001");
+        assert_eq!(found[0].server_address, "https://127.0.0.1:5001");
         let found = creds.lookup("docker.io/library/busybox");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].username, "m");
-        assert_eq!(found[0].server_address, "mirror.example.com");
+        assert_eq!(found[0].server_address, "https://mirror.example.com");
         assert!(creds.lookup("quay.io/app").is_empty());
     }
 

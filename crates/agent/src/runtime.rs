@@ -143,8 +143,9 @@ pub struct ContainerInfo {
 pub struct PullAuth {
     pub username: String,
     pub password: String,
-    /// The registry host these credentials are for (`host[:port]`); empty sends them to every
-    /// host the pull reaches (the image's registry and its mirrors), as the kubelet's do.
+    /// The registry these credentials are for, as a URL (`https://host[:port]`; the runtime
+    /// compares its host); empty sends them to every host the pull reaches (the image's
+    /// registry and its mirrors), as the kubelet's do.
     pub server_address: String,
 }
 
