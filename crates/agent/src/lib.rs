@@ -15,6 +15,7 @@ pub mod images;
 pub mod insecure_tls;
 pub mod keyring;
 pub mod logs;
+pub mod managed_runtime;
 pub mod node;
 pub mod objects;
 pub mod probes;

@@ -5,7 +5,8 @@
 #   agent-env.sh up   DIR REGISTRY_PORT   -> prints nothing; DIR/containerd.sock is the CRI socket
 #   agent-env.sh registry DIR NAME PORT [HTPASSWD]  -> another registry (basic auth with HTPASSWD)
 #   agent-env.sh push DIR PORT REPO TAG [USER:PASSWORD]  -> the busybox image (built by `up`) pushed
-#   agent-env.sh down DIR
+#   agent-env.sh up-registry DIR REGISTRY_PORT -> only the image and the registry (no containerd)
+#   agent-env.sh down DIR [BRIDGE]   -> stops what DIR/*.pid names, unmounts under DIR, removes bridges
 set -euo pipefail
 cmd=$1 RT=$2
 
@@ -23,6 +24,7 @@ if [ "$cmd" = down ]; then
   stop_pid "$RT/containerd.pid"
   for f in "$RT"/*registry.pid; do stop_pid "$f"; done
   ip link del rkubee2e0 2>/dev/null || true
+  [ -n "${3:-}" ] && ip link del "$3" 2>/dev/null || true
   for m in $(awk -v rt="$RT" '$2 ~ "^"rt {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
   exit 0
 fi
@@ -105,6 +107,7 @@ serve_registry registry "$REG"
 
 push_image busybox latest busybox-config.json
 push_image pause 3.9 pause-config.json
+[ "$cmd" = up-registry ] && exit 0
 
 # --- CNI: a bridge with host-local IPAM and a default route (pods reach service VIPs later) ---
 mkdir -p cni/net.d cni/ipam

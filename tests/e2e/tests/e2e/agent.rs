@@ -46,7 +46,7 @@ pub(crate) fn missing_prerequisites() -> Option<String> {
 
 /// Node agent tests share the bridge name and pod subnet of agent-env.sh, and an agent removes
 /// sandboxes it does not know: one such test at a time.
-static RUNTIME_ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static RUNTIME_ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// containerd and the registry for one test; stopped on drop.
 pub(crate) struct RuntimeEnv {
