@@ -321,3 +321,34 @@ fn registries_config_mirrors_docker_hub_and_authenticates_pulls() -> anyhow::Res
     )?;
     Ok(())
 }
+
+#[test]
+fn an_unusable_registries_config_stops_the_server_with_the_reason() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("registries.yaml");
+    std::fs::write(
+        &config,
+        "mirrors:\n  docker.io:\n    endpoint: [\"ftp://mirror\"]\n",
+    )?;
+    let root = dir.path().join("agent");
+    let started = rkube_testkit::TestCluster::start_with(&[
+        "--registries-config",
+        &config.to_string_lossy(),
+        "--agent-root-dir",
+        &root.to_string_lossy(),
+    ]);
+    let Err(e) = started else {
+        anyhow::bail!("rkube server started with an unusable registries config");
+    };
+    let message = format!("{e:#}");
+    assert!(
+        message.contains(&format!(
+            "registries config {}: mirrors.docker.io.endpoint: \"ftp://mirror\" is not an http(s) URL",
+            config.display()
+        )),
+        "{message}"
+    );
+    // Nothing was started for the agent.
+    assert!(!root.join("containerd").exists());
+    Ok(())
+}
