@@ -250,6 +250,40 @@ pub fn pause_image_archive(binary: &[u8]) -> std::io::Result<Vec<u8>> {
     archive.into_inner()
 }
 
+/// Stops a containerd left running by an agent that did not stop it (killed): two containerds
+/// on one root and socket misbehave. Its pods keep running in their shims and are adopted.
+async fn stop_stale(dir: &Path) {
+    let Some(pid) = std::fs::read_to_string(dir.join("containerd.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim() != "containerd" {
+        return;
+    }
+    tracing::info!(
+        pid,
+        "stopping the managed containerd a previous agent left running"
+    );
+    let signal = |name: &'static str| async move {
+        let _ = tokio::process::Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .await;
+    };
+    signal("-TERM").await;
+    for _ in 0..100 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    signal("-KILL").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
 /// The running containerd.
 pub struct ManagedContainerd {
     child: tokio::process::Child,
@@ -293,6 +327,7 @@ impl ManagedContainerd {
             .map_err(|e| fail("creating containerd.log", e))?;
         let log2 = log.try_clone().map_err(|e| fail("containerd.log", e))?;
         let socket = settings.socket();
+        stop_stale(&dir).await;
         let _ = std::fs::remove_file(&socket);
         let child = tokio::process::Command::new("containerd")
             .arg("--config")

@@ -70,7 +70,7 @@ fn server_runs_pods_on_a_containerd_it_manages() -> anyhow::Result<()> {
     let root = env.dir.path().join("agent");
     let logs = env.dir.path().join("pods");
     let hosts = env.dir.path().join("certs.d");
-    let cluster = TestCluster::start_with(&[
+    let mut cluster = TestCluster::start_with(&[
         "--agent-root-dir",
         &root.to_string_lossy(),
         "--pod-log-dir",
@@ -160,6 +160,36 @@ fn server_runs_pods_on_a_containerd_it_manages() -> anyhow::Result<()> {
         diag(&["ip", "addr", "show", BRIDGE]),
         diag(&["ip", "route"]),
         k.ok(&["logs", "web"]).unwrap_or_default()
+    );
+
+    // The server killed while the pod runs leaves its containerd behind: the next start stops
+    // that one, runs a fresh one on the same state and adopts the running container.
+    let status = "jsonpath={.status.phase} {.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}";
+    let before = k.ok(&["get", "pod", "web", "-o", status])?;
+    let stale = std::fs::read_to_string(root.join("containerd/containerd.pid"))?;
+    cluster.restart()?;
+    let k = cluster.kubectl();
+    // The agent starts after the server is ready.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut fresh = stale.clone();
+    while Instant::now() < deadline && fresh == stale {
+        std::thread::sleep(Duration::from_millis(250));
+        fresh = std::fs::read_to_string(root.join("containerd/containerd.pid")).unwrap_or_default();
+    }
+    assert_ne!(stale.trim(), fresh.trim(), "a new containerd runs");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", stale.trim())).exists(),
+        "the stale containerd {} was stopped",
+        stale.trim()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(k.ok(&["get", "pod", "web", "-o", status])?, before);
+    let out = Command::new("busybox")
+        .args(["wget", "-qO-", &format!("http://{ip}:8080/")])
+        .output()?;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from busybox pod\n"
     );
     k.ok(&["delete", "pod", "web", "--wait=true", "--timeout=60s"])?;
     Ok(())
