@@ -228,15 +228,21 @@ impl RegistriesConfig {
                 },
             );
         }
-        // Registries with only TLS settings: the settings for the registry itself.
+        // Registries with only TLS settings: the registry itself as an explicit https host
+        // with them (containerd 1.6 would otherwise speak plain HTTP to a loopback server).
         for (registry, config) in &self.configs {
             if config.tls.is_some() && !files.contains_key(registry) {
+                let server = default_server(registry);
+                let entry = HostEntry {
+                    capabilities: vec!["pull", "resolve"],
+                    tls: self.tls_of(registry),
+                };
                 files.insert(
                     registry.clone(),
                     HostsFile {
-                        server: Some(default_server(registry)),
-                        tls: self.tls_of(registry),
-                        host: BTreeMap::new(),
+                        server: Some(server.clone()),
+                        tls: HostTls::default(),
+                        host: BTreeMap::from([(server, entry)]),
                     },
                 );
             }
@@ -378,12 +384,15 @@ configs:
         );
         assert_eq!(
             files["registry.example.com"],
-            "server = \"https://registry.example.com\"\nskip_verify = true\n"
+            "server = \"https://registry.example.com\"\n\n\
+             [host.\"https://registry.example.com\"]\ncapabilities = [\"pull\", \"resolve\"]\nskip_verify = true\n"
         );
         // The mirror's TLS also serves images named after the mirror itself.
         assert_eq!(
             files["mirror.example.com"],
-            "server = \"https://mirror.example.com\"\nca = \"/etc/ca.pem\"\nclient = [[\"/etc/c.pem\", \"/etc/k.pem\"]]\n"
+            "server = \"https://mirror.example.com\"\n\n\
+             [host.\"https://mirror.example.com\"]\ncapabilities = [\"pull\", \"resolve\"]\n\
+             ca = \"/etc/ca.pem\"\nclient = [[\"/etc/c.pem\", \"/etc/k.pem\"]]\n"
         );
         assert_eq!(files.len(), 4);
     }

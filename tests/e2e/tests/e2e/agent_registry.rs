@@ -251,6 +251,45 @@ fn private_registry_images_need_the_right_pull_secret() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A registry over HTTPS with a self-signed certificate (for 127.0.0.1 and localhost), serving
+/// the main registry's storage; stopped by the environment's `down` (its pid file). Returns its
+/// port and the certificate's path.
+fn start_tls_registry(env: &RuntimeEnv) -> anyhow::Result<(u16, std::path::PathBuf)> {
+    let dir = env.dir.path();
+    let key = rcgen::KeyPair::generate()?;
+    let cert =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?
+            .self_signed(&key)?;
+    let (cert_path, key_path) = (dir.join("tls-registry.crt"), dir.join("tls-registry.key"));
+    std::fs::write(&cert_path, cert.pem())?;
+    std::fs::write(&key_path, key.serialize_pem())?;
+    let port = free_port()?;
+    let config = dir.join("tls-registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp: {{ addr: 127.0.0.1:{port}, tls: {{ certificate: {}, key: {} }} }}\n",
+            dir.join("registry").display(),
+            cert_path.display(),
+            key_path.display()
+        ),
+    )?;
+    let log = std::fs::File::create(dir.join("tls-registry.log"))?;
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    std::fs::write(dir.join("tls-registry.pid"), child.id().to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "the TLS registry did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((port, cert_path))
+}
+
 #[test]
 fn registries_config_mirrors_docker_hub_and_authenticates_pulls() -> anyhow::Result<()> {
     if skip_without_prerequisites("registries_config_mirrors_docker_hub_and_authenticates_pulls")? {
@@ -272,12 +311,14 @@ fn registries_config_mirrors_docker_hub_and_authenticates_pulls() -> anyhow::Res
         "library/busybox",
         "latest",
     ])?;
+    let (tls_port, ca) = start_tls_registry(&env)?;
     let config = env.dir.path().join("registries.yaml");
     std::fs::write(
         &config,
         format!(
-            "mirrors:\n  docker.io:\n    endpoint: [\"http://{}\"]\nconfigs:\n  \"{private}\":\n    auth: {{username: {USER}, password: {PASSWORD}}}\n",
-            env.registry
+            "mirrors:\n  docker.io:\n    endpoint: [\"http://{}\"]\nconfigs:\n  \"{private}\":\n    auth: {{username: {USER}, password: {PASSWORD}}}\n  \"127.0.0.1:{tls_port}\":\n    tls: {{ca_file: {}}}\n",
+            env.registry,
+            ca.display()
         ),
     )?;
     let hosts_dir = env.hosts_dir();
@@ -318,6 +359,34 @@ fn registries_config_mirrors_docker_hub_and_authenticates_pulls() -> anyhow::Res
         "{.status.phase}",
         "Running",
         Duration::from_secs(60),
+    )?;
+
+    // A registry with a private CA: trusted through `configs.<host>.tls.ca_file`; the same
+    // registry under a name the file does not configure is refused.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &sleeping_pod("tls", &format!("127.0.0.1:{tls_port}/busybox:latest"), &[]),
+    )?;
+    wait_for(
+        &k,
+        "tls",
+        "{.status.phase}",
+        "Running",
+        Duration::from_secs(60),
+    )?;
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &sleeping_pod(
+            "untrusted",
+            &format!("localhost:{tls_port}/busybox:latest"),
+            &[],
+        ),
+    )?;
+    wait_for_status(
+        &k,
+        "untrusted",
+        &["ErrImagePull", "ImagePullBackOff"],
+        Duration::from_secs(30),
     )?;
     Ok(())
 }
