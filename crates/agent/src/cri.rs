@@ -13,9 +13,9 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::runtime::{
     CONTAINER_NAME_LABEL, ContainerInfo, ContainerSecurity, ContainerSpec, ContainerState,
-    ContainerUsage, CpuUsage, ExecResult, FilesystemUsage, ImageUser, InterfaceUsage, MemoryUsage,
-    NetworkUsage, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL, PullAuth, Result, Runtime,
-    RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec, SandboxUsage,
+    ContainerUsage, CpuUsage, ExecResult, FilesystemUsage, ImageInfo, ImageUser, InterfaceUsage,
+    MemoryUsage, NetworkUsage, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL, PullAuth,
+    Result, Runtime, RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec, SandboxUsage,
 };
 
 /// CRI's `NamespaceMode::NODE`: share the host's namespace.
@@ -29,6 +29,17 @@ pub struct CriRuntime {
 
 fn rpc_error(call: &str, status: tonic::Status) -> RuntimeError {
     RuntimeError(format!("{call}: {}", status.message()))
+}
+
+/// A gRPC error as Go's `status.Error` prints it (`rpc error: code = Unknown desc = …`), which
+/// is how the kubelet shows runtime errors such as a failed pull in container statuses.
+fn go_grpc_error(status: &tonic::Status) -> String {
+    let code = match status.code() {
+        tonic::Code::Ok => "OK".to_string(),
+        tonic::Code::Cancelled => "Canceled".to_string(),
+        other => format!("{other:?}"),
+    };
+    format!("rpc error: code = {code} desc = {}", status.message())
 }
 
 impl CriRuntime {
@@ -186,7 +197,7 @@ impl Runtime for CriRuntime {
         })
     }
 
-    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+    async fn image_status(&self, image: &str) -> Result<Option<ImageInfo>> {
         let request = cri::ImageStatusRequest {
             image: Some(cri::ImageSpec {
                 image: image.into(),
@@ -201,7 +212,10 @@ impl Runtime for CriRuntime {
             .await
             .map_err(|e| rpc_error("ImageStatus", e))?
             .into_inner();
-        Ok(response.image.map(|i| i.id))
+        Ok(response.image.map(|i| ImageInfo {
+            id: i.id,
+            size_bytes: i.size,
+        }))
     }
 
     async fn image_user(&self, image: &str) -> Result<ImageUser> {
@@ -237,6 +251,7 @@ impl Runtime for CriRuntime {
             auth: auth.map(|a| cri::AuthConfig {
                 username: a.username,
                 password: a.password,
+                server_address: a.server_address,
                 ..Default::default()
             }),
             sandbox_config: None,
@@ -246,7 +261,7 @@ impl Runtime for CriRuntime {
             .clone()
             .pull_image(request)
             .await
-            .map_err(|e| rpc_error("PullImage", e))?;
+            .map_err(|e| RuntimeError(go_grpc_error(&e)))?;
         Ok(response.into_inner().image_ref)
     }
 

@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerUsage, CpuUsage, ExecResult,
-    FilesystemUsage, ImageUser, MemoryUsage, PullAuth, Result, Runtime, RuntimeError,
+    FilesystemUsage, ImageInfo, ImageUser, MemoryUsage, PullAuth, Result, Runtime, RuntimeError,
     RuntimeVersion, SandboxInfo, SandboxSpec, SandboxUsage,
 };
 
@@ -17,6 +17,8 @@ struct State {
     images: HashSet<String>,
     /// Images whose pull fails, with the runtime's message.
     broken_images: BTreeMap<String, String>,
+    /// Images whose pull needs these credentials (`user:password`).
+    private_images: BTreeMap<String, String>,
     sandboxes: BTreeMap<String, (SandboxSpec, SandboxInfo)>,
     containers: BTreeMap<String, (String, ContainerSpec, ContainerInfo)>,
     calls: Vec<String>,
@@ -60,6 +62,14 @@ impl FakeRuntime {
             .lock()
             .broken_images
             .insert(image.to_string(), message.to_string());
+    }
+
+    /// Makes pulls of `image` succeed only with `username`/`password`.
+    pub fn require_credentials(&self, image: &str, username: &str, password: &str) {
+        self.state
+            .lock()
+            .private_images
+            .insert(image.to_string(), format!("{username}:{password}"));
     }
 
     /// Ends a running container (by container name) with `exit_code`.
@@ -120,24 +130,33 @@ impl Runtime for FakeRuntime {
         })
     }
 
-    async fn image_id(&self, image: &str) -> Result<Option<String>> {
-        Ok(self
-            .state
-            .lock()
-            .images
-            .contains(image)
-            .then(|| format!("sha256:{image}")))
+    async fn image_status(&self, image: &str) -> Result<Option<ImageInfo>> {
+        Ok(self.state.lock().images.contains(image).then(|| ImageInfo {
+            id: format!("sha256:{image}"),
+            size_bytes: 1024,
+        }))
     }
 
     async fn image_user(&self, _image: &str) -> Result<ImageUser> {
         Ok(ImageUser::default())
     }
 
-    async fn pull_image(&self, image: &str, _auth: Option<PullAuth>) -> Result<String> {
-        self.record(format!("pull {image}"));
+    async fn pull_image(&self, image: &str, auth: Option<PullAuth>) -> Result<String> {
+        let credentials = auth.map(|a| format!("{}:{}", a.username, a.password));
+        match &credentials {
+            Some(c) => self.record(format!("pull {image} as {c}")),
+            None => self.record(format!("pull {image}")),
+        }
         let mut s = self.state.lock();
         if let Some(message) = s.broken_images.get(image) {
             return Err(RuntimeError(message.clone()));
+        }
+        if let Some(needed) = s.private_images.get(image)
+            && credentials.as_ref() != Some(needed)
+        {
+            return Err(RuntimeError(format!(
+                "rpc error: code = Unknown desc = failed to pull and unpack image \"{image}\": 401 Unauthorized"
+            )));
         }
         s.images.insert(image.to_string());
         Ok(format!("sha256:{image}"))

@@ -12,11 +12,15 @@ pub mod endpoint_auth;
 pub mod env;
 pub mod fake;
 pub mod hooks;
+pub mod images;
 pub mod insecure_tls;
+pub mod keyring;
 pub mod logs;
+pub mod managed_runtime;
 pub mod node;
 pub mod objects;
 pub mod probes;
+pub mod registries;
 pub mod resources;
 pub mod runtime;
 pub mod security;
@@ -74,6 +78,10 @@ pub struct AgentConfig {
     /// The cluster CA (DER) client certificates of the endpoint are verified against (the
     /// kubelet's `--client-ca-file`; from the agent's kubeconfig). Empty: tokens only.
     pub client_ca: Vec<Vec<u8>>,
+    /// The registries file, already read and checked.
+    pub registries: Option<registries::RegistriesConfig>,
+    /// Where containerd reads registry hosts configuration (its CRI `config_path`).
+    pub registry_hosts_dir: PathBuf,
 }
 
 /// The host's name, as the kubelet's default node name (lower-case).
@@ -126,6 +134,23 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let version = runtime.version().await?;
+    let node_credentials = match &config.registries {
+        Some(registries) => {
+            let written = registries
+                .write_hosts(&config.registry_hosts_dir)
+                .map_err(|e| {
+                    AgentError::Config(format!(
+                        "writing registry hosts under {}: {e}",
+                        config.registry_hosts_dir.display()
+                    ))
+                })?;
+            for path in written {
+                tracing::info!(path = %path.display(), "registry hosts configuration written");
+            }
+            registries.credentials()
+        }
+        None => Default::default(),
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| AgentError::Config(format!("binding {}: {e}", config.listen)))?;
@@ -185,7 +210,12 @@ pub async fn run(
         client.clone(),
         config.node_name.clone(),
     ));
-    let syncer = Arc::new(PodSyncer::with_objects(runtime, objects, context));
+    let syncer = Arc::new(PodSyncer::with_credentials(
+        runtime,
+        objects,
+        Arc::new(node_credentials),
+        context,
+    ));
     let pods = tokio::spawn(watch_pods(client, syncer, config.node_name));
     shutdown.await;
     endpoint.abort();

@@ -141,18 +141,39 @@ pub struct ContainerInfo {
 }
 
 /// Registry credentials for a pull.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct PullAuth {
     pub username: String,
     pub password: String,
+    /// The registry these credentials are for, as a URL (`https://host[:port]`; the runtime
+    /// compares its host); empty sends them to every host the pull reaches (the image's
+    /// registry and its mirrors), as the kubelet's do.
+    pub server_address: String,
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for PullAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullAuth")
+            .field("username", &self.username)
+            .field("server_address", &self.server_address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An image the runtime has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageInfo {
+    pub id: String,
+    pub size_bytes: u64,
 }
 
 /// The operations the agent needs from a container runtime.
 #[async_trait::async_trait]
 pub trait Runtime: Send + Sync {
     async fn version(&self) -> Result<RuntimeVersion>;
-    /// The image's id when the runtime has it.
-    async fn image_id(&self, image: &str) -> Result<Option<String>>;
+    /// The image when the runtime has it.
+    async fn image_status(&self, image: &str) -> Result<Option<ImageInfo>>;
     /// The user the (present) image runs as.
     async fn image_user(&self, image: &str) -> Result<ImageUser>;
     /// Pulls the image; returns its reference.

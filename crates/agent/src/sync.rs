@@ -15,6 +15,8 @@ use serde_json::Value;
 
 use crate::env::{self, NodeAllocatable, expand};
 use crate::hooks;
+use crate::images::{ImageManager, NodeCredentials};
+use crate::keyring::Keyring;
 use crate::objects::{EventKind, NoObjects, PodObjects};
 use crate::probes::ProbeManager;
 use crate::resources;
@@ -50,6 +52,7 @@ pub struct PodSyncer {
     objects: Arc<dyn PodObjects>,
     volumes: VolumeManager,
     probes: ProbeManager,
+    images: ImageManager,
     node: NodeContext,
     /// Why a container could not be started, by `<uid>/<container>`.
     waiting: Mutex<HashMap<String, Waiting>>,
@@ -98,22 +101,6 @@ pub fn pod_log_dir(root: &std::path::Path, namespace: &str, name: &str, uid: &st
     root.join(format!("{namespace}_{name}_{uid}"))
 }
 
-/// Whether the pod must have its image pulled: the policy, or the default for the image
-/// (Always for `:latest` or no tag, else IfNotPresent).
-fn pull_policy(container: &Container) -> String {
-    if let Some(p) = &container.image_pull_policy {
-        return p.clone();
-    }
-    let image = container.image.as_deref().unwrap_or("");
-    let last = image.rsplit('/').next().unwrap_or(image);
-    let tagged = last.contains(':') && !last.ends_with(":latest");
-    if tagged || image.contains('@') {
-        "IfNotPresent".into()
-    } else {
-        "Always".into()
-    }
-}
-
 impl PodSyncer {
     /// A syncer without an API server behind it (unit tests): API objects are all missing.
     pub fn new(runtime: Arc<dyn Runtime>, node: NodeContext) -> Self {
@@ -125,7 +112,18 @@ impl PodSyncer {
         objects: Arc<dyn PodObjects>,
         node: NodeContext,
     ) -> Self {
+        Self::with_credentials(runtime, objects, Arc::new(Keyring::default()), node)
+    }
+
+    /// As [`Self::with_objects`], with the node's own registry credentials.
+    pub fn with_credentials(
+        runtime: Arc<dyn Runtime>,
+        objects: Arc<dyn PodObjects>,
+        node_credentials: Arc<dyn NodeCredentials>,
+        node: NodeContext,
+    ) -> Self {
         Self {
+            images: ImageManager::new(runtime.clone(), objects.clone(), node_credentials),
             volumes: VolumeManager::new(node.root_dir.clone(), objects.clone(), node.allocatable),
             probes: ProbeManager::new(runtime.clone(), objects.clone()),
             runtime,
@@ -221,38 +219,6 @@ impl PodSyncer {
         );
     }
 
-    /// Pulls the image when the policy says so; `None` when the container must wait.
-    async fn ensure_image(&self, key: &str, container: &Container) -> Option<String> {
-        let image = container.image.clone().unwrap_or_default();
-        let present = match self.runtime.image_id(&image).await {
-            Ok(id) => id.is_some(),
-            Err(e) => {
-                self.set_waiting(key, "ErrImagePull", e.to_string());
-                return None;
-            }
-        };
-        match pull_policy(container).as_str() {
-            "Never" if !present => {
-                let message =
-                    format!("Container image \"{image}\" is not present with pull policy of Never");
-                self.set_waiting(key, "ErrImageNeverPull", message);
-                None
-            }
-            "IfNotPresent" | "Never" if present => Some(image),
-            _ => match self.runtime.pull_image(&image, None).await {
-                Ok(_) => Some(image),
-                Err(e) => {
-                    self.set_waiting(
-                        key,
-                        "ErrImagePull",
-                        format!("failed to pull image \"{image}\": {e}"),
-                    );
-                    None
-                }
-            },
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     async fn start_container(
         &self,
@@ -265,8 +231,10 @@ impl PodSyncer {
         volumes: &Prepared,
     ) {
         let key = format!("{}/{}", sandbox.uid, container.name);
-        let Some(image) = self.ensure_image(&key, container).await else {
-            return;
+        let field_path = container_field_path(pod, &container.name);
+        let image = match self.images.ensure(pod, container, &field_path).await {
+            Ok(image) => image,
+            Err(w) => return self.set_waiting(&key, &w.reason, w.message),
         };
         let config = match env::container_env(
             self.objects.as_ref(),
@@ -809,6 +777,7 @@ impl PodSyncer {
             tracing::debug!(dir = %dir.display(), error = %e, "removing pod logs");
         }
         self.probes.retain(&uid, &Default::default());
+        self.images.forget(&uid);
         self.volumes.cleanup(&uid);
         self.waiting
             .lock()

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
+use rkube_agent::managed_runtime::{ManagedContainerd, ManagedSettings};
 
 /// Flags shared by `rkube agent` and the embedded agent of `rkube server`.
 #[derive(clap::Args, Clone)]
@@ -14,9 +15,13 @@ pub struct AgentFlags {
     /// The node's InternalIP (default: the address this host uses to reach the API server).
     #[arg(long)]
     pub node_ip: Option<IpAddr>,
-    /// CRI socket of the container runtime.
-    #[arg(long, default_value = "/run/containerd/containerd.sock")]
-    pub containerd_socket: PathBuf,
+    /// CRI socket of an existing container runtime. Without it the agent runs a containerd of
+    /// its own under `--agent-root-dir`.
+    #[arg(long)]
+    pub containerd_socket: Option<PathBuf>,
+    /// IPv4 pod CIDR of the managed containerd's pod network (bridge + host-local).
+    #[arg(long, default_value = "10.42.0.0/24")]
+    pub pod_cidr: String,
     /// Port of the agent's HTTPS endpoint (logs); 0 picks a free one.
     #[arg(long, default_value_t = 10250)]
     pub agent_port: u16,
@@ -26,6 +31,13 @@ pub struct AgentFlags {
     /// The agent's state directory (pod volumes), like the kubelet's --root-dir.
     #[arg(long, default_value = "/var/lib/rkube/agent")]
     pub agent_root_dir: PathBuf,
+    /// Registry mirrors, TLS and credentials (k3s's registries.yaml format).
+    #[arg(long)]
+    pub registries_config: Option<PathBuf>,
+    /// Directory the container runtime reads registry hosts configuration from (containerd's
+    /// CRI `config_path`); the registries config is written there as `<host>/hosts.toml`.
+    #[arg(long, default_value = "/etc/containerd/certs.d")]
+    pub registry_hosts_dir: PathBuf,
 }
 
 /// `rkube agent`.
@@ -91,7 +103,56 @@ pub async fn run(
     require_runtime: bool,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    let runtime = match rkube_agent::connect_runtime(flags.containerd_socket.clone()).await {
+    // A registries file that cannot be used stops the start, runtime or not.
+    let registries = flags
+        .registries_config
+        .as_deref()
+        .map(rkube_agent::registries::RegistriesConfig::load)
+        .transpose()?;
+    let (socket, mut managed) = match flags.containerd_socket.clone() {
+        Some(socket) => (socket, None),
+        None => {
+            let settings = ManagedSettings {
+                dir: flags.agent_root_dir.join("containerd"),
+                pod_cidr: flags.pod_cidr.clone(),
+                registry_hosts_dir: flags.registry_hosts_dir.clone(),
+            };
+            match ManagedContainerd::start(settings).await {
+                Ok(m) => (m.socket(), Some(m)),
+                Err(e) if !require_runtime => {
+                    tracing::info!(error = %e, "no container runtime: not running a node agent on this host");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let result = run_on(
+        kubeconfig,
+        server,
+        flags,
+        socket,
+        registries,
+        require_runtime,
+        shutdown,
+    )
+    .await;
+    if let Some(m) = managed.as_mut() {
+        m.stop().await;
+    }
+    result
+}
+
+async fn run_on(
+    kubeconfig: PathBuf,
+    server: Option<String>,
+    flags: AgentFlags,
+    socket: PathBuf,
+    registries: Option<rkube_agent::registries::RegistriesConfig>,
+    require_runtime: bool,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let runtime = match rkube_agent::connect_runtime(socket.clone()).await {
         Ok(r) => r,
         Err(e) if !require_runtime => {
             tracing::info!(error = %e, "no container runtime: not running a node agent on this host");
@@ -110,10 +171,12 @@ pub async fn run(
             .unwrap_or_else(rkube_agent::default_node_name),
         node_ip,
         listen: SocketAddr::new(node_ip, flags.agent_port),
-        containerd_socket: flags.containerd_socket,
+        containerd_socket: socket,
         log_root: flags.pod_log_dir,
         root_dir: flags.agent_root_dir,
         client_ca,
+        registries,
+        registry_hosts_dir: flags.registry_hosts_dir,
     };
     println!("rkube: node agent {} running", config.node_name);
     rkube_agent::run(client, runtime, config, shutdown).await?;

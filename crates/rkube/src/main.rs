@@ -180,6 +180,12 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(a) => {
             let (disable_agent, agent_flags) = (a.disable_agent, a.agent.clone());
+            let agent_task: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> = Default::default();
+            let agent_task_slot = agent_task.clone();
+            // Refuse a registries file that cannot be used before serving anything.
+            if let Some(path) = agent_flags.registries_config.as_deref().filter(|_| !disable_agent) {
+                rkube_agent::registries::RegistriesConfig::load(path)?;
+            }
             let iam = match &a.iam_cluster_id {
                 Some(id) => Some(
                     rkube_iam::IamConfig::from_flags(id, a.iam_sts_endpoint.as_deref(), a.iam_sts_ca_file.as_deref())
@@ -218,13 +224,21 @@ fn main() -> anyhow::Result<()> {
                 }
                 println!("rkube: ready");
                 if !disable_agent {
-                    tokio::spawn(async move {
+                    let task = tokio::spawn(async move {
                         if let Err(e) = agent::run(kubeconfig, None, agent_flags, false, shutdown_signal()).await {
                             tracing::error!(error = %e, "node agent stopped");
                         }
                     });
+                    if let Ok(mut slot) = agent_task_slot.lock() {
+                        *slot = Some(task);
+                    }
                 }
             }))?;
+            // The agent stops a containerd it manages on the same signal: let it finish.
+            let agent_task = agent_task.lock().ok().and_then(|mut slot| slot.take());
+            if let Some(task) = agent_task {
+                let _ = rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(15), task).await });
+            }
         }
         Command::Bench(a) if a.is_scheduler() => rt.block_on(bench_scheduler::run())?,
         Command::Bench(a) if a.is_deployment() => rt.block_on(bench_deployment::run(bench_deployment::DeploymentBench {

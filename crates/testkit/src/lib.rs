@@ -74,9 +74,10 @@ impl TestCluster {
             .arg(self.data_dir.path())
             .args(["--bind-address", "127.0.0.1", "--secure-port", "0"])
             .args(&self.extra_args)
-            // Test clusters run no node agent unless the test gives it a runtime socket: a
-            // containerd on the machine must not turn every test cluster into a node.
-            .args(if self.extra_args.iter().any(|a| a == "--containerd-socket") { &[][..] } else { &["--disable-agent"][..] })
+            // Test clusters run no node agent unless the test configures one (a runtime socket,
+            // or an agent directory for a managed containerd): a containerd on the machine must
+            // not turn every test cluster into a node.
+            .args(if self.extra_args.iter().any(|a| a == "--containerd-socket" || a == "--agent-root-dir") { &[][..] } else { &["--disable-agent"][..] })
             .env("RKUBE_LOG", std::env::var("RKUBE_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -70,6 +70,22 @@ fn service_account_plugin_sets_the_default_account_and_projected_volume() {
 }
 
 #[test]
+fn service_account_plugin_copies_the_accounts_image_pull_secrets() {
+    let c = cluster();
+    let k = c.kubectl();
+    k.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: puller}\nimagePullSecrets: [{name: regcred}, {name: backup}]\n").unwrap();
+    let account = "  serviceAccountName: puller\n";
+    k.ok_stdin(&["create", "-f", "-"], &pod_with("inherits", "", account)).unwrap();
+    let secrets = k.ok(&["get", "pod", "inherits", "-o", "jsonpath={.spec.imagePullSecrets[*].name}"]).unwrap();
+    assert_eq!(secrets, "regcred backup");
+    // A pod naming its own secrets keeps exactly those.
+    let own = format!("{account}  imagePullSecrets: [{{name: mine}}]\n");
+    k.ok_stdin(&["create", "-f", "-"], &pod_with("own", "", &own)).unwrap();
+    let secrets = k.ok(&["get", "pod", "own", "-o", "jsonpath={.spec.imagePullSecrets[*].name}"]).unwrap();
+    assert_eq!(secrets, "mine");
+}
+
+#[test]
 fn priority_and_default_tolerations_are_filled_in() {
     let c = api_only_cluster();
     let k = c.kubectl();

@@ -46,7 +46,7 @@ pub(crate) fn missing_prerequisites() -> Option<String> {
 
 /// Node agent tests share the bridge name and pod subnet of agent-env.sh, and an agent removes
 /// sandboxes it does not know: one such test at a time.
-static RUNTIME_ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static RUNTIME_ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// containerd and the registry for one test; stopped on drop.
 pub(crate) struct RuntimeEnv {
@@ -113,11 +113,21 @@ impl RuntimeEnv {
         self.cluster_with(&[])
     }
 
-    /// [`Self::cluster`] with more `rkube server` flags.
+    /// containerd's registry hosts directory (its CRI `config_path`).
+    pub(crate) fn hosts_dir(&self) -> PathBuf {
+        self.dir.path().join("certs.d")
+    }
+
+    /// As [`Self::cluster`], with more `rkube server` flags.
     pub(crate) fn cluster_with(&self, extra: &[&str]) -> anyhow::Result<TestCluster> {
-        let socket = self.socket().to_string_lossy().into_owned();
-        let log_dir = self.dir.path().join("pods").to_string_lossy().into_owned();
-        let root_dir = self.dir.path().join("agent").to_string_lossy().into_owned();
+        let socket = self.socket();
+        let log_dir = self.dir.path().join("pods");
+        let root_dir = self.dir.path().join("agent");
+        let (socket, log_dir, root_dir) = (
+            socket.to_string_lossy(),
+            log_dir.to_string_lossy(),
+            root_dir.to_string_lossy(),
+        );
         let mut args = vec![
             "--containerd-socket",
             &socket,

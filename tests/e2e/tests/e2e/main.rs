@@ -6,6 +6,8 @@ mod agent;
 mod agent_join;
 mod agent_lifecycle;
 mod agent_metrics;
+mod agent_managed;
+mod agent_registry;
 mod agent_volumes;
 mod api_discovery;
 mod apply;
