@@ -14,7 +14,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use crate::runtime::{
     CONTAINER_NAME_LABEL, ContainerInfo, ContainerSecurity, ContainerSpec, ContainerState,
     ExecResult, ImageUser, POD_UID_LABEL, PullAuth, Result, Runtime, RuntimeError, RuntimeVersion,
-    SandboxInfo, SandboxSpec,
+    SandboxInfo, SandboxSpec, StreamFlags,
 };
 
 /// CRI's `NamespaceMode::NODE`: share the host's namespace.
@@ -286,10 +286,13 @@ impl Runtime for CriRuntime {
                     .get(POD_UID_LABEL)
                     .cloned()
                     .or_else(|| s.metadata.as_ref().map(|m| m.uid.clone()))?;
+                let metadata = s.metadata.unwrap_or_default();
                 Some(SandboxInfo {
                     id: s.id,
                     pod_uid,
-                    attempt: s.metadata.map(|m| m.attempt).unwrap_or(0),
+                    pod_name: metadata.name,
+                    pod_namespace: metadata.namespace,
+                    attempt: metadata.attempt,
                     ready: s.state == cri::PodSandboxState::SandboxReady as i32,
                     created_at: s.created_at,
                 })
@@ -465,5 +468,59 @@ impl Runtime for CriRuntime {
             exit_code: response.exit_code,
             output,
         })
+    }
+
+    async fn exec_url(
+        &self,
+        container_id: &str,
+        command: &[String],
+        streams: StreamFlags,
+    ) -> Result<String> {
+        let request = cri::ExecRequest {
+            container_id: container_id.into(),
+            cmd: command.to_vec(),
+            tty: streams.tty,
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .exec(request)
+            .await
+            .map_err(|e| rpc_error("Exec", e))?;
+        Ok(response.into_inner().url)
+    }
+
+    async fn attach_url(&self, container_id: &str, streams: StreamFlags) -> Result<String> {
+        let request = cri::AttachRequest {
+            container_id: container_id.into(),
+            tty: streams.tty,
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .attach(request)
+            .await
+            .map_err(|e| rpc_error("Attach", e))?;
+        Ok(response.into_inner().url)
+    }
+
+    async fn port_forward_url(&self, sandbox_id: &str, ports: &[i32]) -> Result<String> {
+        let request = cri::PortForwardRequest {
+            pod_sandbox_id: sandbox_id.into(),
+            port: ports.to_vec(),
+        };
+        let response = self
+            .runtime
+            .clone()
+            .port_forward(request)
+            .await
+            .map_err(|e| rpc_error("PortForward", e))?;
+        Ok(response.into_inner().url)
     }
 }

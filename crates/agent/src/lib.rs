@@ -4,7 +4,8 @@
 //!
 //! Modules: [`runtime`] (the runtime trait), [`cri`] (CRI v1 client), [`fake`] (in-memory
 //! runtime for tests), [`sync`] (one pod towards its spec), [`status`] (pod status from what the
-//! runtime reports), [`node`] (Node, status, Lease), [`logs`] and [`server`] (log endpoint).
+//! runtime reports), [`node`] (Node, status, Lease), [`logs`] and [`server`] (log endpoint),
+//! `streaming` (exec, attach and port-forward proxied to the runtime's streaming server).
 
 pub mod atomic_writer;
 pub mod cri;
@@ -21,6 +22,7 @@ pub mod runtime;
 pub mod security;
 pub mod server;
 pub mod status;
+mod streaming;
 pub mod sync;
 pub mod volumes;
 
@@ -138,7 +140,12 @@ pub async fn run(
         node_ip.clone(),
         "localhost".into(),
     ];
-    let endpoint = tokio::spawn(server::serve(listener, config.log_root.clone(), names));
+    let endpoint = tokio::spawn(server::serve(
+        listener,
+        config.log_root.clone(),
+        runtime.clone(),
+        names,
+    ));
     let allocatable = env::NodeAllocatable {
         cpu_milli: host.cpus as i64 * 1000,
         memory_bytes: host.memory_kib as i64 * 1024,

@@ -640,6 +640,7 @@ mod tests {
         let server = tokio::spawn(crate::server::serve(
             listener,
             logs.path().to_path_buf(),
+            std::sync::Arc::new(crate::fake::FakeRuntime::default()),
             vec!["agent.invalid".into()],
         ));
         // A self-signed certificate for another name: the request still gets its answer (the

@@ -1,5 +1,6 @@
 //! The agent's HTTPS endpoint (the kubelet's :10250): `/containerLogs/<ns>/<pod>/<container>`
-//! for the API server's `pods/log`, and `/healthz`. Served with a self-signed certificate, as a
+//! for the API server's `pods/log`, the streaming endpoints `/exec`, `/attach` and
+//! `/portForward` ([`crate::streaming`]), and `/healthz`. Served with a self-signed certificate, as a
 //! kubelet without a serving certificate does; the API server does not verify it (upstream's
 //! behaviour without `--kubelet-certificate-authority`).
 
@@ -20,10 +21,12 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::AgentError;
 use crate::logs::{self, LogOptions};
+use crate::runtime::Runtime;
+use crate::streaming;
 
-type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
-fn text(status: StatusCode, message: String) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, message: String) -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from(message))
             .map_err(|never| match never {})
@@ -37,6 +40,7 @@ fn text(status: StatusCode, message: String) -> Response<Body> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     log_root: PathBuf,
+    runtime: Arc<dyn Runtime>,
     names: Vec<String>,
 ) -> Result<(), AgentError> {
     let cert = rcgen::generate_simple_self_signed(names)
@@ -63,16 +67,24 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let log_root = log_root.clone();
+        let runtime = runtime.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let log_root = log_root.clone();
-                async move { Ok::<_, Infallible>(handle(&log_root, req).await) }
+                let runtime = runtime.clone();
+                async move {
+                    if streaming::is_streaming_path(req.uri().path()) {
+                        return Ok::<_, Infallible>(streaming::serve(&runtime, req).await);
+                    }
+                    Ok::<_, Infallible>(handle(&log_root, req).await)
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "agent endpoint connection");
             }
         });

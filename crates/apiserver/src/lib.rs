@@ -18,6 +18,8 @@ pub mod negotiate;
 pub mod openapi;
 pub mod patch;
 pub mod pod_logs;
+mod kubelet_client;
+mod pod_stream;
 pub mod request_info;
 pub mod scale;
 pub mod server;

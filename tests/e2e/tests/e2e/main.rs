@@ -4,6 +4,7 @@
 mod admission;
 mod agent;
 mod agent_lifecycle;
+mod agent_streaming;
 mod agent_volumes;
 mod api_discovery;
 mod apply;
