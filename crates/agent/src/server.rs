@@ -65,6 +65,8 @@ pub async fn serve(
                 continue;
             }
         };
+        // Streaming sessions write small interactive pieces: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let log_root = log_root.clone();
         let runtime = runtime.clone();

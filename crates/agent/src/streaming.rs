@@ -188,6 +188,8 @@ async fn proxy(mut req: Request<Incoming>, url: &str) -> Response<Body> {
         Ok(t) => t,
         Err(e) => return bad_gateway(e.to_string()),
     };
+    // Interactive streams write small pieces: no Nagle delay.
+    let _ = tcp.set_nodelay(true);
     let (mut sender, connection) =
         match hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await {
             Ok(c) => c,

@@ -64,6 +64,8 @@ pub(crate) async fn connect(host: &str, port: u16) -> Result<SendRequest<Empty<B
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| e.to_string())?;
+    // Streams carry small interactive writes (keystrokes, SPDY frames in pieces): no Nagle delay.
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     let server_name =
         rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
     let config = tls_config().map_err(|e| e.message)?;

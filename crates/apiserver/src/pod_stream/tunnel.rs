@@ -72,17 +72,26 @@ where
                         break;
                     }
                 }
-                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(Message::Close(_)) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "port-forward tunnel: client side ended");
+                    break;
+                }
                 Ok(_) => {}
             }
         }
+        tracing::debug!("port-forward tunnel: client finished");
         let _ = to_agent.shutdown().await;
     };
     let downstream = async {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             match from_agent.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "port-forward tunnel: agent side ended");
+                    break;
+                }
                 Ok(n) => {
                     if to_client
                         .send(Message::binary(buf[..n].to_vec()))
@@ -94,6 +103,7 @@ where
                 }
             }
         }
+        tracing::debug!("port-forward tunnel: agent finished");
         let _ = to_client.send(normal_close()).await;
     };
     tokio::join!(upstream, downstream);
