@@ -214,3 +214,169 @@ async fn open_streams(spdy: &Connection, streams: Streams) -> Result<Opened, rku
     };
     Ok((error, stdin, stdout, stderr, resize))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use rkube_spdy::frame::Codec;
+    use rkube_spdy::header as spdy_header;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The agent's side: a SPDY server speaking remotecommand v4 over a pipe.
+    struct FakeAgent {
+        io: tokio::io::DuplexStream,
+        codec: Codec,
+        buf: BytesMut,
+    }
+
+    impl FakeAgent {
+        async fn frame(&mut self) -> rkube_spdy::Frame {
+            loop {
+                if let Some(f) = self.codec.decode(&mut self.buf).unwrap() {
+                    return f;
+                }
+                assert!(
+                    self.io.read_buf(&mut self.buf).await.unwrap() > 0,
+                    "translator hung up"
+                );
+            }
+        }
+
+        async fn send(&mut self, frame: rkube_spdy::Frame) {
+            let mut out = BytesMut::new();
+            self.codec.encode(&frame, &mut out).unwrap();
+            self.io.write_all(&out).await.unwrap();
+        }
+
+        /// Accepts the next stream; returns its id and streamType.
+        async fn accept(&mut self) -> (u32, String) {
+            loop {
+                if let rkube_spdy::Frame::SynStream {
+                    stream_id, headers, ..
+                } = self.frame().await
+                {
+                    let kind = spdy_header(&headers, "streamtype")
+                        .unwrap_or_default()
+                        .to_string();
+                    self.send(rkube_spdy::Frame::SynReply {
+                        stream_id,
+                        fin: false,
+                        headers: vec![],
+                    })
+                    .await;
+                    return (stream_id, kind);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn v5_messages_become_v4_streams_and_back() {
+        let (client_end, server_end) = tokio::io::duplex(1 << 16);
+        let (translator_end, agent_end) = tokio::io::duplex(1 << 16);
+        let session = tokio::spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(server_end, Role::Server, None).await;
+            let streams = Streams {
+                stdin: true,
+                stdout: true,
+                stderr: true,
+                tty: false,
+            };
+            translate(ws, Connection::client(translator_end), streams).await;
+        });
+        let mut agent = FakeAgent {
+            io: agent_end,
+            codec: Codec::new(),
+            buf: BytesMut::new(),
+        };
+        let mut opened = Vec::new();
+        for _ in 0..4 {
+            opened.push(agent.accept().await);
+        }
+        let kinds: Vec<&str> = opened.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["error", "stdin", "stdout", "stderr"],
+            "kubectl's order"
+        );
+        let id = |kind: &str| {
+            opened
+                .iter()
+                .find(|(_, k)| k == kind)
+                .map(|(i, _)| *i)
+                .unwrap()
+        };
+
+        let mut client = WebSocketStream::from_raw_socket(client_end, Role::Client, None).await;
+        client
+            .send(Message::binary(b"\x00typed".to_vec()))
+            .await
+            .unwrap();
+        client
+            .send(Message::binary(vec![CLOSE, STDIN]))
+            .await
+            .unwrap();
+        // stdin arrives as DATA, then the CLOSE signal as FIN (the error stream's own FIN first).
+        let mut stdin = Vec::new();
+        loop {
+            match agent.frame().await {
+                rkube_spdy::Frame::Data {
+                    stream_id,
+                    fin,
+                    data,
+                } if stream_id == id("stdin") => {
+                    stdin.extend_from_slice(&data);
+                    if fin {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(stdin, b"typed");
+        for (kind, data) in [("stdout", &b"out"[..]), ("stderr", b"err")] {
+            agent
+                .send(rkube_spdy::Frame::Data {
+                    stream_id: id(kind),
+                    fin: true,
+                    data: Bytes::copy_from_slice(data),
+                })
+                .await;
+        }
+        let status = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
+        agent
+            .send(rkube_spdy::Frame::Data {
+                stream_id: id("error"),
+                fin: true,
+                data: Bytes::from_static(status),
+            })
+            .await;
+
+        let mut received = Vec::new();
+        while let Some(Ok(message)) = client.next().await {
+            match message {
+                Message::Binary(d) => received.push(d.to_vec()),
+                Message::Close(frame) => {
+                    assert_eq!(
+                        frame.map(|f| u16::from(f.code)),
+                        Some(1000),
+                        "a normal close"
+                    );
+                    break;
+                }
+                _ => {}
+            }
+        }
+        received.sort();
+        let mut want = vec![
+            b"\x01out".to_vec(),
+            b"\x02err".to_vec(),
+            [&[ERROR][..], status].concat(),
+        ];
+        want.sort();
+        assert_eq!(received, want);
+        drop(client);
+        session.await.unwrap();
+    }
+}

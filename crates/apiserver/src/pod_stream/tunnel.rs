@@ -56,7 +56,7 @@ pub(super) async fn serve(
     Ok(accepted)
 }
 
-/// Binary messages → agent bytes, agent bytes → binary messages, until both directions end.
+/// Binary messages → agent bytes, agent bytes → binary messages.
 async fn relay<C, A>(websocket: WebSocketStream<C>, agent: A)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -106,12 +106,26 @@ where
         tracing::debug!("port-forward tunnel: agent finished");
         let _ = to_client.send(normal_close()).await;
     };
-    tokio::join!(upstream, downstream);
+    // The agent hanging up ends the session (the client was sent a close; its answer is not
+    // awaited). The client hanging up half-closes towards the agent, which then ends it.
+    tokio::pin!(upstream, downstream);
+    tokio::select! {
+        () = &mut upstream => downstream.await,
+        () = &mut downstream => {}
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fails the test naming the step that did not finish in time.
+    async fn step<T>(name: &str, f: impl std::future::Future<Output = T>) -> T {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), f).await {
+            Ok(v) => v,
+            Err(_) => panic!("step {name} hung"),
+        }
+    }
 
     #[tokio::test]
     async fn bytes_cross_in_both_directions() {
@@ -122,22 +136,30 @@ mod tests {
             relay(ws, agent_here).await;
         });
         let mut client = WebSocketStream::from_raw_socket(client_end, Role::Client, None).await;
-        client
-            .send(Message::binary(b"\x80\x03\x00\x06".to_vec()))
+        step(
+            "send",
+            client.send(Message::binary(b"\x80\x03\x00\x06".to_vec())),
+        )
+        .await
+        .unwrap();
+        let mut got = [0u8; 4];
+        step("agent read", agent_there.read_exact(&mut got))
             .await
             .unwrap();
-        let mut got = [0u8; 4];
-        agent_there.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"\x80\x03\x00\x06");
-        agent_there.write_all(b"reply").await.unwrap();
-        let Some(Ok(Message::Binary(data))) = client.next().await else {
+        step("agent write", agent_there.write_all(b"reply"))
+            .await
+            .unwrap();
+        let Some(Ok(Message::Binary(data))) = step("client read", client.next()).await else {
             panic!("expected a binary message")
         };
         assert_eq!(&data[..], b"reply");
         drop(agent_there);
-        // The agent hung up: the client is told with a close frame.
-        assert!(matches!(client.next().await, Some(Ok(Message::Close(_)))));
-        client.close(None).await.ok();
-        server.await.unwrap();
+        // The agent hung up: the client is told with a normal close.
+        let Some(Ok(Message::Close(Some(frame)))) = step("close", client.next()).await else {
+            panic!("expected a close frame")
+        };
+        assert_eq!(u16::from(frame.code), 1000);
+        step("relay end", server).await.unwrap();
     }
 }
