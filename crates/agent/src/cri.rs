@@ -16,6 +16,7 @@ use crate::runtime::{
     ContainerUsage, CpuUsage, ExecResult, FilesystemUsage, ImageInfo, ImageUser, InterfaceUsage,
     MemoryUsage, NetworkUsage, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL, PullAuth,
     Result, Runtime, RuntimeError, RuntimeVersion, SandboxInfo, SandboxSpec, SandboxUsage,
+    StreamFlags,
 };
 
 /// CRI's `NamespaceMode::NODE`: share the host's namespace.
@@ -631,5 +632,59 @@ impl Runtime for CriRuntime {
             exit_code: response.exit_code,
             output,
         })
+    }
+
+    async fn exec_url(
+        &self,
+        container_id: &str,
+        command: &[String],
+        streams: StreamFlags,
+    ) -> Result<String> {
+        let request = cri::ExecRequest {
+            container_id: container_id.into(),
+            cmd: command.to_vec(),
+            tty: streams.tty,
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .exec(request)
+            .await
+            .map_err(|e| rpc_error("Exec", e))?;
+        Ok(response.into_inner().url)
+    }
+
+    async fn attach_url(&self, container_id: &str, streams: StreamFlags) -> Result<String> {
+        let request = cri::AttachRequest {
+            container_id: container_id.into(),
+            tty: streams.tty,
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
+        };
+        let response = self
+            .runtime
+            .clone()
+            .attach(request)
+            .await
+            .map_err(|e| rpc_error("Attach", e))?;
+        Ok(response.into_inner().url)
+    }
+
+    async fn port_forward_url(&self, sandbox_id: &str, ports: &[i32]) -> Result<String> {
+        let request = cri::PortForwardRequest {
+            pod_sandbox_id: sandbox_id.into(),
+            port: ports.to_vec(),
+        };
+        let response = self
+            .runtime
+            .clone()
+            .port_forward(request)
+            .await
+            .map_err(|e| rpc_error("PortForward", e))?;
+        Ok(response.into_inner().url)
     }
 }

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerUsage, CpuUsage, ExecResult,
     FilesystemUsage, ImageInfo, ImageUser, MemoryUsage, PullAuth, Result, Runtime, RuntimeError,
-    RuntimeVersion, SandboxInfo, SandboxSpec, SandboxUsage,
+    RuntimeVersion, SandboxInfo, SandboxSpec, SandboxUsage, StreamFlags,
 };
 
 #[derive(Default)]
@@ -25,6 +25,8 @@ struct State {
     clock: i64,
     /// Cumulative CPU nanoseconds and working set of running containers, by container name.
     usage: BTreeMap<String, (u64, u64)>,
+    /// Base URL of the streaming server streaming calls point to (a test server).
+    streaming_base: String,
 }
 
 impl State {
@@ -49,6 +51,12 @@ impl FakeRuntime {
     /// Every call so far, as `verb argument` strings.
     pub fn calls(&self) -> Vec<String> {
         self.state.lock().calls.clone()
+    }
+
+    /// Points the URLs of streaming calls (exec, attach, port-forward) at `base`
+    /// (`http://127.0.0.1:PORT`), where a test serves what the runtime's streaming server would.
+    pub fn set_streaming_base(&self, base: &str) {
+        self.state.lock().streaming_base = base.to_string();
     }
 
     /// Makes the image present, as if pulled before.
@@ -363,5 +371,40 @@ impl Runtime for FakeRuntime {
     ) -> Result<ExecResult> {
         self.record(format!("exec {container_id} {}", command.join(" ")));
         Ok(ExecResult::default())
+    }
+
+    async fn exec_url(
+        &self,
+        container_id: &str,
+        command: &[String],
+        streams: StreamFlags,
+    ) -> Result<String> {
+        self.record(format!(
+            "exec_url {container_id} {} {streams:?}",
+            command.join(" ")
+        ));
+        let s = self.state.lock();
+        if !s.containers.contains_key(container_id) {
+            return Err(not_found("container", container_id));
+        }
+        Ok(format!("{}/exec/{container_id}", s.streaming_base))
+    }
+
+    async fn attach_url(&self, container_id: &str, streams: StreamFlags) -> Result<String> {
+        self.record(format!("attach_url {container_id} {streams:?}"));
+        let s = self.state.lock();
+        if !s.containers.contains_key(container_id) {
+            return Err(not_found("container", container_id));
+        }
+        Ok(format!("{}/attach/{container_id}", s.streaming_base))
+    }
+
+    async fn port_forward_url(&self, sandbox_id: &str, ports: &[i32]) -> Result<String> {
+        self.record(format!("port_forward_url {sandbox_id} {ports:?}"));
+        let s = self.state.lock();
+        if !s.sandboxes.contains_key(sandbox_id) {
+            return Err(not_found("sandbox", sandbox_id));
+        }
+        Ok(format!("{}/portforward/{sandbox_id}", s.streaming_base))
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Modules: [`runtime`] (the runtime trait), [`cri`] (CRI v1 client), [`fake`] (in-memory
 //! runtime for tests), [`sync`] (one pod towards its spec), [`status`] (pod status from what the
-//! runtime reports), [`node`] (Node, status, Lease), [`logs`] and [`server`] (log endpoint).
+//! runtime reports), [`node`] (Node, status, Lease), [`logs`] and [`server`] (log endpoint),
+//! `streaming` (exec, attach and port-forward proxied to the runtime's streaming server).
 
 pub mod atomic_writer;
 pub mod cri;
@@ -27,6 +28,7 @@ pub mod security;
 pub mod server;
 pub mod stats;
 pub mod status;
+mod streaming;
 pub mod sync;
 pub mod volumes;
 
@@ -181,6 +183,7 @@ pub async fn run(
     let endpoint = tokio::spawn(server::serve(
         listener,
         config.log_root.clone(),
+        runtime.clone(),
         names,
         stats,
         auth,

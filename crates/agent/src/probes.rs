@@ -650,6 +650,7 @@ mod tests {
         let server = tokio::spawn(crate::server::serve(
             listener,
             logs.path().to_path_buf(),
+            std::sync::Arc::new(crate::fake::FakeRuntime::default()),
             vec!["agent.invalid".into()],
             std::sync::Arc::new(stats),
             std::sync::Arc::new(auth),

@@ -103,6 +103,7 @@ pub struct Mount {
 pub struct SandboxInfo {
     pub id: String,
     pub pod_uid: String,
+    /// The pod's name and namespace (the sandbox metadata), to find a pod's sandbox by name.
     pub pod_name: String,
     pub pod_namespace: String,
     pub attempt: u32,
@@ -209,6 +210,28 @@ pub trait Runtime: Send + Sync {
         command: &[String],
         timeout_seconds: i64,
     ) -> Result<ExecResult>;
+    /// Prepares a streaming exec and returns the URL of the runtime's streaming server that
+    /// serves it (CRI `Exec`); the caller proxies the client's upgraded connection there.
+    async fn exec_url(
+        &self,
+        container_id: &str,
+        command: &[String],
+        streams: StreamFlags,
+    ) -> Result<String>;
+    /// Like [`Runtime::exec_url`] for attaching to the container's main process (CRI `Attach`).
+    async fn attach_url(&self, container_id: &str, streams: StreamFlags) -> Result<String>;
+    /// The streaming URL that forwards connections into the sandbox's network namespace (CRI
+    /// `PortForward`); ports may be empty when the client names them per stream (SPDY).
+    async fn port_forward_url(&self, sandbox_id: &str, ports: &[i32]) -> Result<String>;
+}
+
+/// Which standard streams a streaming exec or attach carries, and whether it has a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamFlags {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
 }
 
 /// What a command run in a container produced.

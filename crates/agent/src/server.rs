@@ -1,7 +1,8 @@
 //! The agent's HTTPS endpoint (the kubelet's :10250): `/containerLogs/<ns>/<pod>/<container>`
-//! for the API server's `pods/log`, `/stats/summary` and `/metrics/resource` ([`crate::stats`]),
-//! and `/healthz`, each behind [`crate::endpoint_auth`] (client certificates of the cluster CA
-//! or bearer tokens, then a SubjectAccessReview). Served with a self-signed certificate, as a
+//! for the API server's `pods/log`, the streaming endpoints `/exec`, `/attach` and
+//! `/portForward` ([`crate::streaming`]), `/stats/summary` and `/metrics/resource`
+//! ([`crate::stats`]), and `/healthz`, each behind [`crate::endpoint_auth`] (client certificates
+//! of the cluster CA or bearer tokens, then a SubjectAccessReview). Served with a self-signed certificate, as a
 //! kubelet without a serving certificate does; the API server does not verify it (upstream's
 //! behaviour without `--kubelet-certificate-authority`).
 
@@ -23,10 +24,12 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::AgentError;
 use crate::endpoint_auth::EndpointAuth;
 use crate::logs::{self, LogOptions};
+use crate::runtime::Runtime;
+use crate::streaming;
 
-type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
-fn text(status: StatusCode, message: String) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, message: String) -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from(message))
             .map_err(|never| match never {})
@@ -59,6 +62,7 @@ fn client_verifier(
 pub async fn serve(
     listener: tokio::net::TcpListener,
     log_root: PathBuf,
+    runtime: Arc<dyn Runtime>,
     names: Vec<String>,
     stats: Arc<crate::stats::StatsProvider>,
     auth: Arc<EndpointAuth>,
@@ -92,10 +96,13 @@ pub async fn serve(
                 continue;
             }
         };
+        // Streaming sessions write small interactive pieces: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let log_root = log_root.clone();
         let stats = stats.clone();
         let auth = auth.clone();
+        let runtime = runtime.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
@@ -112,6 +119,7 @@ pub async fn serve(
                 let stats = stats.clone();
                 let auth = auth.clone();
                 let client_certificate = client_certificate.clone();
+                let runtime = runtime.clone();
                 async move {
                     let admitted = auth
                         .admit(
@@ -121,14 +129,18 @@ pub async fn serve(
                             req.headers(),
                         )
                         .await;
-                    Ok::<_, Infallible>(match admitted {
-                        Ok(_) => handle(&log_root, &stats, req).await,
-                        Err(refusal) => text(refusal.status, refusal.message),
-                    })
+                    if let Err(refusal) = admitted {
+                        return Ok::<_, Infallible>(text(refusal.status, refusal.message));
+                    }
+                    if streaming::is_streaming_path(req.uri().path()) {
+                        return Ok(streaming::serve(&runtime, req).await);
+                    }
+                    Ok(handle(&log_root, &stats, req).await)
                 }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "agent endpoint connection");
             }
         });

@@ -249,6 +249,13 @@ async fn serve_request(state: Arc<AppState>, req: Request, audit: &mut Option<cr
     if !info.is_resource {
         return discovery_response(&state, &path, &info, accept.as_deref(), render);
     }
+    // exec/attach/portforward carry an upgraded connection, not a body: served before reading one.
+    if crate::pod_stream::serves(&info.group, &info.resource, &info.subresource) {
+        if !matches!(info.verb.as_str(), "get" | "create") {
+            return encode::error(&state, &ApiError::method_not_supported("", &format!("pods/{}", info.subresource), &info.verb), render);
+        }
+        return crate::pod_stream::serve(&state, info.namespace.as_deref(), &info.name, &info.subresource, parts).await.unwrap_or_else(|e| encode::error(&state, &e, render));
+    }
     let limit = state.config.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit + 1).await {
         Ok(b) if b.len() > limit => {

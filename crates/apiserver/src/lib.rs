@@ -19,6 +19,8 @@ pub mod node_proxy;
 pub mod openapi;
 pub mod patch;
 pub mod pod_logs;
+pub mod kubelet_client;
+mod pod_stream;
 pub mod request_info;
 pub mod scale;
 pub mod server;

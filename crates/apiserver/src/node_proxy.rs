@@ -74,7 +74,7 @@ pub async fn serve(
         .lookup("", "v1", "nodes")
         .ok_or_else(ApiError::path_not_found)?;
     let node = reg.get(&nodes, None, name, "").await?;
-    let (host, kubelet_port) = crate::pod_logs::agent_address(&node)
+    let (host, kubelet_port) = crate::kubelet_client::agent_address(&node)
         .ok_or_else(|| ApiError::internal(format!("node {name} has no address")))?;
     if !port.is_empty() && port != kubelet_port.to_string() {
         return Err(ApiError::bad_request(format!(
@@ -97,7 +97,7 @@ pub async fn serve(
     if let Ok(v) = HeaderValue::from_str(&format!("{host}:{kubelet_port}")) {
         request.headers_mut().insert(header::HOST, v);
     }
-    let response = crate::pod_logs::agent_request(&state.kubelet_tls, &host, kubelet_port, request)
+    let response = crate::kubelet_client::request_to_agent(&state.kubelet_tls, &host, kubelet_port, request)
         .await
         .map_err(|e| ApiError::internal(format!("error trying to reach service: {}", e.message)))?;
     let (agent_parts, agent_body) = response.into_parts();

@@ -40,7 +40,7 @@ pub struct AppState {
     /// Scraped node and pod usage served as `metrics.k8s.io`.
     pub metrics: Arc<crate::metrics::MetricsStore>,
     /// TLS towards node agents, with the API server's kubelet client certificate
-    /// ([`crate::pod_logs::kubelet_client_config`]).
+    /// ([`crate::kubelet_client::kubelet_client_config`]).
     pub kubelet_tls: Arc<rustls::ClientConfig>,
 }
 

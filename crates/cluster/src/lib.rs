@@ -252,7 +252,7 @@ pub async fn run_server(
     // The identity node agents authorize the API server by (kubeadm's apiserver-kubelet-client;
     // the default policy binds it to system:kubelet-api-admin), minted at every start.
     let (kubelet_cert, kubelet_key) = pki.issue_client_cert(KUBELET_CLIENT_USER, &[]).map_err(|e| ClusterError::Pki(e.to_string()))?;
-    let kubelet_tls = rkube_apiserver::pod_logs::kubelet_client_config(Some((&kubelet_cert, &kubelet_key))).map_err(|e| ClusterError::Pki(e.message))?;
+    let kubelet_tls = rkube_apiserver::kubelet_client::kubelet_client_config(Some((&kubelet_cert, &kubelet_key))).map_err(|e| ClusterError::Pki(e.message))?;
     let state = Arc::new(AppState {
         registry: registry.clone(),
         proto: Arc::new(proto),

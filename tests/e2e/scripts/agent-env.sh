@@ -90,7 +90,7 @@ cd "$RT"
 # --- image: one layer with busybox, two configs (busybox and pause) ---
 rm -rf rootfs && mkdir -p rootfs/bin rootfs/etc rootfs/tmp rootfs/proc rootfs/sys rootfs/dev rootfs/www
 cp /bin/busybox rootfs/bin/busybox
-for a in sh sleep echo httpd nc wget cat ls ps id hostname ip kill env trap true; do ln -sf busybox rootfs/bin/$a; done
+for a in sh sleep echo httpd nc wget cat ls ps id hostname ip kill env trap true tar mkdir; do ln -sf busybox rootfs/bin/$a; done
 echo 'root:x:0:0:root:/root:/bin/sh' > rootfs/etc/passwd; echo 'root:x:0:' > rootfs/etc/group
 echo 'hello from busybox pod' > rootfs/www/index.html
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C rootfs -cf layer.tar .

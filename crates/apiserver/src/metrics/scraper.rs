@@ -50,7 +50,7 @@ fn now_ms() -> i64 {
 async fn scrape(node: &Value, tls: &Arc<rustls::ClientConfig>, timeout: Duration) -> Result<prometheus::NodeScrape, String> {
     let (host, port, path) = endpoint(node).ok_or("node has no address")?;
     let fetch = async {
-        let (status, body) = crate::pod_logs::agent_get(tls, &host, port, &path).await.map_err(|e| e.message)?;
+        let (status, body) = crate::kubelet_client::get(tls, &host, port, &path).await.map_err(|e| e.message)?;
         let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
         if status != StatusCode::OK {
             return Err(format!("GET {path}: {status}"));
