@@ -113,22 +113,7 @@ pub async fn ensure_node_token(
         "data": data,
     });
     crate::bootstrap::ensure(registry, "", "v1", "secrets", Some("kube-system"), obj).await?;
-    write_private(&path, &token)
-        .map_err(|e| ApiError::internal(format!("writing {}: {e}", path.display())))?;
+    rkube_pki::write_private_file(&path, format!("{token}\n").as_bytes())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(token)
-}
-
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(format!("{content}\n").as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

@@ -270,6 +270,12 @@ impl ClusterPki {
     }
 }
 
+/// Writes a secret file (a token, a kubeconfig with a key) atomically with mode 0600, creating
+/// its directory.
+pub fn write_private_file(path: &Path, data: &[u8]) -> Result<(), PkiError> {
+    files::write_atomic(path, data, 0o600)
+}
+
 /// Writes a kubeconfig at `path` for user `cn` in groups `orgs`, with a client certificate
 /// signed by the CA kept in `dir` (for tools and tests minting users; nothing else in `dir`
 /// changes).

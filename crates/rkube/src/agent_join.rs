@@ -80,7 +80,7 @@ pub async fn join(request: &JoinRequest<'_>, path: &Path) -> Result<()> {
         &cert_pem,
         &key_pem,
     )?;
-    write_private(path, &yaml).with_context(|| format!("writing {}", path.display()))?;
+    rkube_pki::write_private_file(path, yaml.as_bytes())?;
     println!(
         "rkube: joined as {user}; node kubeconfig written to {}",
         path.display()
@@ -214,22 +214,4 @@ async fn request_certificate(client: &kube::Client, csr_pem: &str) -> Result<Str
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(content.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
