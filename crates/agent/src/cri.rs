@@ -492,6 +492,9 @@ impl Runtime for CriRuntime {
                 .collect(),
             labels: to_map(&spec.labels),
             log_path: spec.log_path.clone(),
+            stdin: spec.stdin,
+            stdin_once: spec.stdin_once,
+            tty: spec.tty,
             mounts: spec
                 .mounts
                 .iter()

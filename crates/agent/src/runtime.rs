@@ -58,6 +58,10 @@ pub struct ContainerSpec {
     pub mounts: Vec<Mount>,
     pub resources: LinuxResources,
     pub security: ContainerSecurity,
+    /// The container's `stdin`, `stdinOnce` and `tty` (what `kubectl attach -i/-t` needs).
+    pub stdin: bool,
+    pub stdin_once: bool,
+    pub tty: bool,
 }
 
 /// The Linux security settings of a container (the effective pod + container securityContext).

@@ -339,6 +339,9 @@ mod tests {
             mounts: vec![],
             resources: Default::default(),
             security: Default::default(),
+            stdin: false,
+            stdin_once: false,
+            tty: false,
         }
     }
 

@@ -301,6 +301,9 @@ impl PodSyncer {
                 self.node.allocatable.memory_bytes,
             ),
             security: settings,
+            stdin: container.stdin.unwrap_or(false),
+            stdin_once: container.stdin_once.unwrap_or(false),
+            tty: container.tty.unwrap_or(false),
         };
         let id = match self
             .runtime

@@ -78,6 +78,48 @@ fn spawn_until(k: &Kubectl, env: Option<(&str, &str)>, args: &[&str], ready: &st
     anyhow::bail!("kubectl {args:?} never printed {ready:?}: {seen}{err}")
 }
 
+/// `kubectl attach -i` to `container` of pod `web`, writes `line` to its stdin (kept open) and
+/// returns what came back until the line was echoed (or 20 s passed).
+fn attach_and_type(k: &Kubectl, env: Option<(&str, &str)>, container: &str, line: &str) -> anyhow::Result<String> {
+    let mut command = k.command(&["attach", "-i", "web", "-c", container]);
+    if let Some((key, value)) = env {
+        command.env(key, value);
+    }
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    // Typed again every second until it comes back: the first lines may be sent before the
+    // attach stream is up.
+    let mut next_write = Instant::now();
+    while Instant::now() < deadline {
+        if Instant::now() >= next_write {
+            writeln!(stdin, "{line}")?;
+            stdin.flush()?;
+            next_write = Instant::now() + Duration::from_secs(1);
+        }
+        if let Ok(l) = lines_rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push_str(&l);
+            seen.push('\n');
+            if l == line {
+                break;
+            }
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok(seen)
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -108,7 +150,8 @@ fn exec_cp_attach_and_port_forward_reach_the_container() -> anyhow::Result<()> {
     let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","annotations":{"kubectl.kubernetes.io/default-container":"web"}},
       "spec":{"terminationGracePeriodSeconds":0,"containers":[
         {"name":"web","image":"IMAGE","command":["httpd","-f","-p","80","-h","/www"]},
-        {"name":"ticker","image":"IMAGE","command":["/bin/sh","-c","i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done"]}]}}"#
+        {"name":"ticker","image":"IMAGE","command":["/bin/sh","-c","i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done"]},
+        {"name":"echo","image":"IMAGE","command":["cat"],"stdin":true}]}}"#
         .replace("IMAGE", &env.image());
     k.ok_stdin(&["apply", "-f", "-"], &pod)?;
     wait_for(&k, "web", "{.status.phase}", "Running", Duration::from_secs(60))?;
@@ -145,6 +188,11 @@ fn exec_cp_attach_and_port_forward_reach_the_container() -> anyhow::Result<()> {
         attach.kill()?;
         attach.wait()?;
         assert!(seen.starts_with("tick "), "{mode}: {seen}");
+
+        // attach -i reaches the stdin of a container created with `stdin: true`.
+        let typed = format!("typed over {mode}");
+        let seen = attach_and_type(&k, exec_env, "echo", &typed)?;
+        assert!(seen.lines().any(|l| l == typed), "{mode}: {seen}");
 
         // port-forward, then HTTP through it to httpd in the pod. One request per session:
         // httpd closes each connection, containerd 1.6 then may report the client's stream
