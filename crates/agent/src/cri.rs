@@ -44,6 +44,23 @@ fn go_grpc_error(status: &tonic::Status) -> String {
 }
 
 impl CriRuntime {
+    /// CRI `ImageStatus` of `image` (what pulls and the run-as-user check both read).
+    async fn image_status_response(&self, image: &str) -> Result<cri::ImageStatusResponse> {
+        let request = cri::ImageStatusRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        };
+        Ok(self
+            .images
+            .clone()
+            .image_status(request)
+            .await
+            .map_err(|e| rpc_error("ImageStatus", e))?
+            .into_inner())
+    }
     /// Connects to the socket (the channel reconnects by itself when the runtime restarts).
     pub async fn connect(socket: PathBuf) -> Result<Self> {
         let endpoint =
@@ -199,20 +216,7 @@ impl Runtime for CriRuntime {
     }
 
     async fn image_status(&self, image: &str) -> Result<Option<ImageInfo>> {
-        let request = cri::ImageStatusRequest {
-            image: Some(cri::ImageSpec {
-                image: image.into(),
-                ..Default::default()
-            }),
-            verbose: false,
-        };
-        let response = self
-            .images
-            .clone()
-            .image_status(request)
-            .await
-            .map_err(|e| rpc_error("ImageStatus", e))?
-            .into_inner();
+        let response = self.image_status_response(image).await?;
         Ok(response.image.map(|i| ImageInfo {
             id: i.id,
             size_bytes: i.size,
@@ -220,20 +224,7 @@ impl Runtime for CriRuntime {
     }
 
     async fn image_user(&self, image: &str) -> Result<ImageUser> {
-        let request = cri::ImageStatusRequest {
-            image: Some(cri::ImageSpec {
-                image: image.into(),
-                ..Default::default()
-            }),
-            verbose: false,
-        };
-        let response = self
-            .images
-            .clone()
-            .image_status(request)
-            .await
-            .map_err(|e| rpc_error("ImageStatus", e))?
-            .into_inner();
+        let response = self.image_status_response(image).await?;
         Ok(response
             .image
             .map(|i| ImageUser {
