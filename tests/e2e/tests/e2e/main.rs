@@ -31,6 +31,7 @@ mod lists;
 mod metrics;
 mod old_kubectl;
 mod openapi;
+mod quick_start;
 mod rbac;
 mod scale;
 mod scheduling;
