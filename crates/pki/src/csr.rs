@@ -16,6 +16,9 @@ use crate::PkiError;
 /// How far back a signed certificate's validity starts, for clocks that lag (upstream's
 /// `backdate`).
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
+/// Lifetimes below this are short: their end is not moved back by [`BACKDATE`] (upstream's
+/// signer: "5 minutes of backdating is roughly 1% of 8 hours").
+const SHORT: Duration = Duration::from_secs(8 * 3600);
 
 /// What a request asks to be certified.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,25 +74,34 @@ pub fn parse_certificate_request(pem: &[u8]) -> Result<CertificateRequest, PkiEr
 
 /// When the first certificate of a PEM bundle expires (Unix seconds); `None` when unreadable.
 pub fn certificate_not_after(pem: &[u8]) -> Option<i64> {
+    certificate_validity(pem).map(|(_, not_after)| not_after)
+}
+
+/// `notBefore` and `notAfter` of the first certificate of a PEM bundle (Unix seconds); `None`
+/// when unreadable.
+pub fn certificate_validity(pem: &[u8]) -> Option<(i64, i64)> {
     let (_, block) = x509_parser::pem::parse_x509_pem(pem).ok()?;
     let cert = block.parse_x509().ok()?;
-    Some(cert.validity().not_after.timestamp())
+    Some((cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp()))
 }
 
 /// Signs requests with a CA.
 pub struct Signer {
     issuer: Issuer<'static, KeyPair>,
+    ca_not_after: Option<OffsetDateTime>,
 }
 
 impl Signer {
     /// A signer with the CA certificate and key (PEM).
     pub fn new(ca_cert_pem: &str, ca_key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(ca_key_pem)?;
-        Ok(Self { issuer: Issuer::from_ca_cert_pem(ca_cert_pem, key)? })
+        let ca_not_after = certificate_not_after(ca_cert_pem.as_bytes()).and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+        Ok(Self { issuer: Issuer::from_ca_cert_pem(ca_cert_pem, key)?, ca_not_after })
     }
 
     /// Issues a certificate (PEM) for `request` with the CSR API's `usages`, valid from
-    /// [`BACKDATE`] ago for `ttl`.
+    /// [`BACKDATE`] ago until `ttl` from now, minus the backdate unless `ttl` is [`SHORT`]
+    /// (upstream's `PermissiveSigningPolicy`), and never beyond the CA's own expiry.
     pub fn sign(&self, request: &CertificateRequest, usages: &[String], ttl: Duration) -> Result<String, PkiError> {
         let mut params = CertificateSigningRequestParams::from_der(&request.der.clone().into())?;
         let now = OffsetDateTime::now_utc();
@@ -97,7 +109,13 @@ impl Signer {
         let lifetime = time::Duration::try_from(ttl).map_err(|e| PkiError::Parse(e.to_string()))?;
         let cert = &mut params.params;
         cert.not_before = now - backdate;
-        cert.not_after = cert.not_before + lifetime;
+        cert.not_after = if ttl < SHORT { now + lifetime } else { now + lifetime - backdate };
+        if let Some(ca_not_after) = self.ca_not_after.filter(|end| *end < cert.not_after) {
+            cert.not_after = ca_not_after;
+        }
+        if cert.not_after <= now {
+            return Err(PkiError::Parse("the signer has expired".into()));
+        }
         cert.is_ca = IsCa::ExplicitNoCa;
         cert.serial_number = Some(SerialNumber::from_slice(&rand_serial()));
         cert.use_authority_key_identifier_extension = true;
@@ -171,10 +189,16 @@ mod tests {
         let der = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("pem").1.contents;
         let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).expect("cert");
         assert_eq!(cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()), Some("system:node:n3"));
+        // A short lifetime counts from now; the start is backdated five minutes.
         let life = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
-        assert_eq!(life, 3600);
+        assert_eq!(life, 3600 + 300);
         assert_eq!(certificate_not_after(pem.as_bytes()), Some(cert.validity().not_after.timestamp()));
         let eku = cert.extended_key_usage().expect("eku").expect("present");
         assert!(eku.value.client_auth && !eku.value.server_auth);
+
+        // A long lifetime ends `ttl` after the backdated start.
+        let day = signer.sign(&req, &["client auth".into()], Duration::from_secs(86_400)).expect("sign");
+        let (not_before, not_after) = certificate_validity(day.as_bytes()).expect("validity");
+        assert_eq!(not_after - not_before, 86_400);
     }
 }

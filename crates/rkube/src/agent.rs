@@ -1,7 +1,8 @@
 //! `rkube agent`, and the agent `rkube server` runs for its own host.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use rkube_agent::managed_runtime::{ManagedContainerd, ManagedSettings};
@@ -160,15 +161,25 @@ async fn run_on(
         }
         Err(e) => return Err(e.into()),
     };
-    let (client, url, client_ca) = client(&kubeconfig, server.as_deref()).await?;
+    let node_name = flags
+        .node_name
+        .clone()
+        .unwrap_or_else(rkube_agent::default_node_name);
+    // The node kubeconfig the agent keeps is its own to renew; one given by flag is not.
+    let owned = kubeconfig == crate::agent_join::node_kubeconfig_path(&flags.agent_root_dir);
+    let (client, url, client_ca) = if owned {
+        let rotating = Arc::new(crate::client_rotation::client(&kubeconfig, server.as_deref()).await?);
+        tokio::spawn(rotating.clone().rotate_forever(node_name.clone()));
+        (rotating.client.clone(), rotating.url.clone(), rotating.root_certs.clone())
+    } else {
+        client(&kubeconfig, server.as_deref()).await?
+    };
     let node_ip = match flags.node_ip {
         Some(ip) => ip,
         None => rkube_agent::local_ip_towards(server_address(&url)?)?,
     };
     let config = rkube_agent::AgentConfig {
-        node_name: flags
-            .node_name
-            .unwrap_or_else(rkube_agent::default_node_name),
+        node_name,
         node_ip,
         listen: SocketAddr::new(node_ip, flags.agent_port),
         containerd_socket: socket,
@@ -181,6 +192,38 @@ async fn run_on(
     println!("rkube: node agent {} running", config.node_name);
     rkube_agent::run(client, runtime, config, shutdown).await?;
     Ok(())
+}
+
+/// The node kubeconfig of the agent `rkube server` runs for its own host: a `system:node:<name>`
+/// client certificate issued by the cluster CA in `<data-dir>/tls`, written fresh on every start
+/// under the agent's root directory (renewed there like a joined node's), so the server's own
+/// node is limited by the Node authorizer and NodeRestriction like any other.
+pub fn embedded_node_kubeconfig(
+    data_dir: &Path,
+    admin_kubeconfig: &Path,
+    flags: &mut AgentFlags,
+) -> Result<PathBuf> {
+    let node_name = flags
+        .node_name
+        .get_or_insert_with(rkube_agent::default_node_name)
+        .clone();
+    let admin = kube::config::Kubeconfig::read_from(admin_kubeconfig)
+        .map_err(|e| anyhow!("reading {}: {e}", admin_kubeconfig.display()))?;
+    let server = admin
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .ok_or_else(|| anyhow!("{} names no server", admin_kubeconfig.display()))?;
+    let path = crate::agent_join::node_kubeconfig_path(&flags.agent_root_dir);
+    rkube_pki::write_user_kubeconfig(
+        data_dir,
+        &path,
+        &server,
+        &format!("system:node:{node_name}"),
+        &["system:nodes"],
+    )?;
+    Ok(path)
 }
 
 /// `rkube agent`.

@@ -161,7 +161,7 @@ async fn bootstrap_client(server: &str, ca_pem: &str, token: &str) -> Result<kub
 }
 
 /// Creates the request and waits until it is signed; a denial or failure ends the join.
-async fn request_certificate(client: &kube::Client, csr_pem: &str) -> Result<String> {
+pub(crate) async fn request_certificate(client: &kube::Client, csr_pem: &str) -> Result<String> {
     let api = Api::<CertificateSigningRequest>::all(client.clone());
     let csr = CertificateSigningRequest {
         metadata: ObjectMeta {

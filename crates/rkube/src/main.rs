@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod agent;
 mod agent_join;
+mod client_rotation;
 mod authn_args;
 mod bench;
 mod bench_deployment;
@@ -225,7 +226,19 @@ fn main() -> anyhow::Result<()> {
                 println!("rkube: ready");
                 if !disable_agent {
                     let task = tokio::spawn(async move {
-                        if let Err(e) = agent::run(kubeconfig, None, agent_flags, false, shutdown_signal()).await {
+                        let mut agent_flags = agent_flags;
+                        let node_kubeconfig = kubeconfig
+                            .parent()
+                            .ok_or_else(|| anyhow::anyhow!("{} has no directory", kubeconfig.display()))
+                            .and_then(|data_dir| agent::embedded_node_kubeconfig(data_dir, &kubeconfig, &mut agent_flags));
+                        let node_kubeconfig = match node_kubeconfig {
+                            Ok(path) => path,
+                            Err(e) => {
+                                tracing::error!(error = %e, "node agent not started: no node credentials");
+                                return;
+                            }
+                        };
+                        if let Err(e) = agent::run(node_kubeconfig, None, agent_flags, false, shutdown_signal()).await {
                             tracing::error!(error = %e, "node agent stopped");
                         }
                     });

@@ -68,11 +68,14 @@ impl TestCluster {
     fn spawn(&mut self) -> Result<()> {
         let bin = rkube_binary()?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log)?;
+        // A restart keeps the port, as a restarted server does: clients holding its URL (a
+        // joined agent's kubeconfig) reconnect to it.
+        let port = self.url.rsplit(':').next().filter(|p| p.parse::<u16>().is_ok()).unwrap_or("0").to_string();
         let mut child = Command::new(&bin)
             .arg("server")
             .arg("--data-dir")
             .arg(self.data_dir.path())
-            .args(["--bind-address", "127.0.0.1", "--secure-port", "0"])
+            .args(["--bind-address", "127.0.0.1", "--secure-port", &port])
             .args(&self.extra_args)
             // Test clusters run no node agent unless the test configures one (a runtime socket,
             // or an agent directory for a managed containerd): a containerd on the machine must
@@ -142,8 +145,8 @@ impl TestCluster {
         Ok(())
     }
 
-    /// Stops with SIGKILL (if running) and starts again on the same data directory with the
-    /// same flags.
+    /// Stops with SIGKILL (if running) and starts again on the same data directory, port and
+    /// flags.
     pub fn restart(&mut self) -> Result<()> {
         self.kill9()?;
         self.spawn()

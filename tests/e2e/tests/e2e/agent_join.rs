@@ -332,3 +332,167 @@ fn an_agent_joins_with_the_node_token_and_runs_pods_as_its_node() -> anyhow::Res
     assert_eq!(count, 1);
     Ok(())
 }
+
+/// A node kubeconfig for `system:node:<NODE>` whose certificate, signed by the cluster CA,
+/// expires `remaining` from now (and started an hour ago, so it is due for renewal).
+fn expiring_node_kubeconfig(
+    cluster: &TestCluster,
+    path: &Path,
+    remaining: Duration,
+) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let tls = cluster.data_dir().join("tls");
+    let ca_pem = std::fs::read_to_string(tls.join("ca.crt"))?;
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(tls.join("ca.key"))?)?;
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("system:node:{NODE}"));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - Duration::from_secs(3600)).into();
+    params.not_after = (now + remaining).into();
+    let cert = params.signed_by(&key, &issuer)?;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "node",
+        "clusters": [{"name": "rkube", "cluster": {"server": cluster.url, "certificate-authority-data": b64(&ca_pem)}}],
+        "users": [{"name": "node", "user": {"client-certificate-data": b64(&cert.pem()), "client-key-data": b64(&key.serialize_pem())}}],
+        "contexts": [{"name": "node", "context": {"cluster": "rkube", "user": "node"}}],
+    });
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, kubeconfig.to_string())?;
+    Ok(())
+}
+
+fn client_certificate_data(kubeconfig: &Path) -> String {
+    std::fs::read_to_string(kubeconfig)
+        .ok()
+        .and_then(|y| {
+            y.lines()
+                .find_map(|l| l.trim().strip_prefix("client-certificate-data:").map(|v| v.trim().trim_matches('"').to_string()))
+                .or_else(|| {
+                    serde_json::from_str::<serde_json::Value>(&y).ok().and_then(|v| {
+                        v["users"][0]["user"]["client-certificate-data"].as_str().map(str::to_string)
+                    })
+                })
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_node_renews_its_client_certificate_before_it_expires() -> anyhow::Result<()> {
+    if let Some(why) = missing_prerequisites() {
+        if std::env::var_os("CI").is_some() {
+            anyhow::bail!("node agent e2e cannot run under CI: {why}");
+        }
+        eprintln!("SKIPPED a_node_renews_its_client_certificate_before_it_expires: {why}");
+        return Ok(());
+    }
+    let env = RuntimeEnv::start()?;
+    let mut cluster = TestCluster::start()?;
+    let k = cluster.kubectl();
+    let kubeconfig = env.dir.path().join("join-agent/kubelet.kubeconfig");
+    let lifetime = Duration::from_secs(25);
+    let expires = Instant::now() + lifetime;
+    expiring_node_kubeconfig(&cluster, &kubeconfig, lifetime)?;
+    let old = env.dir.path().join("old-node.kubeconfig");
+    std::fs::copy(&kubeconfig, &old)?;
+    let original = client_certificate_data(&kubeconfig);
+    assert!(!original.is_empty());
+
+    let agent = spawn_agent(&env, &cluster.url, &[], "rotate-agent.log")?;
+    // Past 70–90 % of its lifetime, the certificate is renewed at once through a CSR sent with
+    // the node's own identity, auto-approved as selfnodeclient and signed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let issued = loop {
+        let csrs = k.json(&["get", "csr", "-o", "json"])?;
+        let done = csrs["items"].as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|c| {
+                    c["status"]["certificate"]
+                        .as_str()
+                        .is_some_and(|cert| !cert.is_empty())
+                })
+                .cloned()
+        });
+        if let Some(csr) = done {
+            break csr;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no renewal CSR issued: {csrs:#}\nagent:\n{}\nserver:\n{}",
+            agent.log(),
+            cluster.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(issued["spec"]["username"], format!("system:node:{NODE}"));
+    assert!(
+        issued["status"]["conditions"].as_array().is_some_and(|cs| cs
+            .iter()
+            .any(|c| c["type"] == "Approved" && c["reason"] == "AutoApproved")),
+        "{issued:#}"
+    );
+    // The agent keeps the new certificate in its kubeconfig.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client_certificate_data(&kubeconfig) == original {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "kubeconfig not updated\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        client_certificate_data(&kubeconfig),
+        issued["status"]["certificate"].as_str().unwrap_or_default()
+    );
+    let node = Kubectl {
+        kubeconfig: kubeconfig.clone(),
+        ..cluster.kubectl()
+    };
+    assert_eq!(
+        node.ok(&["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])?,
+        format!("system:node:{NODE}")
+    );
+
+    // Once the old certificate expired it is refused; a restarted server sees only new
+    // connections, and the node keeps renewing its Lease with the new certificate.
+    let now = Instant::now();
+    if expires > now {
+        std::thread::sleep(expires - now + Duration::from_secs(2));
+    }
+    let expired = Kubectl {
+        kubeconfig: old,
+        ..cluster.kubectl()
+    };
+    let refused = expired.fails(&["get", "node", NODE])?;
+    assert!(refused.contains("Unauthorized") || refused.contains("certificate"), "{refused}");
+    cluster.restart()?;
+    let k = cluster.kubectl();
+    let renew_time = |k: &Kubectl| {
+        k.ok(&["get", "lease", "-n", "kube-node-lease", NODE, "-o", "jsonpath={.spec.renewTime}"])
+            .unwrap_or_default()
+    };
+    let before = renew_time(&k);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while renew_time(&k) == before {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the node stopped renewing its Lease after the restart\nagent:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(node_ready(&k));
+    Ok(())
+}
