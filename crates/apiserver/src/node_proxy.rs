@@ -6,6 +6,9 @@
 //!
 //! The name may carry a scheme and port (`https:node:10250`) as upstream allows; only the
 //! node's kubelet port is proxied (upstream also proxies other ports over plain HTTP).
+//! Upgrade requests (the kubelet's `/exec`, `/attach`, `/portForward` over SPDY or WebSockets)
+//! are relayed like upstream's `UpgradeAwareHandler` does: the agent's `101` joins both
+//! connections, byte for byte.
 
 use std::sync::Arc;
 
@@ -60,6 +63,15 @@ fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// `Connection: Upgrade` with an `Upgrade` protocol (Go's `httpstream.IsUpgradeRequest`).
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    let connection_upgrade = headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+    });
+    connection_upgrade && headers.contains_key(header::UPGRADE)
+}
+
 /// Forwards the request to the node's agent.
 pub async fn serve(
     state: &Arc<AppState>,
@@ -87,6 +99,19 @@ pub async fn serve(
     }
     if let Some(query) = parts.uri.query() {
         path = format!("{path}?{query}");
+    }
+    if is_upgrade(&parts.headers) {
+        let mut parts = parts;
+        let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        let sender = crate::kubelet_client::connect(&state.kubelet_tls, &host, kubelet_port)
+            .await
+            .map_err(|e| ApiError::internal(format!("error trying to reach service: {e}")))?;
+        let agent = crate::pod_stream::Agent {
+            sender,
+            authority: format!("{host}:{kubelet_port}"),
+            path,
+        };
+        return crate::pod_stream::proxy(&parts.method, &parts.headers, client_upgrade, agent).await;
     }
     let mut request = http::Request::builder()
         .method(parts.method.clone())
@@ -129,6 +154,18 @@ mod tests {
         assert_eq!(split_scheme_name_port("ftp:n1:21"), None);
         assert_eq!(split_scheme_name_port(":10250"), None);
         assert_eq!(split_scheme_name_port("a:b:c:d"), None);
+    }
+
+    #[test]
+    fn upgrade_requests_are_recognised_as_go_does() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_upgrade(&headers));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        assert!(!is_upgrade(&headers), "no protocol named");
+        headers.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+        assert!(is_upgrade(&headers));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        assert!(!is_upgrade(&headers));
     }
 
     #[test]

@@ -271,7 +271,7 @@ fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// Relays the agent's response; a `101 Switching Protocols` joins both upgraded connections.
-async fn proxy(
+pub(crate) async fn proxy(
     method: &Method,
     headers: &HeaderMap,
     client_upgrade: Option<OnUpgrade>,

@@ -244,7 +244,96 @@ fn exec_cp_attach_and_port_forward_reach_the_container() -> anyhow::Result<()> {
             "{exec_env:?}: {stderr}"
         );
     }
+    // Straight to the node's kubelet endpoint through `nodes/{name}/proxy`: a WebSocket exec
+    // upgrade (remotecommand v4) relayed by the API server, as tools that talk to kubelets do.
+    let node = k.ok(&["get", "pod", "web", "-o", "jsonpath={.spec.nodeName}"])?;
+    let (status, messages) = websocket_through_node_proxy(
+        &cluster.url,
+        &cluster.kubeconfig,
+        &format!("/api/v1/nodes/{node}/proxy/exec/default/web/web?command=echo&command=via-node-proxy&output=1"),
+    )?;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let stdout: Vec<u8> = messages.iter().filter(|(c, _)| *c == 1).flat_map(|(_, d)| d.clone()).collect();
+    assert_eq!(text(&stdout), "via-node-proxy\n", "{messages:?}");
+    let error_channel: Vec<u8> = messages.iter().filter(|(c, _)| *c == 3).flat_map(|(_, d)| d.clone()).collect();
+    assert!(text(&error_channel).contains("Success"), "{}", text(&error_channel));
+
     k.ok(&["delete", "pod", "web", "--wait=true", "--timeout=60s"])?;
     drop(cluster);
     Ok(())
+}
+
+/// The base64 value of `key` in a kubeconfig written by rkube (one `key: value` per line).
+fn kubeconfig_data(kubeconfig: &str, key: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    let value = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+        .ok_or_else(|| anyhow::anyhow!("kubeconfig has no {key}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.decode(value.trim().trim_matches('"'))?)
+}
+
+/// Opens a WebSocket (`v4.channel.k8s.io`) to `path` with the admin's client certificate and
+/// returns the response's status line and the (channel, data) of every message until close.
+fn websocket_through_node_proxy(url: &str, kubeconfig: &std::path::Path, path: &str) -> anyhow::Result<(String, Vec<(u8, Vec<u8>)>)> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let config = std::fs::read_to_string(kubeconfig)?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(&kubeconfig_data(&config, "certificate-authority-data")?)?)?;
+    let chain = vec![CertificateDer::from_pem_slice(&kubeconfig_data(&config, "client-certificate-data")?)?];
+    let key = PrivateKeyDer::from_pem_slice(&kubeconfig_data(&config, "client-key-data")?)?;
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    let authority = url.trim_start_matches("https://");
+    let tcp = std::net::TcpStream::connect(authority)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(tls), ServerName::try_from("127.0.0.1")?.to_owned())?;
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n"
+    )?;
+    stream.flush()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    let head = text(&head);
+    let status = head.lines().next().unwrap_or_default().to_string();
+    if !status.contains(" 101 ") {
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+        return Ok((format!("{head}{}", text(&rest)), Vec::new()));
+    }
+    let mut messages = Vec::new();
+    loop {
+        let mut header = [0u8; 2];
+        if stream.read_exact(&mut header).is_err() {
+            break;
+        }
+        let opcode = header[0] & 0x0f;
+        let mut len = u64::from(header[1] & 0x7f);
+        if len == 126 {
+            let mut ext = [0u8; 2];
+            stream.read_exact(&mut ext)?;
+            len = u64::from(u16::from_be_bytes(ext));
+        } else if len == 127 {
+            let mut ext = [0u8; 8];
+            stream.read_exact(&mut ext)?;
+            len = u64::from_be_bytes(ext);
+        }
+        let mut payload = vec![0u8; usize::try_from(len)?];
+        stream.read_exact(&mut payload)?;
+        match opcode {
+            0x8 => break,
+            0x1 | 0x2 if !payload.is_empty() => messages.push((payload[0], payload[1..].to_vec())),
+            _ => {}
+        }
+    }
+    Ok((status, messages))
 }
