@@ -135,7 +135,7 @@ pub async fn serve(
                     if streaming::is_streaming_path(req.uri().path()) {
                         return Ok(streaming::serve(&runtime, req).await);
                     }
-                    Ok(handle(&log_root, &stats, req).await)
+                    Ok(handle(&log_root, &stats, &runtime, req).await)
                 }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -150,6 +150,7 @@ pub async fn serve(
 async fn handle(
     log_root: &std::path::Path,
     stats: &crate::stats::StatsProvider,
+    runtime: &Arc<dyn Runtime>,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
@@ -203,26 +204,37 @@ async fn handle(
     if !options.follow {
         return text(StatusCode::OK, first);
     }
-    let body = follow(file, complete as u64, first, options.timestamps);
+    let body = follow(runtime.clone(), file, complete as u64, first, options.timestamps);
     let mut r = Response::new(body);
     *r.status_mut() = StatusCode::OK;
     r
 }
 
-/// Streams what is appended to the file after `offset`, until the file is removed or a newer
-/// attempt's log appears next to it (the container was restarted or the pod deleted).
-fn follow(file: PathBuf, offset: u64, first: String, timestamps: bool) -> Body {
+/// How often a follow with nothing new asks the runtime whether the container still runs
+/// (the kubelet's `stateCheckPeriod` is 5 s; sooner ends `logs -f` closer to the exit).
+const STATE_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
+/// Streams what is appended to the file after `offset`, until the container writing it has
+/// exited (as the kubelet's follow ends), the file is removed, or a newer attempt's log
+/// appears next to it (the container was restarted or the pod deleted).
+fn follow(runtime: Arc<dyn Runtime>, file: PathBuf, offset: u64, first: String, timestamps: bool) -> Body {
     struct State {
+        runtime: Arc<dyn Runtime>,
         file: PathBuf,
         offset: u64,
         pending: Option<String>,
         timestamps: bool,
+        last_state_check: tokio::time::Instant,
+        exited: bool,
     }
     let state = State {
+        runtime,
         file,
         offset,
         pending: Some(first),
         timestamps,
+        last_state_check: tokio::time::Instant::now(),
+        exited: false,
     };
     let stream = futures::stream::unfold(state, |mut s| async move {
         if let Some(first) = s.pending.take() {
@@ -250,12 +262,52 @@ fn follow(file: PathBuf, offset: u64, first: String, timestamps: bool) -> Body {
                 let out = logs::render(&String::from_utf8_lossy(&more[..complete]), s.timestamps);
                 return Some((Ok(Frame::data(Bytes::from(out))), s));
             }
-            if newer_attempt_exists(&s.file) {
+            if s.exited || newer_attempt_exists(&s.file) {
                 return None;
+            }
+            if s.last_state_check.elapsed() >= STATE_CHECK_PERIOD {
+                s.last_state_check = tokio::time::Instant::now();
+                // One more read once the exit is seen: what it wrote just before exiting.
+                s.exited = !container_may_write(s.runtime.as_ref(), &s.file).await;
             }
         }
     });
     BodyExt::boxed_unsync(StreamBody::new(stream.boxed()))
+}
+
+/// False once the runtime reports the container that writes `file`
+/// (`<log-root>/<ns>_<pod>_<uid>/<container>/<attempt>.log`) exited or gone; true while it is
+/// created or running, and when the runtime cannot tell (a follow must not end on a hiccup).
+async fn container_may_write(runtime: &dyn Runtime, file: &std::path::Path) -> bool {
+    let Some((uid, container, attempt)) = log_file_owner(file) else {
+        return true;
+    };
+    let Ok(sandboxes) = runtime.list_sandboxes().await else {
+        return true;
+    };
+    for sandbox in sandboxes.iter().filter(|s| s.pod_uid == uid) {
+        let Ok(containers) = runtime.list_containers(&sandbox.id).await else {
+            return true;
+        };
+        if containers.iter().any(|c| {
+            c.name == container
+                && c.attempt == attempt
+                && matches!(c.state, crate::runtime::ContainerState::Created | crate::runtime::ContainerState::Running)
+        }) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Pod UID, container name and attempt of a pod log file's path.
+fn log_file_owner(file: &std::path::Path) -> Option<(String, String, u32)> {
+    let attempt = file.file_stem()?.to_str()?.parse().ok()?;
+    let container_dir = file.parent()?;
+    let container = container_dir.file_name()?.to_str()?.to_string();
+    let pod_dir = container_dir.parent()?.file_name()?.to_str()?;
+    let uid = pod_dir.rsplit('_').next()?.to_string();
+    Some((uid, container, attempt))
 }
 
 fn newer_attempt_exists(file: &std::path::Path) -> bool {
@@ -277,4 +329,19 @@ fn newer_attempt_exists(file: &std::path::Path) -> bool {
             })
         })
         .unwrap_or(true)
+}
+
+#[cfg(test)]
+mod follow_tests {
+    use super::*;
+
+    #[test]
+    fn a_log_file_names_its_pod_container_and_attempt() {
+        let file = std::path::Path::new("/var/log/pods/default_web-0_0f1e2d3c-aaaa-bbbb/httpd/2.log");
+        assert_eq!(
+            log_file_owner(file),
+            Some(("0f1e2d3c-aaaa-bbbb".to_string(), "httpd".to_string(), 2))
+        );
+        assert_eq!(log_file_owner(std::path::Path::new("/x/y.log")), None);
+    }
 }

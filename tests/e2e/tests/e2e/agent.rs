@@ -258,6 +258,51 @@ fn pods_run_as_containers_with_logs_adoption_and_graceful_deletion() -> anyhow::
     )?;
     assert_eq!(k.ok(&["logs", "echo"])?, "hello from rkube\nsecond line\n");
     assert_eq!(k.ok(&["logs", "echo", "--tail=1"])?, "second line\n");
+    let stamped = k.ok(&["logs", "echo", "--timestamps"])?;
+    for (line, text) in stamped.lines().zip(["hello from rkube", "second line"]) {
+        let (stamp, rest) = line.split_once(' ').unwrap_or_default();
+        assert_eq!(rest, text, "{stamped}");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "RFC 3339 timestamp: {stamped}"
+        );
+    }
+    assert_eq!(k.ok(&["logs", "echo", "--since=1h"])?, "hello from rkube\nsecond line\n");
+
+    // `logs -f` streams while the container runs and ends when it exits, as the kubelet's does.
+    k.ok(&[
+        "run",
+        "counter",
+        "--image",
+        &image,
+        "--restart=Never",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo first; sleep 3; echo second; sleep 1",
+    ])?;
+    wait_for(&k, "counter", "{.status.phase}", "Running", Duration::from_secs(60))?;
+    let mut follow = k
+        .command(&["logs", "-f", "counter"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while follow.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            follow.kill()?;
+            let out = follow.wait_with_output()?;
+            anyhow::bail!(
+                "logs -f did not end after the container exited: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = follow.wait_with_output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "first\nsecond\n");
+
     let terminated = k.ok(&["get", "pod", "echo", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason}"])?;
     assert_eq!(terminated, "0 Completed");
     let image_id = k.ok(&[
