@@ -84,13 +84,7 @@ async fn client(
 ) -> Result<(kube::Client, String, Vec<Vec<u8>>)> {
     let yaml = std::fs::read_to_string(kubeconfig)
         .map_err(|e| anyhow!("reading {}: {e}", kubeconfig.display()))?;
-    let kc: kube::config::Kubeconfig = serde_yaml_ng::from_str(&yaml)?;
-    let mut cfg =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?;
-    if let Some(s) = server {
-        cfg.cluster_url = s.parse()?;
-    }
+    let cfg = crate::client_rotation::kube_config(&yaml, server).await?;
     let url = cfg.cluster_url.to_string();
     let ca = cfg.root_cert.clone().unwrap_or_default();
     Ok((kube::Client::try_from(cfg)?, url, ca))

@@ -94,13 +94,7 @@ pub async fn client(kubeconfig: &Path, server: Option<&str>) -> Result<RotatingC
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
     let (cert_pem, key_pem) = embedded_identity(&yaml)
         .with_context(|| format!("client certificate of {}", kubeconfig.display()))?;
-    let kc: kube::config::Kubeconfig = serde_yaml_ng::from_str(&yaml)?;
-    let mut cfg =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?;
-    if let Some(s) = server {
-        cfg.cluster_url = s.parse()?;
-    }
+    let cfg = kube_config(&yaml, server).await?;
     let current = Arc::new(CurrentClientCert::new(&cert_pem, &key_pem)?);
     let mut tls = cfg.rustls_client_config()?;
     tls.client_auth_cert_resolver = current.clone();
@@ -131,6 +125,18 @@ pub async fn client(kubeconfig: &Path, server: Option<&str>) -> Result<RotatingC
         current,
         kubeconfig: kubeconfig.to_path_buf(),
     })
+}
+
+/// The client configuration of a kubeconfig's text, with `server` overriding its URL.
+pub async fn kube_config(yaml: &str, server: Option<&str>) -> Result<kube::Config> {
+    let kc: kube::config::Kubeconfig = serde_yaml_ng::from_str(yaml)?;
+    let mut cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
+    if let Some(s) = server {
+        cfg.cluster_url = s.parse()?;
+    }
+    Ok(cfg)
 }
 
 /// The PEM certificate and key a kubeconfig's current user carries inline.

@@ -44,25 +44,36 @@ pub(crate) fn missing_prerequisites() -> Option<String> {
         .then(|| format!("missing {} (run scripts/install.sh)", missing.join(", ")))
 }
 
+/// True (after a SKIPPED line) when this machine cannot run node agent tests; under CI that
+/// is an error instead, so that a CI machine without the runtime fails rather than passes.
+pub(crate) fn skip_without_runtime(test: &str) -> anyhow::Result<bool> {
+    if let Some(why) = missing_prerequisites() {
+        if std::env::var_os("CI").is_some() {
+            anyhow::bail!("node agent e2e cannot run under CI: {why}");
+        }
+        eprintln!("SKIPPED {test}: {why}");
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// Node agent tests share the bridge name and pod subnet of agent-env.sh, and an agent removes
 /// sandboxes it does not know: one such test at a time.
-pub(crate) static RUNTIME_ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// containerd and the registry for one test; stopped on drop.
-pub(crate) struct RuntimeEnv {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) registry: String,
-    _exclusive: std::sync::MutexGuard<'static, ()>,
-    /// The same exclusion across processes (two test runs on one machine share the bridge).
-    _machine_wide: std::fs::File,
-}
+static RUNTIME_ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Held while a test uses the bridge and subnet of agent-env.sh, by any process on the machine.
 const MACHINE_LOCK: &str = "/tmp/rkube-agent-e2e.lock";
 
-impl RuntimeEnv {
-    pub(crate) fn start() -> anyhow::Result<Self> {
-        let exclusive = RUNTIME_ENV_LOCK
+/// Exclusive use of the runtime environment: in this test binary and machine-wide (two test
+/// runs on one machine share the bridge).
+pub(crate) struct RuntimeExclusive {
+    _in_process: std::sync::MutexGuard<'static, ()>,
+    _machine_wide: std::fs::File,
+}
+
+impl RuntimeExclusive {
+    pub(crate) fn acquire() -> anyhow::Result<Self> {
+        let in_process = RUNTIME_ENV_LOCK
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let machine_wide = std::fs::OpenOptions::new()
@@ -71,6 +82,20 @@ impl RuntimeEnv {
             .write(true)
             .open(MACHINE_LOCK)?;
         machine_wide.lock()?;
+        Ok(Self { _in_process: in_process, _machine_wide: machine_wide })
+    }
+}
+
+/// containerd and the registry for one test; stopped on drop.
+pub(crate) struct RuntimeEnv {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) registry: String,
+    _exclusive: RuntimeExclusive,
+}
+
+impl RuntimeEnv {
+    pub(crate) fn start() -> anyhow::Result<Self> {
+        let exclusive = RuntimeExclusive::acquire()?;
         let dir = tempfile::Builder::new()
             .prefix("rkube-agent-e2e-")
             .tempdir()?;
@@ -87,7 +112,6 @@ impl RuntimeEnv {
             dir,
             registry: format!("127.0.0.1:{port}"),
             _exclusive: exclusive,
-            _machine_wide: machine_wide,
         };
         anyhow::ensure!(
             out.status.success(),
@@ -197,11 +221,7 @@ pub(crate) fn wait_for(
 
 #[test]
 fn pods_run_as_containers_with_logs_adoption_and_graceful_deletion() -> anyhow::Result<()> {
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("node agent e2e cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED pods_run_as_containers_with_logs_adoption_and_graceful_deletion: {why}");
+    if skip_without_runtime("pods_run_as_containers_with_logs_adoption_and_graceful_deletion")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;

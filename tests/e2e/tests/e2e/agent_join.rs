@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rkube_testkit::{Kubectl, TestCluster, rkube_binary};
 
-use crate::agent::{RuntimeEnv, missing_prerequisites, wait_for};
+use crate::agent::{RuntimeEnv, skip_without_runtime, wait_for};
 
 const NODE: &str = "join-e2e";
 
@@ -113,11 +113,7 @@ fn node_ready(k: &Kubectl) -> bool {
 
 #[test]
 fn an_agent_joins_with_the_node_token_and_runs_pods_as_its_node() -> anyhow::Result<()> {
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("node agent e2e cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED an_agent_joins_with_the_node_token_and_runs_pods_as_its_node: {why}");
+    if skip_without_runtime("an_agent_joins_with_the_node_token_and_runs_pods_as_its_node")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;
@@ -389,11 +385,7 @@ fn client_certificate_data(kubeconfig: &Path) -> String {
 
 #[test]
 fn a_node_renews_its_client_certificate_before_it_expires() -> anyhow::Result<()> {
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("node agent e2e cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED a_node_renews_its_client_certificate_before_it_expires: {why}");
+    if skip_without_runtime("a_node_renews_its_client_certificate_before_it_expires")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;

@@ -7,18 +7,8 @@ use std::time::{Duration, Instant};
 
 use rkube_testkit::Kubectl;
 
-use crate::agent::{RuntimeEnv, missing_prerequisites, wait_for};
+use crate::agent::{RuntimeEnv, skip_without_runtime, wait_for};
 
-fn skip(test: &str) -> anyhow::Result<bool> {
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("node agent e2e cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED {test}: {why}");
-        return Ok(true);
-    }
-    Ok(false)
-}
 
 /// Waits until `kubectl get pod` shows `status` in its STATUS column.
 fn wait_for_status_column(
@@ -44,7 +34,7 @@ fn wait_for_status_column(
 
 #[test]
 fn init_containers_run_in_order_before_app_containers() -> anyhow::Result<()> {
-    if skip("init_containers_run_in_order_before_app_containers")? {
+    if skip_without_runtime("init_containers_run_in_order_before_app_containers")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;
@@ -179,7 +169,7 @@ fn wait_for_event(k: &Kubectl, pod: &str, prefix: &str) -> anyhow::Result<()> {
 
 #[test]
 fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
-    if skip("probes_drive_readiness_and_restarts_with_back_off")? {
+    if skip_without_runtime("probes_drive_readiness_and_restarts_with_back_off")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;
@@ -360,7 +350,7 @@ fn probes_drive_readiness_and_restarts_with_back_off() -> anyhow::Result<()> {
 
 #[test]
 fn limits_reach_cgroups_oom_kills_are_reported_and_hooks_run() -> anyhow::Result<()> {
-    if skip("limits_reach_cgroups_oom_kills_are_reported_and_hooks_run")? {
+    if skip_without_runtime("limits_reach_cgroups_oom_kills_are_reported_and_hooks_run")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;
@@ -497,7 +487,7 @@ fn limits_reach_cgroups_oom_kills_are_reported_and_hooks_run() -> anyhow::Result
 
 #[test]
 fn security_contexts_apply_to_containers() -> anyhow::Result<()> {
-    if skip("security_contexts_apply_to_containers")? {
+    if skip_without_runtime("security_contexts_apply_to_containers")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rkube_testkit::TestCluster;
 
-use crate::agent::{RUNTIME_ENV_LOCK, missing_prerequisites, wait_for};
+use crate::agent::{RuntimeExclusive, skip_without_runtime, wait_for};
 
 const ENV_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/agent-env.sh");
 const BRIDGE: &str = "rkube0";
@@ -17,7 +17,7 @@ const BRIDGE: &str = "rkube0";
 struct RegistryOnly {
     dir: tempfile::TempDir,
     registry: String,
-    _exclusive: std::sync::MutexGuard<'static, ()>,
+    _exclusive: RuntimeExclusive,
 }
 
 impl Drop for RegistryOnly {
@@ -34,16 +34,10 @@ impl Drop for RegistryOnly {
 
 #[test]
 fn server_runs_pods_on_a_containerd_it_manages() -> anyhow::Result<()> {
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("node agent e2e cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED server_runs_pods_on_a_containerd_it_manages: {why}");
+    if skip_without_runtime("server_runs_pods_on_a_containerd_it_manages")? {
         return Ok(());
     }
-    let exclusive = RUNTIME_ENV_LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let exclusive = RuntimeExclusive::acquire()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();

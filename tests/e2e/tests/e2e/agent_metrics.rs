@@ -11,18 +11,8 @@ use std::time::{Duration, Instant};
 
 use rkube_testkit::Kubectl;
 
-use crate::agent::{RuntimeEnv, missing_prerequisites, wait_for};
+use crate::agent::{RuntimeEnv, skip_without_runtime, wait_for};
 
-fn skipped(test: &str) -> anyhow::Result<bool> {
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("node agent e2e cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED {test}: {why}");
-        return Ok(true);
-    }
-    Ok(false)
-}
 
 /// A pod that keeps a little CPU busy (a counting loop with pauses) and 8 MB resident (a shell
 /// variable), so `kubectl top` shows at least 1m and 1Mi for it.
@@ -82,7 +72,7 @@ fn number(v: &serde_json::Value, pointer: &str) -> u64 {
 
 #[test]
 fn kubectl_top_and_stats_summary_show_a_real_pod() -> anyhow::Result<()> {
-    if skipped("kubectl_top_and_stats_summary_show_a_real_pod")? {
+    if skip_without_runtime("kubectl_top_and_stats_summary_show_a_real_pod")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;
@@ -209,7 +199,7 @@ fn curl_with(
 
 #[test]
 fn agent_endpoint_requires_credentials_and_rbac() -> anyhow::Result<()> {
-    if skipped("agent_endpoint_requires_credentials_and_rbac")? {
+    if skip_without_runtime("agent_endpoint_requires_credentials_and_rbac")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rkube_testkit::Kubectl;
 
-use crate::agent::{RuntimeEnv, missing_prerequisites, wait_for};
+use crate::agent::{RuntimeEnv, skip_without_runtime, wait_for};
 
 const ENV_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/agent-env.sh");
 const USER: &str = "kube";
@@ -59,16 +59,6 @@ pub(crate) fn start_private_registry(env: &RuntimeEnv) -> anyhow::Result<String>
     Ok(format!("127.0.0.1:{port}"))
 }
 
-fn skip_without_prerequisites(test: &str) -> anyhow::Result<bool> {
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("node agent e2e cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED {test}: {why}");
-        return Ok(true);
-    }
-    Ok(false)
-}
 
 pub(crate) fn sleeping_pod(name: &str, image: &str, pull_secrets: &[&str]) -> String {
     let secrets = pull_secrets
@@ -115,7 +105,7 @@ fn events_of(k: &Kubectl, pod: &str) -> anyhow::Result<String> {
 
 #[test]
 fn private_registry_images_need_the_right_pull_secret() -> anyhow::Result<()> {
-    if skip_without_prerequisites("private_registry_images_need_the_right_pull_secret")? {
+    if skip_without_runtime("private_registry_images_need_the_right_pull_secret")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;
@@ -292,7 +282,7 @@ fn start_tls_registry(env: &RuntimeEnv) -> anyhow::Result<(u16, std::path::PathB
 
 #[test]
 fn registries_config_mirrors_docker_hub_and_authenticates_pulls() -> anyhow::Result<()> {
-    if skip_without_prerequisites("registries_config_mirrors_docker_hub_and_authenticates_pulls")? {
+    if skip_without_runtime("registries_config_mirrors_docker_hub_and_authenticates_pulls")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;

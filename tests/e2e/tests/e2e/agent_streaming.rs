@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rkube_testkit::Kubectl;
 
-use crate::agent::{RuntimeEnv, missing_prerequisites, wait_for};
+use crate::agent::{RuntimeEnv, skip_without_runtime, wait_for};
 
 /// kubectl's switches between its WebSocket and SPDY clients.
 const SPDY_EXEC: (&str, &str) = ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
@@ -136,11 +136,7 @@ fn http_get(port: u16) -> anyhow::Result<String> {
 
 #[test]
 fn exec_cp_attach_and_port_forward_reach_the_container() -> anyhow::Result<()> {
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("node agent e2e cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED exec_cp_attach_and_port_forward_reach_the_container: {why}");
+    if skip_without_runtime("exec_cp_attach_and_port_forward_reach_the_container")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;

@@ -8,18 +8,8 @@ use std::time::{Duration, Instant};
 
 use rkube_testkit::Kubectl;
 
-use crate::agent::{RuntimeEnv, missing_prerequisites, wait_for};
+use crate::agent::{RuntimeEnv, skip_without_runtime, wait_for};
 
-fn skip(test: &str) -> anyhow::Result<bool> {
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("node agent e2e cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED {test}: {why}");
-        return Ok(true);
-    }
-    Ok(false)
-}
 
 /// Waits until the pod's logs contain `needle`; returns them.
 fn wait_for_log(k: &Kubectl, pod: &str, needle: &str, timeout: Duration) -> anyhow::Result<String> {
@@ -63,7 +53,7 @@ fn wait_for_event(k: &Kubectl, pod: &str, line: &str) -> anyhow::Result<()> {
 
 #[test]
 fn containers_get_env_and_volumes_from_the_api() -> anyhow::Result<()> {
-    if skip("containers_get_env_and_volumes_from_the_api")? {
+    if skip_without_runtime("containers_get_env_and_volumes_from_the_api")? {
         return Ok(());
     }
     let env = RuntimeEnv::start()?;

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use rkube_testkit::TestCluster;
 
-use crate::agent::{RUNTIME_ENV_LOCK, missing_prerequisites};
+use crate::agent::{RuntimeExclusive, skip_without_runtime};
 
 const README: &str = include_str!("../../../../README.md");
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -32,8 +32,7 @@ fn quick_start_lines() -> anyhow::Result<Vec<&'static str>> {
 /// Stops the registry and the managed containerd (the cluster is killed with SIGKILL).
 struct Cleanup {
     dir: tempfile::TempDir,
-    _machine_wide: std::fs::File,
-    _exclusive: std::sync::MutexGuard<'static, ()>,
+    _exclusive: RuntimeExclusive,
 }
 
 impl Drop for Cleanup {
@@ -58,27 +57,14 @@ fn readme_quick_start_runs_a_real_pod() -> anyhow::Result<()> {
         "the block starts the registry: {lines:?}"
     );
     assert!(lines.len() >= 4, "{lines:?}");
-    if let Some(why) = missing_prerequisites() {
-        if std::env::var_os("CI").is_some() {
-            anyhow::bail!("the quick start cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED readme_quick_start_runs_a_real_pod: {why}");
+    if skip_without_runtime("readme_quick_start_runs_a_real_pod")? {
         return Ok(());
     }
-    let exclusive = RUNTIME_ENV_LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let machine_wide = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/rkube-agent-e2e.lock")?;
-    machine_wide.lock()?;
+    let exclusive = RuntimeExclusive::acquire()?;
     let env = Cleanup {
         dir: tempfile::Builder::new()
             .prefix("rkube-quick-start-e2e-")
             .tempdir()?,
-        _machine_wide: machine_wide,
         _exclusive: exclusive,
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
