@@ -162,7 +162,8 @@ pub async fn run(
         .port();
     let node_ip = config.node_ip.to_string();
     let host = node::HostFacts::of_this_host();
-    let status = node::node_status(&config.node_name, &node_ip, port, &host, &version);
+    let mut condition_times = node::ConditionTimes::default();
+    let status = node::node_status(&config.node_name, &node_ip, port, &host, &version, &node::Usage::now(&config.root_dir), &mut condition_times);
     node::register(&client, &config.node_name, &status).await?;
     tracing::info!(node = %config.node_name, %node_ip, port, runtime = %format!("{}://{}", version.name, version.version), "node registered");
     let names = vec![
@@ -191,7 +192,7 @@ pub async fn run(
     ));
     let allocatable = env::NodeAllocatable {
         cpu_milli: host.cpus as i64 * 1000,
-        memory_bytes: host.memory_kib as i64 * 1024,
+        memory_bytes: node::allocatable_memory_kib(&host) as i64 * 1024,
     };
     let heartbeat = tokio::spawn(heartbeat(
         client.clone(),
@@ -200,6 +201,8 @@ pub async fn run(
         port,
         host,
         version.clone(),
+        config.root_dir.clone(),
+        condition_times,
     ));
     let context = NodeContext {
         node_name: config.node_name.clone(),
@@ -234,6 +237,8 @@ async fn heartbeat(
     port: u16,
     host: node::HostFacts,
     version: runtime::RuntimeVersion,
+    root_dir: std::path::PathBuf,
+    mut condition_times: node::ConditionTimes,
 ) {
     let mut lease = tokio::time::interval(node::LEASE_RENEW_INTERVAL);
     let mut status = tokio::time::interval(NODE_STATUS_INTERVAL);
@@ -246,7 +251,7 @@ async fn heartbeat(
                 }
             }
             _ = status.tick() => {
-                let s = node::node_status(&name, &node_ip, port, &host, &version);
+                let s = node::node_status(&name, &node_ip, port, &host, &version, &node::Usage::now(&root_dir), &mut condition_times);
                 if let Err(e) = node::post_status(&client, &name, &s).await {
                     tracing::warn!(error = %e, "posting node status");
                 }

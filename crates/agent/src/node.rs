@@ -1,6 +1,8 @@
 //! The Node this agent registers, its status (capacity from the host, addresses, nodeInfo
 //! with the runtime version) and its Lease in `kube-node-lease`.
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -12,6 +14,14 @@ use serde_json::{Value, json};
 
 use crate::AgentError;
 use crate::runtime::RuntimeVersion;
+use crate::stats::disk::{self, Capacity};
+
+/// The kubelet's default hard eviction thresholds (`evictionHard`): `memory.available<100Mi`,
+/// `nodefs.available<10%`, `nodefs.inodesFree<5%`. They are held back from allocatable and
+/// crossing them is memory or disk pressure.
+const EVICTION_MEMORY_AVAILABLE_KIB: u64 = 100 * 1024;
+const EVICTION_NODEFS_AVAILABLE_PERCENT: u64 = 10;
+const EVICTION_NODEFS_INODES_FREE_PERCENT: u64 = 5;
 
 /// The kubelet version the agent reports (the API level it implements).
 pub const KUBELET_VERSION: &str = "v1.33.5-rkube";
@@ -92,32 +102,109 @@ pub fn node_object(name: &str) -> Value {
     })
 }
 
-/// The status a Ready kubelet posts.
+/// What the node has now: memory available and the filesystem of the agent's root directory
+/// (the kubelet's nodefs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub memory_available_kib: u64,
+    pub nodefs: Option<Capacity>,
+}
+
+impl Usage {
+    /// Reads /proc/meminfo's `MemAvailable` and statvfs of `root_dir`.
+    pub fn now(root_dir: &Path) -> Self {
+        let memory_available_kib = read_trimmed("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(u64::MAX);
+        Self { memory_available_kib, nodefs: disk::capacity(root_dir) }
+    }
+
+    fn memory_pressure(&self) -> bool {
+        self.memory_available_kib < EVICTION_MEMORY_AVAILABLE_KIB
+    }
+
+    fn disk_pressure(&self) -> bool {
+        self.nodefs.is_some_and(|fs| {
+            fs.available_bytes.saturating_mul(100) < fs.capacity_bytes.saturating_mul(EVICTION_NODEFS_AVAILABLE_PERCENT)
+                || fs.inodes_free.saturating_mul(100) < fs.inodes.saturating_mul(EVICTION_NODEFS_INODES_FREE_PERCENT)
+        })
+    }
+}
+
+/// Memory capacity less the `memory.available` eviction threshold (the kubelet's allocatable
+/// without system or kube reservations).
+pub fn allocatable_memory_kib(host: &HostFacts) -> u64 {
+    host.memory_kib.saturating_sub(EVICTION_MEMORY_AVAILABLE_KIB)
+}
+
+/// When each condition last changed, kept between status posts: `lastTransitionTime` moves
+/// only when a condition's status does, while `lastHeartbeatTime` moves on every post.
+#[derive(Debug, Default)]
+pub struct ConditionTimes(HashMap<&'static str, (bool, String)>);
+
+impl ConditionTimes {
+    fn transition(&mut self, type_: &'static str, status: bool, now: &str) -> String {
+        let entry = self.0.entry(type_).or_insert_with(|| (status, now.to_string()));
+        if entry.0 != status {
+            *entry = (status, now.to_string());
+        }
+        entry.1.clone()
+    }
+}
+
+/// The status a Ready kubelet posts: capacity from the host, allocatable less the default
+/// hard eviction thresholds, and the pressure conditions those thresholds decide.
 pub fn node_status(
     name: &str,
     node_ip: &str,
     port: u16,
     host: &HostFacts,
     runtime: &RuntimeVersion,
+    usage: &Usage,
+    times: &mut ConditionTimes,
 ) -> Value {
     let now = now_rfc3339();
-    let resources = json!({
+    let nodefs_bytes = usage.nodefs.map(|fs| fs.capacity_bytes).unwrap_or(0);
+    let capacity = json!({
         "cpu": host.cpus.to_string(),
         "memory": format!("{}Ki", host.memory_kib),
         "pods": "110",
-        "ephemeral-storage": "0",
+        "ephemeral-storage": format!("{}Ki", nodefs_bytes / 1024),
+        "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
     });
-    let condition = |type_: &str, status: &str, reason: &str, message: &str| json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now});
+    let nodefs_reserved = (nodefs_bytes / 1024 * 1024) * EVICTION_NODEFS_AVAILABLE_PERCENT / 100;
+    let allocatable = json!({
+        "cpu": host.cpus.to_string(),
+        "memory": format!("{}Ki", allocatable_memory_kib(host)),
+        "pods": "110",
+        "ephemeral-storage": ((nodefs_bytes / 1024 * 1024) - nodefs_reserved).to_string(),
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+    });
+    let mut condition = |type_: &'static str, status: bool, reason: &str, message: &str| {
+        let since = times.transition(type_, status, &now);
+        json!({"type": type_, "status": if status { "True" } else { "False" }, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": since})
+    };
+    let memory = if usage.memory_pressure() {
+        condition("MemoryPressure", true, "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
+    } else {
+        condition("MemoryPressure", false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available")
+    };
+    let disk = if usage.disk_pressure() {
+        condition("DiskPressure", true, "KubeletHasDiskPressure", "kubelet has disk pressure")
+    } else {
+        condition("DiskPressure", false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure")
+    };
+    // The default thresholds have no `pid.available`: like the kubelet, no PID pressure.
+    let pid = condition("PIDPressure", false, "KubeletHasSufficientPID", "kubelet has sufficient PID available");
+    let ready = condition("Ready", true, "KubeletReady", "kubelet is posting ready status");
     json!({
-        "capacity": resources,
-        "allocatable": resources,
-        "conditions": [
-            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-        ],
+        "capacity": capacity,
+        "allocatable": allocatable,
+        "conditions": [memory, disk, pid, ready],
         "addresses": [{"type": "InternalIP", "address": node_ip}, {"type": "Hostname", "address": name}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
         "nodeInfo": {
@@ -196,4 +283,64 @@ pub async fn renew_lease(client: &kube::Client, name: &str) -> Result<(), AgentE
         .await
         .map(|_| ())
         .map_err(|e| AgentError::Api(format!("lease {name}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> HostFacts {
+        HostFacts {
+            cpus: 2,
+            memory_kib: 1_048_576,
+            kernel_version: "6.1".into(),
+            os_image: "Debian".into(),
+            machine_id: "m".into(),
+            boot_id: "b".into(),
+        }
+    }
+
+    fn runtime() -> RuntimeVersion {
+        RuntimeVersion { name: "containerd".into(), version: "1.7".into() }
+    }
+
+    fn fs(capacity: u64, available: u64, inodes: u64, inodes_free: u64) -> Option<Capacity> {
+        Some(Capacity { capacity_bytes: capacity, available_bytes: available, used_bytes: capacity - available, inodes, inodes_free })
+    }
+
+    fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+        status["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == type_)).unwrap_or(&Value::Null)
+    }
+
+    #[test]
+    fn allocatable_holds_back_the_default_eviction_thresholds() {
+        let usage = Usage { memory_available_kib: 500_000, nodefs: fs(100 * 1024 * 1024 * 1024, 50 * 1024 * 1024 * 1024, 1000, 900) };
+        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &usage, &mut ConditionTimes::default());
+        assert_eq!(s["capacity"]["memory"], "1048576Ki");
+        assert_eq!(s["allocatable"]["memory"], "946176Ki");
+        assert_eq!(s["capacity"]["ephemeral-storage"], "104857600Ki");
+        assert_eq!(s["allocatable"]["ephemeral-storage"], "96636764160");
+        assert_eq!(condition(&s, "MemoryPressure")["status"], "False");
+        assert_eq!(condition(&s, "DiskPressure")["status"], "False");
+        assert_eq!(condition(&s, "Ready")["status"], "True");
+    }
+
+    #[test]
+    fn crossing_a_threshold_is_pressure_and_moves_only_that_transition_time() {
+        let mut times = ConditionTimes::default();
+        assert_eq!(times.transition("DiskPressure", false, "t1"), "t1");
+        assert_eq!(times.transition("DiskPressure", false, "t2"), "t1", "unchanged status keeps its time");
+        assert_eq!(times.transition("DiskPressure", true, "t3"), "t3");
+
+        let low_memory = Usage { memory_available_kib: 50_000, nodefs: fs(1000, 500, 100, 50) };
+        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &low_memory, &mut ConditionTimes::default());
+        assert_eq!(condition(&s, "MemoryPressure")["status"], "True");
+        assert_eq!(condition(&s, "MemoryPressure")["reason"], "KubeletHasInsufficientMemory");
+        let full_disk = Usage { memory_available_kib: 500_000, nodefs: fs(1000, 99, 100, 50) };
+        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &full_disk, &mut ConditionTimes::default());
+        assert_eq!(condition(&s, "DiskPressure")["reason"], "KubeletHasDiskPressure");
+        let few_inodes = Usage { memory_available_kib: 500_000, nodefs: fs(1000, 500, 100, 4) };
+        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &few_inodes, &mut ConditionTimes::default());
+        assert_eq!(condition(&s, "DiskPressure")["status"], "True");
+    }
 }

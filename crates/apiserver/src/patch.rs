@@ -189,7 +189,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) -> Result<(), ApiError
                     strategic_merge(&mut fresh, v)?;
                     fresh
                 } else if let Value::Array(items) = v {
-                    Value::Array(strip_directives(items))
+                    // A list the object did not have is taken as patched, without the nulls its
+                    // items carry (upstream's `IgnoreUnmatchedNulls`).
+                    Value::Array(strip_directives(items).into_iter().map(discard_nulls).collect())
                 } else {
                     v.clone()
                 };
@@ -201,6 +203,20 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) -> Result<(), ApiError
         t.retain(|k, _| keep.iter().any(|x| x == k));
     }
     Ok(())
+}
+
+/// `value` without null map entries, at any depth (upstream's `discardNullValuesFromPatch`).
+fn discard_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, discard_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(discard_nulls).collect()),
+        other => other,
+    }
 }
 
 fn strip_directives(items: &[Value]) -> Vec<Value> {
@@ -249,6 +265,19 @@ fn merge_list(cur: &mut Vec<Value>, items: &[Value], key: &str) -> Result<(), Ap
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_new_list_loses_the_nulls_of_its_items() {
+        let mut t = json!({"status": {"phase": "Pending"}});
+        let patch = json!({"status": {"containerStatuses": [
+            {"name": "web", "state": {"running": {"startedAt": "now"}, "waiting": null, "terminated": null}}
+        ]}});
+        strategic_merge(&mut t, &patch).expect("patched");
+        assert_eq!(
+            t["status"]["containerStatuses"],
+            json!([{"name": "web", "state": {"running": {"startedAt": "now"}}}])
+        );
+    }
 
     #[test]
     fn merge_patch_removes_nulls() {
