@@ -3,10 +3,12 @@
 //! it as mirror pods `<name>-<node>`; deleting a mirror only recreates it, editing the file
 //! replaces the pod, removing it stops the pod. Real containerd, as the other agent tests.
 
-use std::path::Path;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rkube_testkit::Kubectl;
+use rkube_testkit::{Kubectl, TestCluster, rkube_binary};
 use serde_json::json;
 
 use crate::agent::{RuntimeEnv, missing_prerequisites};
@@ -206,5 +208,130 @@ fn static_pods_run_from_manifests_with_mirror_pods_in_the_api() -> anyhow::Resul
     std::fs::remove_file(manifests.join("other.json"))?;
     wait_until(&k, &other, "{.metadata.name}", "the mirror pod gone", |v| v.is_none(), || cluster.log())?;
     drop(cluster);
+    Ok(())
+}
+
+/// A separately started `rkube agent`, killed on drop.
+struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(env: &RuntimeEnv, node: &str, server: &str, extra: &[&str], log_name: &str) -> anyhow::Result<Self> {
+        let log = env.dir.path().join(log_name);
+        let file = std::fs::File::create(&log)?;
+        let child = Command::new(rkube_binary()?)
+            .arg("agent")
+            .args(["--server", server])
+            .args(["--containerd-socket", &env.socket().to_string_lossy()])
+            .args(["--agent-port", "0", "--node-name", node])
+            .args(["--pod-log-dir", &env.dir.path().join("offline-pods").to_string_lossy()])
+            .args(["--agent-root-dir", &env.dir.path().join("offline-agent").to_string_lossy()])
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .env("RKUBE_LOG", "info")
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()?;
+        Ok(Self { child, log })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Forwards connections to `listen` on to `target` from now on (the API server coming back).
+fn forward(listen: SocketAddr, target: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)?;
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(target) else { continue };
+            let (Ok(mut client_reader), Ok(mut server_reader)) = (client.try_clone(), server.try_clone()) else { continue };
+            let (mut client_writer, mut server_writer) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_reader, &mut server_writer);
+                let _ = server_writer.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server_reader, &mut client_writer);
+                let _ = client_writer.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    Ok(())
+}
+
+#[test]
+fn a_static_pod_starts_while_the_api_server_is_unreachable() -> anyhow::Result<()> {
+    if let Some(why) = missing_prerequisites() {
+        if std::env::var_os("CI").is_some() {
+            anyhow::bail!("node agent e2e cannot run under CI: {why}");
+        }
+        eprintln!("SKIPPED a_static_pod_starts_while_the_api_server_is_unreachable: {why}");
+        return Ok(());
+    }
+    const OFFLINE_NODE: &str = "offline-e2e";
+    let env = RuntimeEnv::start()?;
+    let cluster = TestCluster::start()?;
+    let k = cluster.kubectl();
+    let token = std::fs::read_to_string(cluster.data_dir().join("node-token"))?.trim().to_string();
+    let node_ready = || {
+        k.ok(&["get", "node", OFFLINE_NODE, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"])
+            .is_ok_and(|s| s == "True")
+    };
+
+    // The agent joins once (a node identity in its root directory), then stops; joining
+    // needs cluster-info signed with the token first.
+    let token_id = token.split('.').next().unwrap_or_default();
+    let signature = format!("jsonpath={{.data.jws-kubeconfig-{token_id}}}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while k.ok(&["get", "configmap", "cluster-info", "-n", "kube-public", "-o", &signature])?.is_empty() {
+        anyhow::ensure!(Instant::now() < deadline, "cluster-info not signed\n{}", cluster.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let joined = Agent::start(&env, OFFLINE_NODE, &cluster.url, &["--token", &token], "offline-join.log")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !node_ready() {
+        anyhow::ensure!(Instant::now() < deadline, "node {OFFLINE_NODE} not Ready\n{}", joined.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(joined);
+
+    // Started again towards an address where no API server answers yet, with a manifest.
+    let unreachable: SocketAddr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let beats = env.dir.path().join("offline-beats");
+    let manifests = env.dir.path().join("offline-agent/pod-manifests");
+    write_manifest(&manifests, "web.yaml", &manifest(&env.image(), "web", "offline", &beats))?;
+    let agent = Agent::start(&env, OFFLINE_NODE, &format!("https://{unreachable}"), &[], "offline-agent.log")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !beating(&beats.join("offline")) {
+        anyhow::ensure!(Instant::now() < deadline, "the static pod did not start without the API server\n{}", agent.log());
+    }
+    assert!(agent.log().contains("registering the node with the API server; retrying"), "{}", agent.log());
+
+    // The API server becomes reachable: the node creates the mirror pod as itself (through
+    // NodeRestriction) and reports the pod's status on it.
+    let server: SocketAddr = cluster.url.trim_start_matches("https://").parse()?;
+    forward(unreachable, server)?;
+    let mirror = format!("web-{OFFLINE_NODE}");
+    wait_until(&k, &mirror, READY, "Running True", |v| v == Some("Running True"), || agent.log())?;
+    let node_uid = k.ok(&["get", "node", OFFLINE_NODE, "-o", "jsonpath={.metadata.uid}"])?;
+    let owner = k.ok(&["get", "pod", &mirror, "-o", "jsonpath={.metadata.ownerReferences[0].uid}"])?;
+    assert_eq!(owner, node_uid);
+    assert_eq!(k.ok(&["logs", &mirror])?.trim(), "started offline");
+
+    // The node deletes the mirror of a removed manifest itself.
+    std::fs::remove_file(manifests.join("web.yaml"))?;
+    wait_until(&k, &mirror, "{.metadata.name}", "the mirror pod gone", |v| v.is_none(), || agent.log())?;
+    assert!(!beating(&beats.join("offline")), "the removed static pod still runs");
     Ok(())
 }
