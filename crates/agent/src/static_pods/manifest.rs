@@ -220,7 +220,10 @@ pub fn apply_static_defaults(obj: &mut Value, path: &Path, node_name: &str) -> R
     };
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     obj["metadata"]["name"] = json!(format!("{name}-{}", node_name.to_lowercase()));
-    if obj["metadata"]["namespace"].as_str().is_none_or(str::is_empty) {
+    if obj["metadata"]["namespace"]
+        .as_str()
+        .is_none_or(str::is_empty)
+    {
         obj["metadata"]["namespace"] = json!("default");
     }
     obj["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] = json!(uid);
@@ -290,7 +293,11 @@ mod tests {
     const WEB: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {app: web}\nspec:\n  containers:\n  - name: app\n    image: busybox\n    command: [sleep, '3600']\n";
 
     fn parse(text: &str) -> Result<Pod, String> {
-        parse_manifest(Path::new("/etc/manifests/web.yaml"), text.as_bytes(), "node-1")
+        parse_manifest(
+            Path::new("/etc/manifests/web.yaml"),
+            text.as_bytes(),
+            "node-1",
+        )
     }
 
     #[test]
@@ -307,16 +314,16 @@ mod tests {
         assert_eq!(spec.node_name.as_deref(), Some("node-1"));
         // API defaults were applied before the hash, as upstream's decode does.
         assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
-        assert_eq!(spec.containers[0].image_pull_policy.as_deref(), Some("Always"));
+        assert_eq!(
+            spec.containers[0].image_pull_policy.as_deref(),
+            Some("Always")
+        );
         let tolerations = spec.tolerations.unwrap_or_default();
         assert_eq!(tolerations.len(), 1);
         assert_eq!(tolerations[0].operator.as_deref(), Some("Exists"));
         assert_eq!(tolerations[0].effect.as_deref(), Some("NoExecute"));
         assert_eq!(tolerations[0].key, None);
-        assert_eq!(
-            pod.status.and_then(|s| s.phase).as_deref(),
-            Some("Pending")
-        );
+        assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
         Ok(())
     }
 
@@ -359,7 +366,11 @@ mod tests {
         let json = r#"{"spec": {"containers": [{"command": ["sleep", "3600"], "image": "busybox", "name": "app"}]},
             "metadata": {"labels": {"app": "web"}, "name": "web"}, "kind": "Pod", "apiVersion": "v1"}"#;
         assert_eq!(base, uid(json, "/m/web.yaml", "n1")?, "field order");
-        assert_ne!(base, uid(&WEB.replace("3600", "3601"), "/m/web.yaml", "n1")?, "content");
+        assert_ne!(
+            base,
+            uid(&WEB.replace("3600", "3601"), "/m/web.yaml", "n1")?,
+            "content"
+        );
         assert_ne!(base, uid(WEB, "/m/other.yaml", "n1")?, "file");
         assert_ne!(base, uid(WEB, "/m/web.yaml", "n2")?, "node");
         Ok(())
@@ -373,7 +384,10 @@ mod tests {
             "{}",
             error("apiVersion: v1\nkind: Pod\nmetadata: [")
         );
-        assert!(error("apiVersion: v1\nkind: Pod\nmetadata: [").ends_with("), please check config file"));
+        assert!(
+            error("apiVersion: v1\nkind: Pod\nmetadata: [")
+                .ends_with("), please check config file")
+        );
         assert_eq!(
             error("just text"),
             "couldn't parse as pod(Object 'Kind' is missing in 'just text'), please check config file"
@@ -387,21 +401,35 @@ mod tests {
             error("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: 3"),
             "invalid pod: spec is not an object"
         );
-        let invalid = error("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: app}]}");
+        let invalid = error(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: app}]}",
+        );
         assert!(invalid.starts_with("invalid pod: ["), "{invalid}");
-        assert!(invalid.contains("spec.containers[0].image: Required value"), "{invalid}");
+        assert!(
+            invalid.contains("spec.containers[0].image: Required value"),
+            "{invalid}"
+        );
         let bad_name = error(&WEB.replace("name: web", "name: Web_1"));
-        assert!(bad_name.contains("metadata.name: Invalid value: \"Web_1-node-1\""), "{bad_name}");
+        assert!(
+            bad_name.contains("metadata.name: Invalid value: \"Web_1-node-1\""),
+            "{bad_name}"
+        );
     }
 
     #[test]
     fn the_directory_is_read_in_order_skipping_what_is_not_a_manifest() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("b.yaml"), WEB.replace("web", "bee"))?;
-        std::fs::write(dir.path().join("a.json"), r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"ant"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#)?;
+        std::fs::write(
+            dir.path().join("a.json"),
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"ant"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#,
+        )?;
         std::fs::write(dir.path().join("c.yml"), "not: [a pod")?;
         std::fs::write(dir.path().join("d.yaml"), WEB.replace("web", "ant"))?;
-        std::fs::write(dir.path().join(".hidden.yaml"), WEB.replace("web", "hidden"))?;
+        std::fs::write(
+            dir.path().join(".hidden.yaml"),
+            WEB.replace("web", "hidden"),
+        )?;
         std::fs::write(dir.path().join("e.yaml~"), WEB.replace("web", "backup"))?;
         std::fs::write(dir.path().join("README"), "notes")?;
         std::fs::create_dir(dir.path().join("sub.yaml"))?;
@@ -410,10 +438,19 @@ mod tests {
         assert_eq!(names, ["default/ant-n", "default/bee-n"]);
         let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors[0].starts_with(&format!("{}: couldn't parse as pod(", dir.path().join("c.yml").display())), "{errors:?}");
+        assert!(
+            errors[0].starts_with(&format!(
+                "{}: couldn't parse as pod(",
+                dir.path().join("c.yml").display()
+            )),
+            "{errors:?}"
+        );
         assert_eq!(
             errors[1],
-            format!("{}: detected duplicate pod name \"ant-n\"", dir.path().join("d.yaml").display())
+            format!(
+                "{}: detected duplicate pod name \"ant-n\"",
+                dir.path().join("d.yaml").display()
+            )
         );
         assert!(read_dir(&dir.path().join("missing"), "n").pods.is_empty());
         Ok(())

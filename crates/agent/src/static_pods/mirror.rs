@@ -243,8 +243,15 @@ mod tests {
         new.metadata.uid = Some("new".into());
         cache.seen(new.clone());
         cache.gone(&old);
-        assert_eq!(cache.get("default/web-n1").and_then(|p| p.metadata.uid), Some("new".into()));
-        assert!(cache.orphans(&HashSet::from(["default/web-n1".to_string()])).is_empty());
+        assert_eq!(
+            cache.get("default/web-n1").and_then(|p| p.metadata.uid),
+            Some("new".into())
+        );
+        assert!(
+            cache
+                .orphans(&HashSet::from(["default/web-n1".to_string()]))
+                .is_empty()
+        );
         assert_eq!(cache.orphans(&HashSet::new()).len(), 1);
         assert!(!cache.is_listed());
         cache.relisted(&HashSet::new());

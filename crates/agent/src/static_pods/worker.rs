@@ -189,7 +189,9 @@ impl StaticPodManager {
             tracing::info!(pod = %full_name(&orphan), "deleting a mirror pod without a static pod");
             match self.context.mirrors.delete(&orphan).await {
                 Ok(()) => state.mirrors.gone(&orphan),
-                Err(e) => tracing::warn!(pod = %full_name(&orphan), error = %e, "deleting a mirror pod"),
+                Err(e) => {
+                    tracing::warn!(pod = %full_name(&orphan), error = %e, "deleting a mirror pod")
+                }
             }
         }
     }
@@ -197,13 +199,15 @@ impl StaticPodManager {
 
 /// The annotations the kubelet's config merge adds when it first sees a pod.
 fn first_seen(mut pod: Pod) -> Pod {
-    let annotations = pod.metadata.annotations.get_or_insert_with(Default::default);
+    let annotations = pod
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
     annotations.insert(CONFIG_SOURCE_ANNOTATION.into(), FILE_SOURCE.into());
+    // RFC 3339 in UTC with the fraction's trailing zeros dropped, as Go's RFC3339Nano.
     annotations.insert(
         CONFIG_SEEN_ANNOTATION.into(),
-        k8s_openapi::jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%S.%f%:z")
-            .to_string(),
+        k8s_openapi::jiff::Timestamp::now().to_string(),
     );
     pod
 }
@@ -229,7 +233,9 @@ async fn run_worker(
                 // status manager does: there is no API object to read it back from.
                 match serde_json::from_value(status.clone()) {
                     Ok(parsed) => pod.status = Some(parsed),
-                    Err(e) => tracing::debug!(pod = %key, error = %e, "reading back a static pod status"),
+                    Err(e) => {
+                        tracing::debug!(pod = %key, error = %e, "reading back a static pod status")
+                    }
                 }
                 latest_status = Some(status);
             }
@@ -312,8 +318,8 @@ impl MirrorState {
             Ok(created) => {
                 self.not_before = None;
                 self.last_error = None;
-                let current = created.metadata.deletion_timestamp.is_none()
-                    && is_mirror_of(&created, pod);
+                let current =
+                    created.metadata.deletion_timestamp.is_none() && is_mirror_of(&created, pod);
                 if current {
                     tracing::info!(pod = %full_name(pod), mirror_uid = %created.uid().unwrap_or_default(), "mirror pod created");
                 }
