@@ -87,7 +87,7 @@ impl StaticPodManager {
         }
     }
 
-    /// Polls the directory until the task is aborted.
+    /// Polls the directory until the task is aborted (which stops the workers, not the pods).
     pub async fn run(mut self) {
         loop {
             tokio::time::sleep(POLL_INTERVAL).await;
@@ -197,6 +197,16 @@ impl StaticPodManager {
     }
 }
 
+impl Drop for StaticPodManager {
+    /// The agent stops: so do the workers, leaving their containers to the runtime (a new
+    /// agent adopts them; one stopped mid-termination is an orphan it removes).
+    fn drop(&mut self) {
+        for worker in self.workers.values().chain(&self.stopping) {
+            worker.handle.abort();
+        }
+    }
+}
+
 /// The annotations the kubelet's config merge adds when it first sees a pod.
 fn first_seen(mut pod: Pod) -> Pod {
     let annotations = pod
@@ -256,7 +266,8 @@ async fn run_worker(
             }
         }
         tokio::select! {
-            changed = stop.changed() => if changed.is_err() { break },
+            // The manager is gone (the agent stops): the pod keeps running, as API pods do.
+            changed = stop.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(RESYNC_INTERVAL) => {}
         }
     }

@@ -174,6 +174,15 @@ fn static_pods_run_from_manifests_with_mirror_pods_in_the_api() -> anyhow::Resul
         "the static pod's container is not running"
     );
 
+    // The mirror pod is not run a second time: the only pod log directory of that name is
+    // the static pod's (its UID is the config hash).
+    let runs: Vec<String> = std::fs::read_dir(env.dir.path().join("pods"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("default_{web}_")))
+        .collect();
+    assert_eq!(runs, [format!("default_{web}_{hash}")]);
+
     // kubectl logs and exec reach the static pod's container through its mirror.
     assert_eq!(k.ok(&["logs", &web])?.trim(), "started one");
     assert_eq!(
