@@ -185,7 +185,28 @@ pub fn parse_manifest(path: &Path, data: &[u8], node_name: &str) -> Result<Pod, 
         let listed: Vec<String> = errors.iter().map(|e| e.message()).collect();
         return Err(format!("invalid pod: [{}]", listed.join(", ")));
     }
+    refuse_api_objects_a_static_pod_cannot_use(&obj)?;
     serde_json::from_value(obj).map_err(|e| format!("invalid pod: {e}"))
+}
+
+/// What 1.33's `tryDecodeSinglePod` refuses without the PreventStaticPodAPIReferences gate
+/// (beta only from 1.34): ClusterTrustBundle projections and resource claims, which a node
+/// could only resolve through the API.
+fn refuse_api_objects_a_static_pod_cannot_use(pod: &Value) -> Result<(), String> {
+    let volumes = pod["spec"]["volumes"].as_array().into_iter().flatten();
+    let trust_bundles = volumes
+        .flat_map(|v| v["projected"]["sources"].as_array().into_iter().flatten())
+        .any(|source| source["clusterTrustBundle"].is_object());
+    if trust_bundles {
+        return Err("static pods may not use ClusterTrustBundle projected volume sources".into());
+    }
+    if pod["spec"]["resourceClaims"]
+        .as_array()
+        .is_some_and(|claims| !claims.is_empty())
+    {
+        return Err("static pods may not use ResourceClaims".into());
+    }
+    Ok(())
 }
 
 fn compact(obj: &Value) -> String {
@@ -408,6 +429,17 @@ mod tests {
         assert!(
             invalid.contains("spec.containers[0].image: Required value"),
             "{invalid}"
+        );
+        assert_eq!(
+            error(&format!(
+                "{WEB}  resourceClaims: [{{name: gpu, resourceClaimName: gpu}}]\n"
+            )),
+            "static pods may not use ResourceClaims"
+        );
+        let bundle = "  volumes: [{name: ca, projected: {sources: [{clusterTrustBundle: {name: b, path: ca.pem}}]}}]\n";
+        assert_eq!(
+            error(&format!("{WEB}{bundle}")),
+            "static pods may not use ClusterTrustBundle projected volume sources"
         );
         let bad_name = error(&WEB.replace("name: web", "name: Web_1"));
         assert!(
