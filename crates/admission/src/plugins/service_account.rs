@@ -27,8 +27,12 @@ pub struct ServiceAccount;
 impl Plugin for ServiceAccount {
     async fn admit(&self, ctx: &Context<'_>, obj: Option<&mut Value>) -> Result<(), ApiError> {
         let Some(pod) = obj else { return Ok(()) };
-        if !ctx.is_pod_create() || super::is_mirror_pod(pod) {
+        if !ctx.is_pod_create() {
             return Ok(());
+        }
+        // Upstream validates mirror pods already here, before the pod strategy's validation.
+        if super::is_mirror_pod(pod) {
+            return validate_mirror_pod(pod).map_err(|why| ctx.forbidden(why));
         }
         let spec = &mut pod["spec"];
         let name = match spec["serviceAccountName"].as_str().filter(|s| !s.is_empty()) {
