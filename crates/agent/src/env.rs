@@ -189,8 +189,20 @@ pub fn service_link_vars(service: &Service) -> Vec<(String, String)> {
     vars
 }
 
-/// The service-link variables the pod's containers get.
+/// The service-link variables the pod's containers get. A static pod starts without them when
+/// the Services cannot be read (the API server may be down): upstream waits for the Service
+/// informer only for pods from the API (`makeEnvironmentVariables`).
 async fn service_env(objects: &dyn PodObjects, pod: &Pod) -> Result<Vec<(String, String)>, String> {
+    match linked_services(objects, pod).await {
+        Err(message) if crate::static_pods::is_static_pod(pod) => {
+            tracing::info!(pod = %pod.name_any(), error = %message, "static pod started without service links");
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
+async fn linked_services(objects: &dyn PodObjects, pod: &Pod) -> Result<Vec<(String, String)>, String> {
     let namespace = pod.namespace().unwrap_or_default();
     let links = pod
         .spec

@@ -5,7 +5,8 @@
 //! Modules: [`runtime`] (the runtime trait), [`cri`] (CRI v1 client), [`fake`] (in-memory
 //! runtime for tests), [`sync`] (one pod towards its spec), [`status`] (pod status from what the
 //! runtime reports), [`node`] (Node, status, Lease), [`logs`] and [`server`] (log endpoint),
-//! `streaming` (exec, attach and port-forward proxied to the runtime's streaming server).
+//! `streaming` (exec, attach and port-forward proxied to the runtime's streaming server),
+//! [`static_pods`] (pods from manifest files, shown in the API as mirror pods).
 
 pub mod atomic_writer;
 pub mod cri;
@@ -26,6 +27,7 @@ pub mod resources;
 pub mod runtime;
 pub mod security;
 pub mod server;
+pub mod static_pods;
 pub mod stats;
 pub mod status;
 mod streaming;
@@ -84,6 +86,9 @@ pub struct AgentConfig {
     pub registries: Option<registries::RegistriesConfig>,
     /// Where containerd reads registry hosts configuration (its CRI `config_path`).
     pub registry_hosts_dir: PathBuf,
+    /// The static pod manifest directory (the kubelet's `staticPodPath`); `None` disables
+    /// static pods.
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 /// The host's name, as the kubelet's default node name (lower-case).
@@ -162,10 +167,41 @@ pub async fn run(
         .port();
     let node_ip = config.node_ip.to_string();
     let host = node::HostFacts::of_this_host();
-    let mut condition_times = node::ConditionTimes::default();
-    let status = node::node_status(&config.node_name, &node_ip, port, &host, &version, &node::Usage::now(&config.root_dir), &mut condition_times);
-    node::register(&client, &config.node_name, &status).await?;
-    tracing::info!(node = %config.node_name, %node_ip, port, runtime = %format!("{}://{}", version.name, version.version), "node registered");
+    let allocatable = env::NodeAllocatable {
+        cpu_milli: host.cpus as i64 * 1000,
+        memory_bytes: node::allocatable_memory_kib(&host) as i64 * 1024,
+    };
+    let context = NodeContext {
+        node_name: config.node_name.clone(),
+        node_ip: node_ip.clone(),
+        log_root: config.log_root.clone(),
+        runtime_name: version.name.clone(),
+        root_dir: config.root_dir.clone(),
+        allocatable,
+    };
+    let objects = Arc::new(objects::ApiObjects::new(
+        client.clone(),
+        config.node_name.clone(),
+    ));
+    let syncer = Arc::new(PodSyncer::with_credentials(
+        runtime.clone(),
+        objects,
+        Arc::new(node_credentials),
+        context,
+    ));
+    // Static pods start first, before the API server is reached (it may be down, or run as
+    // one of them): the first read of the manifests happens before the pod watch's first
+    // list, so their sandboxes are never taken for orphans.
+    let static_state = Arc::new(static_pods::StaticPodState::default());
+    let mut static_manager = static_pods::StaticPodManager::new(
+        config.pod_manifest_path.clone(),
+        config.node_name.clone(),
+        syncer.clone(),
+        client.clone(),
+        static_state.clone(),
+    );
+    static_manager.poll().await;
+    let static_pods = tokio::spawn(static_manager.run());
     let names = vec![
         config.node_name.clone(),
         node_ip.clone(),
@@ -190,10 +226,18 @@ pub async fn run(
         auth,
         config.client_ca.clone(),
     ));
-    let allocatable = env::NodeAllocatable {
-        cpu_milli: host.cpus as i64 * 1000,
-        memory_bytes: node::allocatable_memory_kib(&host) as i64 * 1024,
-    };
+    let mut condition_times = node::ConditionTimes::default();
+    let status = node::node_status(&config.node_name, &node_ip, port, &host, &version, &node::Usage::now(&config.root_dir), &mut condition_times);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = register_until_done(&client, &config.node_name, &status) => {}
+        () = &mut shutdown => {
+            endpoint.abort();
+            static_pods.abort();
+            return Ok(());
+        }
+    }
+    tracing::info!(node = %config.node_name, %node_ip, port, runtime = %format!("{}://{}", version.name, version.version), "node registered");
     let heartbeat = tokio::spawn(heartbeat(
         client.clone(),
         config.node_name.clone(),
@@ -204,30 +248,35 @@ pub async fn run(
         config.root_dir.clone(),
         condition_times,
     ));
-    let context = NodeContext {
-        node_name: config.node_name.clone(),
-        node_ip,
-        log_root: config.log_root.clone(),
-        runtime_name: version.name,
-        root_dir: config.root_dir.clone(),
-        allocatable,
-    };
-    let objects = Arc::new(objects::ApiObjects::new(
-        client.clone(),
-        config.node_name.clone(),
-    ));
-    let syncer = Arc::new(PodSyncer::with_credentials(
-        runtime,
-        objects,
-        Arc::new(node_credentials),
-        context,
-    ));
-    let pods = tokio::spawn(watch_pods(client, syncer, config.node_name));
+    let pods = tokio::spawn(watch_pods(client, syncer, config.node_name, static_state));
     shutdown.await;
     endpoint.abort();
     heartbeat.abort();
     pods.abort();
+    static_pods.abort();
     Ok(())
+}
+
+/// How long the agent waits between attempts to register its Node.
+const REGISTER_RETRY: Duration = Duration::from_secs(2);
+
+/// Registers the Node, retrying until the API server accepts it (as the kubelet does: static
+/// pods run meanwhile).
+async fn register_until_done(client: &kube::Client, name: &str, status: &Value) {
+    let mut last_error = None;
+    loop {
+        match node::register(client, name, status).await {
+            Ok(()) => return,
+            Err(e) => {
+                let message = e.to_string();
+                if last_error.as_ref() != Some(&message) {
+                    tracing::warn!(node = name, error = %message, "registering the node with the API server; retrying");
+                    last_error = Some(message);
+                }
+            }
+        }
+        tokio::time::sleep(REGISTER_RETRY).await;
+    }
 }
 
 async fn heartbeat(
@@ -260,20 +309,35 @@ async fn heartbeat(
     }
 }
 
-/// Watches the pods bound to this node and keeps one worker per pod.
-async fn watch_pods(client: kube::Client, syncer: Arc<PodSyncer>, node_name: String) {
+/// Watches the pods bound to this node and keeps one worker per pod. Mirror pods are not run
+/// (their static pod is): they are handed to the static pod manager.
+async fn watch_pods(
+    client: kube::Client,
+    syncer: Arc<PodSyncer>,
+    node_name: String,
+    static_state: Arc<static_pods::StaticPodState>,
+) {
     let api: Api<Pod> = Api::all(client.clone());
     let mut stream = watcher(
         api,
         watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
     )
     .boxed();
+    let mirrors = &static_state.mirrors;
     let mut workers: HashMap<String, watch::Sender<Pod>> = HashMap::new();
     let mut initial: Option<HashSet<String>> = None;
+    let mut initial_mirrors: HashSet<String> = HashSet::new();
     let mut listed = false;
     while let Some(event) = stream.next().await {
         match event {
-            Ok(watcher::Event::Init) => initial = Some(HashSet::new()),
+            Ok(watcher::Event::Init) => {
+                initial = Some(HashSet::new());
+                initial_mirrors.clear();
+            }
+            Ok(watcher::Event::InitApply(pod)) if static_pods::is_mirror_pod(&pod) => {
+                initial_mirrors.insert(static_pods::manifest::full_name(&pod));
+                mirrors.seen(pod);
+            }
             Ok(watcher::Event::InitApply(pod)) => {
                 if let Some(seen) = initial.as_mut() {
                     seen.insert(pod.uid().unwrap_or_default());
@@ -281,17 +345,24 @@ async fn watch_pods(client: kube::Client, syncer: Arc<PodSyncer>, node_name: Str
                 deliver(&mut workers, &client, &syncer, pod);
             }
             Ok(watcher::Event::InitDone) => {
+                mirrors.relisted(&initial_mirrors);
                 let seen = initial.take().unwrap_or_default();
                 workers.retain(|uid, _| seen.contains(uid));
                 if !listed {
                     listed = true;
-                    // Sandboxes of pods deleted while no agent ran.
-                    if let Err(e) = syncer.remove_orphans(&seen).await {
+                    // Sandboxes of pods deleted while no agent ran (static pods are not).
+                    let mut known = seen;
+                    known.extend(static_state.uids());
+                    if let Err(e) = syncer.remove_orphans(&known).await {
                         tracing::warn!(error = %e, "removing orphaned sandboxes");
                     }
                 }
             }
+            Ok(watcher::Event::Apply(pod)) if static_pods::is_mirror_pod(&pod) => mirrors.seen(pod),
             Ok(watcher::Event::Apply(pod)) => deliver(&mut workers, &client, &syncer, pod),
+            Ok(watcher::Event::Delete(pod)) if static_pods::is_mirror_pod(&pod) => {
+                mirrors.gone(&pod)
+            }
             Ok(watcher::Event::Delete(pod)) => {
                 workers.remove(&pod.uid().unwrap_or_default());
             }
@@ -322,7 +393,7 @@ fn deliver(
 }
 
 /// The grace period of a pod being deleted.
-fn grace_period(pod: &Pod) -> i64 {
+pub(crate) fn grace_period(pod: &Pod) -> i64 {
     pod.metadata
         .deletion_grace_period_seconds
         .or_else(|| {
@@ -369,7 +440,7 @@ async fn pod_worker(client: kube::Client, syncer: Arc<PodSyncer>, mut rx: watch:
     }
 }
 
-async fn patch_status(client: &kube::Client, pod: &Pod, status: &Value) -> bool {
+pub(crate) async fn patch_status(client: &kube::Client, pod: &Pod, status: &Value) -> bool {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
     match api
         .patch_status(

@@ -39,6 +39,10 @@ pub struct AgentFlags {
     /// CRI `config_path`); the registries config is written there as `<host>/hosts.toml`.
     #[arg(long, default_value = "/etc/containerd/certs.d")]
     pub registry_hosts_dir: PathBuf,
+    /// Directory of static pod manifests (the kubelet's staticPodPath), polled for changes
+    /// (default: `<agent-root-dir>/pod-manifests`; an empty value disables static pods).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 /// `rkube agent`.
@@ -172,6 +176,11 @@ async fn run_on(
         Some(ip) => ip,
         None => rkube_agent::local_ip_towards(server_address(&url)?)?,
     };
+    let pod_manifest_path = match flags.pod_manifest_path {
+        None => Some(flags.agent_root_dir.join("pod-manifests")),
+        Some(dir) if dir.as_os_str().is_empty() => None,
+        Some(dir) => Some(dir),
+    };
     let config = rkube_agent::AgentConfig {
         node_name,
         node_ip,
@@ -182,6 +191,7 @@ async fn run_on(
         client_ca,
         registries,
         registry_hosts_dir: flags.registry_hosts_dir,
+        pod_manifest_path,
     };
     println!("rkube: node agent {} running", config.node_name);
     rkube_agent::run(client, runtime, config, shutdown).await?;

@@ -82,6 +82,25 @@ fn pod_update_may_only_change_images() {
 }
 
 #[test]
+fn the_mirror_pod_annotation_cannot_be_added_changed_or_removed() {
+    let mut plain = pod(json!([{"name": "c", "image": "nginx:1"}]));
+    apply_defaults("", "v1", "Pod", &mut plain);
+    plain["metadata"]["resourceVersion"] = json!("5");
+    let mut mirror = plain.clone();
+    mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "abc", "other": "x"});
+    let messages = |new: &Value, old: &Value| -> Vec<String> { validate_update("", "v1", "Pod", new, old).iter().map(|e| e.message()).collect() };
+    assert_eq!(messages(&mirror, &plain), ["metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not add mirror pod annotation"]);
+    assert_eq!(messages(&plain, &mirror), ["metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not remove or update mirror pod annotation"]);
+    let mut changed = mirror.clone();
+    changed["metadata"]["annotations"]["kubernetes.io/config.mirror"] = json!("def");
+    assert_eq!(messages(&changed, &mirror), ["metadata.annotations[kubernetes.io/config.mirror]: Forbidden: may not remove or update mirror pod annotation"]);
+    // Other annotations of a mirror pod may change.
+    let mut relabelled = mirror.clone();
+    relabelled["metadata"]["annotations"]["other"] = json!("y");
+    assert!(messages(&relabelled, &mirror).is_empty());
+}
+
+#[test]
 fn deployment_defaults_and_validation() {
     let mut d = deployment();
     apply_defaults("apps", "v1", "Deployment", &mut d);

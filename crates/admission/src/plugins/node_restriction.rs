@@ -15,7 +15,7 @@ use crate::context::{Context, Plugin};
 
 const NODE_PREFIX: &str = "system:node:";
 const NODES_GROUP: &str = "system:nodes";
-const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+use super::MIRROR_POD_ANNOTATION;
 /// Labels under this namespace steer workloads and are for administrators only.
 const NODE_RESTRICTION_LABEL_NAMESPACE: &str = "node-restriction.kubernetes.io";
 /// Labels a kubelet sets about itself (upstream `kubeletapis.IsKubeletLabel`).
@@ -146,31 +146,14 @@ async fn admit_pod_create(ctx: &Context<'_>, node: &str, pod: &Value) -> Result<
         return deny(format!("node {node:?} can not create pods that reference a service account"));
     }
     let volumes = spec["volumes"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let containers = ["initContainers", "containers", "ephemeralContainers"].into_iter().flat_map(|k| spec[k].as_array().cloned().unwrap_or_default()).collect::<Vec<_>>();
-    let env_refs = |from_key: &str, key_ref: &str| {
-        containers.iter().any(|c| {
-            c["envFrom"].as_array().into_iter().flatten().any(|f| f.get(from_key).is_some_and(|r| !r.is_null()))
-                || c["env"].as_array().into_iter().flatten().any(|e| e["valueFrom"].get(key_ref).is_some_and(|r| !r.is_null()))
-        })
-    };
-    let projected = |kind: &str| {
-        volumes.iter().any(|v| v["projected"]["sources"].as_array().into_iter().flatten().any(|s| s.get(kind).is_some_and(|r| !r.is_null())))
-    };
     let volume_has = |kind: &str| volumes.iter().any(|v| v.get(kind).is_some_and(|r| !r.is_null()));
-    let secret_plugins = ["cephfs", "cinder", "flexVolume", "iscsi", "rbd", "scaleIO", "storageos"];
-    let has_secrets = spec["imagePullSecrets"].as_array().is_some_and(|a| !a.is_empty())
-        || env_refs("secretRef", "secretKeyRef")
-        || volume_has("secret")
-        || volume_has("azureFile")
-        || projected("secret")
-        || volumes.iter().any(|v| v["csi"]["nodePublishSecretRef"].is_object() || secret_plugins.iter().any(|p| v[*p]["secretRef"].is_object()));
-    if has_secrets {
+    if super::references_secrets(spec) {
         return deny(format!("node {node:?} can not create pods that reference secrets"));
     }
-    if env_refs("configMapRef", "configMapKeyRef") || volume_has("configMap") || projected("configMap") {
+    if super::env_references(spec, "configMapRef", "configMapKeyRef") || volume_has("configMap") || super::projects(spec, "configMap") {
         return deny(format!("node {node:?} can not create pods that reference configmaps"));
     }
-    if projected("clusterTrustBundle") {
+    if super::projects(spec, "clusterTrustBundle") {
         return deny(format!("node {node:?} can not create pods that reference clustertrustbundles"));
     }
     if volume_has("persistentVolumeClaim") {

@@ -1,6 +1,7 @@
 //! ServiceAccount: every pod runs as a ServiceAccount that exists (`default` unless named), and
 //! gets its API credentials as the projected `kube-api-access-<rand>` volume
-//! (upstream `plugin/pkg/admission/serviceaccount/admission.go`).
+//! (upstream `plugin/pkg/admission/serviceaccount/admission.go`). Mirror pods are left as the
+//! node sent them (their spec is the static pod's) and may reference no credentials at all.
 
 use std::time::Duration;
 
@@ -13,7 +14,6 @@ use crate::context::{Context, Plugin};
 /// Where containers find the token, CA and namespace.
 pub const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 const DEFAULT_SERVICE_ACCOUNT: &str = "default";
-const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// How long a create waits for a ServiceAccount the serviceaccount controller is about to
 /// create (a namespace made a moment ago); upstream falls back to one live lookup instead.
 const SERVICE_ACCOUNT_WAIT: Duration = Duration::from_secs(2);
@@ -27,8 +27,12 @@ pub struct ServiceAccount;
 impl Plugin for ServiceAccount {
     async fn admit(&self, ctx: &Context<'_>, obj: Option<&mut Value>) -> Result<(), ApiError> {
         let Some(pod) = obj else { return Ok(()) };
-        if !ctx.is_pod_create() || pod["metadata"]["annotations"][MIRROR_POD_ANNOTATION].is_string() {
+        if !ctx.is_pod_create() {
             return Ok(());
+        }
+        // Upstream validates mirror pods already here, before the pod strategy's validation.
+        if super::is_mirror_pod(pod) {
+            return validate_mirror_pod(pod).map_err(|why| ctx.forbidden(why));
         }
         let spec = &mut pod["spec"];
         let name = match spec["serviceAccountName"].as_str().filter(|s| !s.is_empty()) {
@@ -49,6 +53,28 @@ impl Plugin for ServiceAccount {
         }
         Ok(())
     }
+
+    async fn validate(&self, ctx: &Context<'_>, obj: Option<&Value>) -> Result<(), ApiError> {
+        match obj {
+            Some(pod) if ctx.is_pod_create() && super::is_mirror_pod(pod) => validate_mirror_pod(pod).map_err(|why| ctx.forbidden(why)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a mirror pod may not reference: it runs on its node without the API's credentials.
+fn validate_mirror_pod(pod: &Value) -> Result<(), &'static str> {
+    let spec = &pod["spec"];
+    if spec["serviceAccountName"].as_str().is_some_and(|s| !s.is_empty()) {
+        return Err("a mirror pod may not reference service accounts");
+    }
+    if super::references_secrets(spec) {
+        return Err("a mirror pod may not reference secrets");
+    }
+    if super::projects(spec, "serviceAccountToken") {
+        return Err("a mirror pod may not use ServiceAccountToken volume projections");
+    }
+    Ok(())
 }
 
 async fn lookup(ctx: &Context<'_>, name: &str) -> Result<Value, ApiError> {
@@ -117,6 +143,24 @@ mod tests {
             assert_eq!(spec[c][0]["volumeMounts"][0], json!({"name": volume, "readOnly": true, "mountPath": MOUNT_PATH}));
         }
     }
+
+    #[test]
+    fn mirror_pods_may_not_reference_credentials() {
+        let mirror = |spec: Value| json!({"metadata": {"annotations": {MIRROR: "h"}}, "spec": spec});
+        assert_eq!(validate_mirror_pod(&mirror(json!({"containers": [{"name": "a"}]}))), Ok(()));
+        assert_eq!(validate_mirror_pod(&mirror(json!({"serviceAccountName": "x"}))), Err("a mirror pod may not reference service accounts"));
+        assert_eq!(
+            validate_mirror_pod(&mirror(json!({"containers": [{"env": [{"name": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}))),
+            Err("a mirror pod may not reference secrets")
+        );
+        assert_eq!(validate_mirror_pod(&mirror(json!({"volumes": [{"name": "v", "secret": {"secretName": "s"}}]}))), Err("a mirror pod may not reference secrets"));
+        assert_eq!(
+            validate_mirror_pod(&mirror(json!({"volumes": [{"name": "v", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]}))),
+            Err("a mirror pod may not use ServiceAccountToken volume projections")
+        );
+    }
+
+    const MIRROR: &str = super::super::MIRROR_POD_ANNOTATION;
 
     #[test]
     fn a_pod_mounting_the_path_itself_gets_no_volume() {

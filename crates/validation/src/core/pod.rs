@@ -451,10 +451,49 @@ fn spec_diff(old: &Value, new: &Value) -> String {
     out
 }
 
+/// Marks a mirror pod (the API's view of a static pod); only its node sets it, at create.
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+/// The deprecated per-container AppArmor annotations, fixed once the pod exists.
+const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+/// `ValidatePodSpecificAnnotationUpdates`: the mirror pod annotation and the AppArmor
+/// annotations cannot be added, changed or removed by an update (keys in sorted order; upstream
+/// walks Go maps).
+fn validate_pod_annotation_updates(errs: &mut Errs, new: &Value, old: &Value) {
+    let annotations = |pod: &Value| -> BTreeMap<String, String> {
+        string_map(pod.get("metadata").unwrap_or(&Value::Null), "annotations")
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (new_annotations, old_annotations) = (annotations(new), annotations(old));
+    let path = |k: &str| format!("metadata.annotations[{k}]");
+    for (k, old_value) in &old_annotations {
+        if new_annotations.get(k) == Some(old_value) {
+            continue;
+        }
+        if k.starts_with(APPARMOR_ANNOTATION_PREFIX) {
+            errs.push(FieldError::forbidden(path(k), "may not remove or update AppArmor annotations"));
+        }
+        if k == MIRROR_POD_ANNOTATION {
+            errs.push(FieldError::forbidden(path(k), "may not remove or update mirror pod annotation"));
+        }
+    }
+    for k in new_annotations.keys().filter(|k| !old_annotations.contains_key(*k)) {
+        if k.starts_with(APPARMOR_ANNOTATION_PREFIX) {
+            errs.push(FieldError::forbidden(path(k), "may not add AppArmor annotations"));
+        }
+        if k == MIRROR_POD_ANNOTATION {
+            errs.push(FieldError::forbidden(path(k), "may not add mirror pod annotation"));
+        }
+    }
+}
+
 /// `ValidatePodUpdate` (without metadata): only images, activeDeadlineSeconds, added tolerations,
 /// removed scheduling gates and a negative→1 grace period may change.
 pub(crate) fn validate_pod_update(errs: &mut Errs, new: &Value, old: &Value) {
     validate_pod_body(errs, new);
+    validate_pod_annotation_updates(errs, new, old);
     let empty = Value::Object(Default::default());
     let ns = new.get("spec").filter(|s| s.is_object()).unwrap_or(&empty);
     let os = old.get("spec").filter(|s| s.is_object()).unwrap_or(&empty);

@@ -86,6 +86,29 @@ fn service_account_plugin_copies_the_accounts_image_pull_secrets() {
 }
 
 #[test]
+fn service_account_plugin_leaves_mirror_pods_alone_and_refuses_their_credentials() {
+    let c = cluster();
+    let k = c.kubectl();
+    let mirror = |name: &str, spec: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, annotations: {{kubernetes.io/config.mirror: abc}}}}\nspec:\n  nodeName: n1\n  containers: [{{name: c, image: busybox}}]\n{spec}"
+        )
+    };
+    // A mirror pod gets no service account and no API token volume.
+    k.ok_stdin(&["create", "-f", "-"], &mirror("plain", "")).unwrap();
+    let p = k.json(&["get", "pod", "plain", "-o", "json"]).unwrap();
+    assert!(p["spec"]["serviceAccountName"].is_null(), "{p}");
+    assert!(p["spec"]["volumes"].is_null(), "{p}");
+    let refused = |name: &str, spec: &str| k.run_stdin(&["create", "-f", "-"], &mirror(name, spec)).unwrap().stderr;
+    let e = refused("account", "  serviceAccountName: default\n");
+    assert!(e.contains("pods \"account\" is forbidden: a mirror pod may not reference service accounts"), "{e}");
+    let e = refused("secret", "  volumes: [{name: s, secret: {secretName: s}}]\n");
+    assert!(e.contains("pods \"secret\" is forbidden: a mirror pod may not reference secrets"), "{e}");
+    let e = refused("token", "  volumes: [{name: t, projected: {sources: [{serviceAccountToken: {path: t}}]}}]\n");
+    assert!(e.contains("pods \"token\" is forbidden: a mirror pod may not use ServiceAccountToken volume projections"), "{e}");
+}
+
+#[test]
 fn priority_and_default_tolerations_are_filled_in() {
     let c = api_only_cluster();
     let k = c.kubectl();

@@ -8,6 +8,7 @@ mod agent_lifecycle;
 mod agent_managed;
 mod agent_metrics;
 mod agent_registry;
+mod agent_static_pods;
 mod agent_streaming;
 mod agent_volumes;
 mod api_discovery;
