@@ -13,6 +13,7 @@ mod bench_deployment;
 mod bench_pod_start;
 mod bench_scheduler;
 mod components;
+mod node_ipam_args;
 mod token;
 
 #[derive(Parser)]
@@ -91,6 +92,8 @@ struct ServerArgs {
     #[arg(long)]
     disable_agent: bool,
     #[command(flatten)]
+    node_ipam: node_ipam_args::NodeIpamArgs,
+    #[command(flatten)]
     agent: agent::AgentFlags,
     #[command(flatten)]
     authn: authn_args::AuthnArgs,
@@ -145,6 +148,11 @@ struct ControllerManagerArgs {
     /// Longest lifetime of certificates the CSR signer issues.
     #[arg(long, default_value = "8760h", value_parser = components::parse_duration)]
     cluster_signing_duration: std::time::Duration,
+    #[command(flatten)]
+    node_ipam: node_ipam_args::NodeIpamArgs,
+    /// The Service ClusterIP range, kept out of the Nodes' pod CIDRs (kube-controller-manager's flag).
+    #[arg(long)]
+    service_cluster_ip_range: Option<String>,
 }
 
 fn init_tracing() {
@@ -186,6 +194,8 @@ fn main() -> anyhow::Result<()> {
             if let Some(path) = agent_flags.registries_config.as_deref().filter(|_| !disable_agent) {
                 rkube_agent::registries::RegistriesConfig::load(path)?;
             }
+            // Node CIDR flags are checked before anything is served.
+            let node_ipam = a.node_ipam.config(Some(&a.service_cidr))?;
             let iam = match &a.iam_cluster_id {
                 Some(id) => Some(
                     rkube_iam::IamConfig::from_flags(id, a.iam_sts_endpoint.as_deref(), a.iam_sts_ca_file.as_deref())
@@ -213,6 +223,7 @@ fn main() -> anyhow::Result<()> {
                 default_local_storage_path: a.default_local_storage_path,
                 metric_resolution: a.metric_resolution,
                 horizontal_pod_autoscaler_sync_period: a.horizontal_pod_autoscaler_sync_period,
+                node_ipam,
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.
@@ -280,6 +291,7 @@ async fn run_controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> 
         root_ca_pem,
         csr_signing,
         horizontal_pod_autoscaler_sync_period: a.horizontal_pod_autoscaler_sync_period,
+        node_ipam: a.node_ipam.config(a.service_cluster_ip_range.as_deref())?,
         ..Default::default()
     };
     config.check()?;
