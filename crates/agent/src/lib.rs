@@ -20,6 +20,7 @@ pub mod logs;
 pub mod managed_runtime;
 pub mod node;
 pub mod objects;
+pub mod pod_cidr;
 pub mod probes;
 pub mod registries;
 pub mod resources;
@@ -84,6 +85,8 @@ pub struct AgentConfig {
     pub registries: Option<registries::RegistriesConfig>,
     /// Where containerd reads registry hosts configuration (its CRI `config_path`).
     pub registry_hosts_dir: PathBuf,
+    /// The pod CIDR given with `--pod-cidr` to the managed runtime, recorded on the Node.
+    pub pod_cidr: Option<String>,
 }
 
 /// The host's name, as the kubelet's default node name (lower-case).
@@ -163,7 +166,7 @@ pub async fn run(
     let node_ip = config.node_ip.to_string();
     let host = node::HostFacts::of_this_host();
     let status = node::node_status(&config.node_name, &node_ip, port, &host, &version);
-    node::register(&client, &config.node_name, &status).await?;
+    node::register(&client, &config.node_name, &status, config.pod_cidr.as_deref()).await?;
     tracing::info!(node = %config.node_name, %node_ip, port, runtime = %format!("{}://{}", version.name, version.version), "node registered");
     let names = vec![
         config.node_name.clone(),

@@ -188,6 +188,13 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(a) => {
             let (disable_agent, agent_flags) = (a.disable_agent, a.agent.clone());
+            // The embedded agent's managed runtime waits for its Node's pod CIDR only when this
+            // server hands them out.
+            let assigned_pod_cidr = if a.node_ipam.allocate_node_cidrs {
+                agent::AssignedPodCidr::WaitFor(rkube_agent::pod_cidr::ASSIGNED_POD_CIDR_WAIT)
+            } else {
+                agent::AssignedPodCidr::NotAssigned
+            };
             let agent_task: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> = Default::default();
             let agent_task_slot = agent_task.clone();
             // Refuse a registries file that cannot be used before serving anything.
@@ -236,7 +243,7 @@ fn main() -> anyhow::Result<()> {
                 println!("rkube: ready");
                 if !disable_agent {
                     let task = tokio::spawn(async move {
-                        if let Err(e) = agent::run(kubeconfig, None, agent_flags, false, shutdown_signal()).await {
+                        if let Err(e) = agent::run(kubeconfig, None, agent_flags, false, assigned_pod_cidr, shutdown_signal()).await {
                             tracing::error!(error = %e, "node agent stopped");
                         }
                     });

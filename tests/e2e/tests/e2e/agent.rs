@@ -60,17 +60,23 @@ pub(crate) struct RuntimeEnv {
 /// Held while a test uses the bridge and subnet of agent-env.sh, by any process on the machine.
 const MACHINE_LOCK: &str = "/tmp/rkube-agent-e2e.lock";
 
+/// Waits for the machine-wide lock of the runtime tests; held until the file is dropped.
+pub(crate) fn machine_lock() -> anyhow::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(MACHINE_LOCK)?;
+    file.lock()?;
+    Ok(file)
+}
+
 impl RuntimeEnv {
     pub(crate) fn start() -> anyhow::Result<Self> {
         let exclusive = RUNTIME_ENV_LOCK
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let machine_wide = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(MACHINE_LOCK)?;
-        machine_wide.lock()?;
+        let machine_wide = machine_lock()?;
         let dir = tempfile::Builder::new()
             .prefix("rkube-agent-e2e-")
             .tempdir()?;

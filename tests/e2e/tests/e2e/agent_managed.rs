@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rkube_testkit::TestCluster;
 
-use crate::agent::{RUNTIME_ENV_LOCK, missing_prerequisites, wait_for};
+use crate::agent::{RUNTIME_ENV_LOCK, machine_lock, missing_prerequisites, wait_for};
 
 const ENV_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/agent-env.sh");
 const BRIDGE: &str = "rkube0";
@@ -18,6 +18,8 @@ struct RegistryOnly {
     dir: tempfile::TempDir,
     registry: String,
     _exclusive: std::sync::MutexGuard<'static, ()>,
+    /// The same exclusion across processes (the bridge is the machine's).
+    _machine_wide: std::fs::File,
 }
 
 impl Drop for RegistryOnly {
@@ -53,6 +55,7 @@ fn server_runs_pods_on_a_containerd_it_manages() -> anyhow::Result<()> {
             .tempdir()?,
         registry: format!("127.0.0.1:{port}"),
         _exclusive: exclusive,
+        _machine_wide: machine_lock()?,
     };
     let out = Command::new("bash")
         .arg(ENV_SCRIPT)
@@ -103,6 +106,12 @@ fn server_runs_pods_on_a_containerd_it_manages() -> anyhow::Result<()> {
         runtime.starts_with("containerd://"),
         "the node did not register with the managed containerd ({runtime:?})\n{}",
         cluster.log()
+    );
+    // The explicit --pod-cidr is the Node's (outside the cluster CIDR, so the allocator
+    // leaves it alone).
+    assert_eq!(
+        k.ok(&["get", "node", "agent-e2e", "-o", "jsonpath={.spec.podCIDR}"])?,
+        "10.89.0.0/24"
     );
     let config = std::fs::read_to_string(root.join("containerd/config.toml"))?;
     assert!(config.contains("restrict_oom_score_adj = true"), "{config}");
