@@ -46,8 +46,8 @@ pub fn ipv4_pod_cidr(cidrs: &[String]) -> Option<String> {
 /// Creates the Node without status when it does not exist yet (the agent's registration
 /// takes it over later, as it takes over any existing Node).
 async fn ensure_node(nodes: &Api<Node>, name: &str) -> Result<(), AgentError> {
-    let object: Node =
-        serde_json::from_value(node_object(name, None)).map_err(|e| AgentError::Api(e.to_string()))?;
+    let object: Node = serde_json::from_value(node_object(name, None))
+        .map_err(|e| AgentError::Api(e.to_string()))?;
     match nodes.create(&PostParams::default(), &object).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
@@ -134,9 +134,13 @@ mod tests {
         );
         assert_eq!(ipv4_pod_cidr(&cidrs(&["fd00::/64"])), None);
         assert_eq!(ipv4_pod_cidr(&cidrs(&["junk"])), None);
-        let node: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.42.2.0/24"}})).unwrap();
+        let node: Node = serde_json::from_value(
+            json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.42.2.0/24"}}),
+        )
+        .unwrap();
         assert_eq!(node_pod_cidrs(&node), vec!["10.42.2.0/24".to_string()]);
-        let node: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {}})).unwrap();
+        let node: Node =
+            serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {}})).unwrap();
         assert!(node_pod_cidrs(&node).is_empty());
     }
 }

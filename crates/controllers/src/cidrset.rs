@@ -135,9 +135,7 @@ impl CidrSet {
     }
 
     fn block(&self, index: u64) -> IpNet {
-        let offset = u128::from(index)
-            .checked_shl(self.host_bits())
-            .unwrap_or(0);
+        let offset = u128::from(index).checked_shl(self.host_bits()).unwrap_or(0);
         let network = from_bits(
             self.cluster.network().is_ipv4(),
             to_bits(self.cluster.network()) | offset,
@@ -231,7 +229,12 @@ mod tests {
     fn blocks_are_allocated_in_order_until_exhausted() {
         let mut set = CidrSet::new(net("10.42.0.0/22"), 24).unwrap();
         assert_eq!(set.capacity(), 4);
-        for want in ["10.42.0.0/24", "10.42.1.0/24", "10.42.2.0/24", "10.42.3.0/24"] {
+        for want in [
+            "10.42.0.0/24",
+            "10.42.1.0/24",
+            "10.42.2.0/24",
+            "10.42.3.0/24",
+        ] {
             assert_eq!(allocate(&mut set), want);
         }
         assert_eq!(set.allocate_next(), Err(CidrSetError::NoCidrsRemaining));

@@ -20,9 +20,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::ResourceExt;
 use serde_json::json;
 
 use crate::cidrset::{CidrSet, CidrSetError};
@@ -40,6 +40,8 @@ pub const DEFAULT_NODE_MASK_IPV6: u8 = 64;
 /// How often a patch is tried before the allocation is given back (upstream's
 /// `cidrUpdateRetries`).
 const CIDR_UPDATE_RETRIES: usize = 3;
+/// The label `rkube sim` puts on its nodes (crates/sim, which this crate does not depend on).
+const SIMULATOR_LABEL: &str = "sim.rkube.io/simulator";
 /// How often Nodes left without a CIDR are tried again (besides whenever a Node goes away).
 const RETRY_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -88,7 +90,10 @@ impl NodeIpamConfig {
     /// blocks per cluster CIDR is bounded (see `cidrset`).
     pub fn from_flags(flags: &NodeIpamFlags<'_>) -> Result<Self, String> {
         let cluster_cidrs = parse_cidrs("--cluster-cidr", flags.cluster_cidr)?;
-        let ipv6_count = cluster_cidrs.iter().filter(|c| matches!(c, IpNet::V6(_))).count();
+        let ipv6_count = cluster_cidrs
+            .iter()
+            .filter(|c| matches!(c, IpNet::V6(_)))
+            .count();
         match cluster_cidrs.len() {
             0 => return Err("--cluster-cidr is required when --allocate-node-cidrs is set".into()),
             1 => {}
@@ -99,16 +104,23 @@ impl NodeIpamConfig {
                     flags.cluster_cidr
                 ));
             }
-            n => return Err(format!("--cluster-cidr has {n} CIDRs; at most 2 are allowed (dual-stack)")),
+            n => {
+                return Err(format!(
+                    "--cluster-cidr has {n} CIDRs; at most 2 are allowed (dual-stack)"
+                ));
+            }
         }
         let dual_stack = cluster_cidrs.len() == 2;
         let single_ipv6 = !dual_stack && ipv6_count == 1;
         let (mut ipv4, mut ipv6) = (DEFAULT_NODE_MASK_IPV4, DEFAULT_NODE_MASK_IPV6);
         if let Some(mask) = flags.node_cidr_mask_size {
             if dual_stack {
-                return Err("usage of --node-cidr-mask-size is not allowed with dual-stack clusters".into());
+                return Err(
+                    "usage of --node-cidr-mask-size is not allowed with dual-stack clusters".into(),
+                );
             }
-            if flags.node_cidr_mask_size_ipv4.is_some() || flags.node_cidr_mask_size_ipv6.is_some() {
+            if flags.node_cidr_mask_size_ipv4.is_some() || flags.node_cidr_mask_size_ipv6.is_some()
+            {
                 return Err("usage of --node-cidr-mask-size-ipv4 and --node-cidr-mask-size-ipv6 is not allowed if --node-cidr-mask-size is set. For dual-stack clusters please unset it and use IPFamily specific flags".into());
             }
             (ipv4, ipv6) = (mask, mask);
@@ -152,7 +164,11 @@ impl NodeIpamConfig {
             Some(list) => parse_cidrs("service CIDR", list)?,
             None => Vec::new(),
         };
-        Ok(Self { cluster_cidrs, node_mask_sizes, service_cidrs })
+        Ok(Self {
+            cluster_cidrs,
+            node_mask_sizes,
+            service_cidrs,
+        })
     }
 }
 
@@ -201,8 +217,14 @@ impl RangeAllocator {
     }
 
     fn hold(&mut self, node: &str, index: usize, cidr: IpNet) {
-        self.holders.entry((index, cidr)).or_default().insert(node.to_string());
-        self.held.entry(node.to_string()).or_default().push((index, cidr));
+        self.holders
+            .entry((index, cidr))
+            .or_default()
+            .insert(node.to_string());
+        self.held
+            .entry(node.to_string())
+            .or_default()
+            .push((index, cidr));
     }
 
     /// Counts the CIDRs a Node already has (`podCIDRs[i]` in the i-th cluster CIDR). CIDRs
@@ -236,7 +258,11 @@ impl RangeAllocator {
                 self.hold(node, index, cidr);
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 
     /// The next free block of every cluster CIDR for `node`, or nothing when one has none left.
@@ -309,7 +335,11 @@ struct NodeIpam {
 /// Runs the controller until its watch ends.
 pub async fn run(ctx: Context, config: Arc<NodeIpamConfig>) -> Result<()> {
     let allocator = RangeAllocator::new(&config).map_err(Error::Config)?;
-    let cidrs: Vec<String> = config.cluster_cidrs.iter().map(ToString::to_string).collect();
+    let cidrs: Vec<String> = config
+        .cluster_cidrs
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     tracing::info!(cluster_cidrs = ?cidrs, node_mask_sizes = ?config.node_mask_sizes, "allocating pod CIDRs to nodes");
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let mut controller = NodeIpam {
@@ -399,7 +429,14 @@ impl NodeIpam {
     fn occupy(&mut self, node: &Node, cidrs: &[String]) {
         let name = node.name_any();
         if let Err(e) = self.allocator.occupy(&name, cidrs) {
-            if self.reported.insert(name.clone()) {
+            if !self.reported.insert(name.clone()) {
+                return;
+            }
+            // Simulated nodes always bring their own ranges: one line each would drown a
+            // thousand-node run's log.
+            if node.labels().contains_key(SIMULATOR_LABEL) {
+                tracing::debug!(node = %name, pod_cidrs = ?cidrs, error = %e, "simulated node's pod CIDRs are not this allocator's");
+            } else {
                 tracing::warn!(node = %name, pod_cidrs = ?cidrs, error = %e, "node has pod CIDRs this allocator does not manage; leaving them as they are");
             }
         }
@@ -411,7 +448,9 @@ impl NodeIpam {
             match self.nodes.get_opt(&name).await {
                 Ok(Some(node)) => self.sync(&node).await,
                 Ok(None) => self.forget(&name),
-                Err(e) => tracing::warn!(node = %name, error = %e, "reading a node waiting for a CIDR"),
+                Err(e) => {
+                    tracing::warn!(node = %name, error = %e, "reading a node waiting for a CIDR")
+                }
             }
         }
     }
@@ -438,7 +477,11 @@ impl NodeIpam {
                 "metadata": {"resourceVersion": resource_version},
                 "spec": {"podCIDR": cidrs.first(), "podCIDRs": cidrs},
             });
-            match self.nodes.patch(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
+            match self
+                .nodes
+                .patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+            {
                 Ok(_) => {
                     tracing::info!(node = %name, pod_cidrs = ?cidrs, "set node pod CIDRs");
                     self.waiting.remove(&name);
@@ -478,7 +521,9 @@ impl NodeIpam {
     /// Upstream's `RecordNodeStatusChange`: a Warning whose reason is the new status.
     async fn record(&self, node: &Node, status: &str) {
         let message = format!("Node {} status is now: {status}", node.name_any());
-        self.recorder.record(node, EventType::Warning, status, message).await;
+        self.recorder
+            .record(node, EventType::Warning, status, message)
+            .await;
     }
 }
 
@@ -487,7 +532,10 @@ mod tests {
     use super::*;
 
     fn flags(cluster_cidr: &str) -> NodeIpamFlags<'_> {
-        NodeIpamFlags { cluster_cidr, ..Default::default() }
+        NodeIpamFlags {
+            cluster_cidr,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -495,7 +543,11 @@ mod tests {
         let c = NodeIpamConfig::from_flags(&flags(DEFAULT_CLUSTER_CIDR)).unwrap();
         assert_eq!(c.cluster_cidrs[0].to_string(), "10.42.0.0/16");
         assert_eq!(c.node_mask_sizes, vec![24]);
-        let c = NodeIpamConfig::from_flags(&NodeIpamFlags { node_cidr_mask_size: Some(26), ..flags("10.42.0.0/16") }).unwrap();
+        let c = NodeIpamConfig::from_flags(&NodeIpamFlags {
+            node_cidr_mask_size: Some(26),
+            ..flags("10.42.0.0/16")
+        })
+        .unwrap();
         assert_eq!(c.node_mask_sizes, vec![26]);
         let c = NodeIpamConfig::from_flags(&flags("fd00:42::/48")).unwrap();
         assert_eq!(c.node_mask_sizes, vec![64]);
@@ -512,7 +564,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.node_mask_sizes, vec![24, 120]);
-        let e = NodeIpamConfig::from_flags(&NodeIpamFlags { node_cidr_mask_size: Some(24), ..flags("10.42.0.0/16,fd00:42::/112") });
+        let e = NodeIpamConfig::from_flags(&NodeIpamFlags {
+            node_cidr_mask_size: Some(24),
+            ..flags("10.42.0.0/16,fd00:42::/112")
+        });
         assert!(e.unwrap_err().contains("not allowed with dual-stack"));
     }
 
@@ -523,11 +578,42 @@ mod tests {
         assert!(err(flags("")).contains("required"));
         assert!(err(flags("10.42.0.0/16,10.43.0.0/16")).contains("dual-stack"));
         assert!(err(flags("10.0.0.0/16,fd00::/112,10.1.0.0/16")).contains("at most 2"));
-        assert!(err(NodeIpamFlags { node_cidr_mask_size: Some(15), ..flags("10.42.0.0/16") }).contains("less than or equal"));
-        assert!(err(NodeIpamFlags { node_cidr_mask_size: Some(31), ..flags("10.42.0.0/16") }).contains("no room for pods"));
-        assert!(err(NodeIpamFlags { node_cidr_mask_size_ipv6: Some(64), ..flags("10.42.0.0/16") }).contains("single-stack IPv4"));
-        assert!(err(NodeIpamFlags { node_cidr_mask_size_ipv4: Some(24), ..flags("fd00::/48") }).contains("single-stack IPv6"));
-        assert!(err(NodeIpamFlags { node_cidr_mask_size: Some(24), node_cidr_mask_size_ipv4: Some(24), ..flags("10.42.0.0/16") }).contains("not allowed if --node-cidr-mask-size is set"));
+        assert!(
+            err(NodeIpamFlags {
+                node_cidr_mask_size: Some(15),
+                ..flags("10.42.0.0/16")
+            })
+            .contains("less than or equal")
+        );
+        assert!(
+            err(NodeIpamFlags {
+                node_cidr_mask_size: Some(31),
+                ..flags("10.42.0.0/16")
+            })
+            .contains("no room for pods")
+        );
+        assert!(
+            err(NodeIpamFlags {
+                node_cidr_mask_size_ipv6: Some(64),
+                ..flags("10.42.0.0/16")
+            })
+            .contains("single-stack IPv4")
+        );
+        assert!(
+            err(NodeIpamFlags {
+                node_cidr_mask_size_ipv4: Some(24),
+                ..flags("fd00::/48")
+            })
+            .contains("single-stack IPv6")
+        );
+        assert!(
+            err(NodeIpamFlags {
+                node_cidr_mask_size: Some(24),
+                node_cidr_mask_size_ipv4: Some(24),
+                ..flags("10.42.0.0/16")
+            })
+            .contains("not allowed if --node-cidr-mask-size is set")
+        );
         assert!(err(flags("fd00::/32")).contains("too big"));
     }
 
@@ -543,7 +629,11 @@ mod tests {
 
     fn strings(cidrs: Result<Vec<IpNet>, CidrSetError>) -> String {
         match cidrs {
-            Ok(c) => c.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            Ok(c) => c
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             Err(e) => e.to_string(),
         }
     }
@@ -570,7 +660,10 @@ mod tests {
         let e = a.occupy("sim-0", &["10.64.0.0/24".into()]).unwrap_err();
         assert!(e.contains("out the range"), "{e}");
         assert!(a.occupy("junk", &["nonsense".into()]).is_err());
-        assert!(a.occupy("v6", &["10.42.5.0/24".into(), "fd00::/64".into()]).is_err());
+        assert!(
+            a.occupy("v6", &["10.42.5.0/24".into(), "fd00::/64".into()])
+                .is_err()
+        );
         // The in-range part of that node still counts.
         assert_eq!(a.held_by("v6").len(), 1);
         assert_eq!(strings(a.allocate("n")), "10.42.0.0/24");

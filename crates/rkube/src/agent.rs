@@ -101,7 +101,8 @@ async fn client(
 pub enum AssignedPodCidr {
     /// The server assigns Nodes pod CIDRs: wait this long for this Node's.
     WaitFor(std::time::Duration),
-    /// The server is known not to (`rkube server --allocate-node-cidrs=false`).
+    /// The server is known not to (`rkube server --allocate-node-cidrs=false` or
+    /// `--disable=nodeipam`).
     NotAssigned,
 }
 
@@ -143,7 +144,7 @@ pub async fn run(
                 (Some(cidr), _) => cidr.clone(),
                 (None, AssignedPodCidr::NotAssigned) => {
                     return Err(anyhow!(
-                        "this host's node agent runs its own containerd and needs a pod CIDR, but the server does not assign them (--allocate-node-cidrs=false): give --pod-cidr, --containerd-socket or --disable-agent"
+                        "this host's node agent runs its own containerd and needs a pod CIDR, but the server does not assign them (--allocate-node-cidrs=false or --disable=nodeipam): give --pod-cidr, --containerd-socket or --disable-agent"
                     ));
                 }
                 (None, AssignedPodCidr::WaitFor(wait)) => {

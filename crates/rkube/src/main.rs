@@ -190,7 +190,7 @@ fn main() -> anyhow::Result<()> {
             let (disable_agent, agent_flags) = (a.disable_agent, a.agent.clone());
             // The embedded agent's managed runtime waits for its Node's pod CIDR only when this
             // server hands them out.
-            let assigned_pod_cidr = if a.node_ipam.allocate_node_cidrs {
+            let assigned_pod_cidr = if a.node_ipam.allocate_node_cidrs && !a.disable.iter().any(|d| d == "nodeipam") {
                 agent::AssignedPodCidr::WaitFor(rkube_agent::pod_cidr::ASSIGNED_POD_CIDR_WAIT)
             } else {
                 agent::AssignedPodCidr::NotAssigned

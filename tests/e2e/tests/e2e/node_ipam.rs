@@ -306,3 +306,42 @@ fn the_agent_uses_the_pod_cidr_the_server_assigned_and_pods_are_masqueraded() ->
     k.ok(&["delete", "pod", "probe", "--wait=true", "--timeout=60s"])?;
     Ok(())
 }
+
+#[test]
+fn a_managed_agent_without_pod_cidr_stops_at_once_when_the_server_allocates_none() -> anyhow::Result<()> {
+    if let Some(why) = missing_prerequisites() {
+        if std::env::var_os("CI").is_some() {
+            anyhow::bail!("node agent e2e cannot run under CI: {why}");
+        }
+        eprintln!("SKIPPED a_managed_agent_without_pod_cidr_stops_at_once_when_the_server_allocates_none: {why}");
+        return Ok(());
+    }
+    // Only containerd's configuration is written (no containerd runs), but the directory is
+    // the agent tests' kind of state: keep to their lock anyway.
+    let _exclusive = RUNTIME_ENV_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _machine_wide = machine_lock()?;
+    let dir = tempfile::Builder::new().prefix("rkube-ipam-off-e2e-").tempdir()?;
+    let root = dir.path().join("agent");
+    let cluster = TestCluster::start_with(&[
+        "--agent-root-dir",
+        &root.to_string_lossy(),
+        "--registry-hosts-dir",
+        &dir.path().join("certs.d").to_string_lossy(),
+        "--allocate-node-cidrs=false",
+        "--agent-port",
+        "0",
+        "--node-name",
+        "ipam-off-e2e",
+    ])?;
+    let want = "needs a pod CIDR, but the server does not assign them (--allocate-node-cidrs=false or --disable=nodeipam): give --pod-cidr";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !cluster.log().contains(want) {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(cluster.log().contains(want), "{}", cluster.log());
+    // No Node was registered and no containerd started.
+    let k = cluster.kubectl();
+    assert_eq!(k.ok(&["get", "nodes", "-o", "name"])?, "");
+    assert!(!root.join("containerd/containerd.pid").exists());
+    Ok(())
+}
