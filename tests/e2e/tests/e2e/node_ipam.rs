@@ -135,6 +135,8 @@ const OUTSIDE_NETNS: &str = "rkube-ipam-e2e";
 const HOST_VETH: &str = "rkipam0";
 const OUTSIDE_VETH: &str = "rkipam1";
 const HOST_SIDE_IP: &str = "10.253.77.1";
+/// The test cluster's CIDR; its node gets the first /24.
+const CLUSTER_CIDR: &str = "10.98.0.0/16";
 const OUTSIDE_IP: &str = "10.253.77.2";
 
 /// The registry, the outside namespace and its HTTP server; all stopped on drop, with the
@@ -153,6 +155,7 @@ impl Drop for ManagedEnv {
             let _ = child.kill();
             let _ = child.wait();
         }
+        remove_masquerade_rules(CLUSTER_CIDR);
         // Deleting the namespace removes the veth pair too.
         let _ = Command::new("ip").args(["netns", "del", OUTSIDE_NETNS]).status();
         let _ = Command::new("ip").args(["link", "del", HOST_VETH]).status();
@@ -170,6 +173,31 @@ fn run(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new(args[0]).args(&args[1..]).output()?;
     anyhow::ensure!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     Ok(())
+}
+
+/// Removes the bridge plugin's `nat` rules (and their `CNI-…` chains) for pod addresses in
+/// `cidr`: pods whose CNI DEL never ran (their runtime was killed with the test) leave them.
+fn remove_masquerade_rules(cidr: &str) {
+    let prefix = cidr.split('.').take(2).collect::<Vec<_>>().join(".") + ".";
+    let rules = Command::new("iptables")
+        .args(["-t", "nat", "-S", "POSTROUTING"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for rule in rules.lines() {
+        let Some(chain) = rule.rsplit_once("-j ").map(|(_, c)| c.trim().to_string()) else {
+            continue;
+        };
+        if !rule.starts_with(&format!("-A POSTROUTING -s {prefix}")) || !chain.starts_with("CNI-") {
+            continue;
+        }
+        // The rule's comment is quoted as a shell would: let one parse it.
+        let _ = Command::new("bash")
+            .args(["-c", &format!("iptables -t nat {}", rule.replacen("-A ", "-D ", 1))])
+            .status();
+        let _ = Command::new("iptables").args(["-t", "nat", "-F", &chain]).status();
+        let _ = Command::new("iptables").args(["-t", "nat", "-X", &chain]).status();
+    }
 }
 
 /// Answers every GET with the client's address as the server saw it.
@@ -204,7 +232,9 @@ impl ManagedEnv {
             .args(["up-registry", &env.dir.path().to_string_lossy(), &port.to_string()])
             .output()?;
         anyhow::ensure!(out.status.success(), "agent-env.sh up-registry: {}", String::from_utf8_lossy(&out.stderr));
-        // Leftovers of an interrupted run.
+        // Leftovers of an interrupted run. A masquerade rule left for a pod address (its
+        // containerd killed before CNI DEL) would masquerade this run's pod too.
+        remove_masquerade_rules(CLUSTER_CIDR);
         let _ = Command::new("ip").args(["netns", "del", OUTSIDE_NETNS]).status();
         let _ = Command::new("ip").args(["link", "del", HOST_VETH]).status();
         run(&["ip", "netns", "add", OUTSIDE_NETNS])?;
@@ -254,7 +284,7 @@ fn the_agent_uses_the_pod_cidr_the_server_assigned_and_pods_are_masqueraded() ->
         "--registry-hosts-dir",
         &hosts.to_string_lossy(),
         "--cluster-cidr",
-        "10.98.0.0/16",
+        CLUSTER_CIDR,
         "--agent-port",
         "0",
         "--node-name",
