@@ -72,6 +72,19 @@ fn nodes_get_cidrs_in_order_reused_after_deletion_and_an_event_when_exhausted() 
     assert_eq!(pod_cidr(&k, "own"), "10.99.1.0/24 [\"10.99.1.0/24\"]");
     assert_eq!(pod_cidr(&k, "sim"), "10.64.0.0/24 [\"10.64.0.0/24\"]");
 
+    // Assigned CIDRs cannot be changed (upstream's ValidateNodeUpdate).
+    let refused = k.fails(&[
+        "patch",
+        "node",
+        "n0",
+        "-p",
+        r#"{"spec":{"podCIDR":"10.99.9.0/24","podCIDRs":["10.99.9.0/24"]}}"#,
+    ])?;
+    assert!(
+        refused.contains("spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid"),
+        "{refused}"
+    );
+
     // The deleted Node's block goes to the next Node.
     k.ok(&["delete", "node", "n1"])?;
     create_node(&k, "n3", None)?;
