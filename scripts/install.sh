@@ -22,6 +22,10 @@ command -v containerd >/dev/null 2>&1 || need_apt+=(containerd)
 command -v runc >/dev/null 2>&1 || need_apt+=(runc)
 [ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+# The managed runtime's bridge CNI masquerades pod traffic (ipMasq) with the iptables command;
+# the node IPAM e2e test builds a network namespace with iproute2's `ip netns`.
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update

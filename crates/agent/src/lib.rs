@@ -21,6 +21,7 @@ pub mod logs;
 pub mod managed_runtime;
 pub mod node;
 pub mod objects;
+pub mod pod_cidr;
 pub mod probes;
 pub mod registries;
 pub mod resources;
@@ -89,6 +90,8 @@ pub struct AgentConfig {
     /// The static pod manifest directory (the kubelet's `staticPodPath`); `None` disables
     /// static pods.
     pub pod_manifest_path: Option<PathBuf>,
+    /// The pod CIDR given with `--pod-cidr` to the managed runtime, recorded on the Node.
+    pub pod_cidr: Option<String>,
 }
 
 /// The host's name, as the kubelet's default node name (lower-case).
@@ -230,7 +233,7 @@ pub async fn run(
     let status = node::node_status(&config.node_name, &node_ip, port, &host, &version, &node::Usage::now(&config.root_dir), &mut condition_times);
     tokio::pin!(shutdown);
     tokio::select! {
-        () = register_until_done(&client, &config.node_name, &status) => {}
+        () = register_until_done(&client, &config.node_name, &status, config.pod_cidr.as_deref()) => {}
         () = &mut shutdown => {
             endpoint.abort();
             static_pods.abort();
@@ -262,10 +265,10 @@ const REGISTER_RETRY: Duration = Duration::from_secs(2);
 
 /// Registers the Node, retrying until the API server accepts it (as the kubelet does: static
 /// pods run meanwhile).
-async fn register_until_done(client: &kube::Client, name: &str, status: &Value) {
+async fn register_until_done(client: &kube::Client, name: &str, status: &Value, pod_cidr: Option<&str>) {
     let mut last_error = None;
     loop {
-        match node::register(client, name, status).await {
+        match node::register(client, name, status, pod_cidr).await {
             Ok(()) => return,
             Err(e) => {
                 let message = e.to_string();

@@ -5,6 +5,10 @@
 //! pod CIDR, the registry hosts directory, and a sandbox image made by rkube: a static pause
 //! binary built by the build script, packed as an OCI archive and imported with `ctr`, so no
 //! registry is needed for sandboxes). Stopped with the agent; pods keep running in their shims.
+//!
+//! Starting takes two steps, [`ManagedContainerd::prepare`] (can containerd run here? its
+//! configuration written) and [`PreparedContainerd::start`] (with the pod CIDR), because the
+//! pod CIDR may come from the server, which assigns it to the Node only once the Node exists.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -37,8 +41,6 @@ fn fail(context: &str, e: impl std::fmt::Display) -> ManagedRuntimeError {
 pub struct ManagedSettings {
     /// Root of everything it writes (`<agent root>/containerd`).
     pub dir: PathBuf,
-    /// IPv4 pod CIDR of this node (`10.42.0.0/24`).
-    pub pod_cidr: String,
     /// Registry hosts directory (`config_path`).
     pub registry_hosts_dir: PathBuf,
 }
@@ -49,6 +51,9 @@ impl ManagedSettings {
     }
     fn cni_conf_dir(&self) -> PathBuf {
         self.dir.join("cni/net.d")
+    }
+    fn cni_conf_file(&self) -> PathBuf {
+        self.cni_conf_dir().join("10-rkube.conflist")
     }
 }
 
@@ -138,7 +143,11 @@ pub fn containerd_config(defaults: &str, s: &ManagedSettings) -> Result<String, 
 }
 
 /// The CNI network: a bridge with host-local addresses from the pod CIDR (gateway = its first
-/// address) and port mappings.
+/// address) and port mappings. `ipMasq` has the bridge plugin masquerade traffic leaving the
+/// pod CIDR behind the node's address (iptables `nat` rules per pod, which needs the `iptables`
+/// command). `forceAddress` lets a changed pod CIDR replace the bridge's old gateway address
+/// (without it the plugin refuses to add pods); pods still on the old range lose their gateway
+/// until they are recreated.
 pub fn cni_config(pod_cidr: &str, ipam_dir: &Path) -> Result<String, String> {
     let (network, prefix) = pod_cidr
         .split_once('/')
@@ -156,8 +165,8 @@ pub fn cni_config(pod_cidr: &str, ipam_dir: &Path) -> Result<String, String> {
         "cniVersion": "1.0.0",
         "name": "rkube",
         "plugins": [
-            {"type": "bridge", "bridge": BRIDGE, "isGateway": true, "ipMasq": false,
-             "hairpinMode": true,
+            {"type": "bridge", "bridge": BRIDGE, "isGateway": true, "ipMasq": true,
+             "forceAddress": true, "hairpinMode": true,
              "ipam": {"type": "host-local",
                       "ranges": [[{"subnet": format!("{network}/{prefix}"), "gateway": gateway.to_string()}]],
                       "routes": [{"dst": "0.0.0.0/0"}],
@@ -166,6 +175,14 @@ pub fn cni_config(pod_cidr: &str, ipam_dir: &Path) -> Result<String, String> {
         ]
     });
     Ok(serde_json::to_string_pretty(&config).unwrap_or_default())
+}
+
+/// The subnet a CNI configuration written by [`cni_config`] hands addresses from.
+pub fn cni_config_subnet(config: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(config).ok()?;
+    v["plugins"][0]["ipam"]["ranges"][0][0]["subnet"]
+        .as_str()
+        .map(str::to_string)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -290,10 +307,16 @@ pub struct ManagedContainerd {
     settings: ManagedSettings,
 }
 
+/// A containerd that can run here, its configuration written, not started yet.
+pub struct PreparedContainerd {
+    settings: ManagedSettings,
+    config_path: PathBuf,
+}
+
 impl ManagedContainerd {
-    /// Writes the configuration, starts containerd, waits for its socket and imports the
-    /// sandbox image.
-    pub async fn start(settings: ManagedSettings) -> Result<Self, ManagedRuntimeError> {
+    /// Checks that containerd can run here (the sandbox binary is built in, `containerd config
+    /// default` answers) and writes its configuration.
+    pub async fn prepare(settings: ManagedSettings) -> Result<PreparedContainerd, ManagedRuntimeError> {
         if PAUSE_BINARY.is_empty() {
             return Err(ManagedRuntimeError(
                 "rkube was built without the static pause binary (no static C toolchain); give --containerd-socket".into(),
@@ -319,10 +342,37 @@ impl ManagedContainerd {
             .map_err(|e| fail("editing the default configuration", e))?;
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config).map_err(|e| fail("writing config.toml", e))?;
-        let cni =
-            cni_config(&settings.pod_cidr, &dir.join("cni/ipam")).map_err(ManagedRuntimeError)?;
-        std::fs::write(settings.cni_conf_dir().join("10-rkube.conflist"), cni)
-            .map_err(|e| fail("writing the CNI configuration", e))?;
+        Ok(PreparedContainerd {
+            settings,
+            config_path,
+        })
+    }
+}
+
+impl PreparedContainerd {
+    /// Writes the pod network's CNI configuration for `pod_cidr` (rewritten at every start, so
+    /// a Node whose CIDR changed gets the new one), starts containerd, waits for its socket and
+    /// imports the sandbox image.
+    pub async fn start(self, pod_cidr: &str) -> Result<ManagedContainerd, ManagedRuntimeError> {
+        let Self {
+            settings,
+            config_path,
+        } = self;
+        let dir = settings.dir.clone();
+        let cni = cni_config(pod_cidr, &dir.join("cni/ipam")).map_err(ManagedRuntimeError)?;
+        let conf_file = settings.cni_conf_file();
+        let previous = std::fs::read_to_string(&conf_file)
+            .ok()
+            .and_then(|c| cni_config_subnet(&c));
+        if let Some(previous) = previous.filter(|p| Some(p) != cni_config_subnet(&cni).as_ref()) {
+            tracing::warn!(
+                %previous,
+                current = %pod_cidr,
+                "the node's pod CIDR changed since the last start: new pods get addresses from the new range; pods started on the old one keep running but lose their network (the bridge's gateway moves) until they are recreated"
+            );
+        }
+        std::fs::write(&conf_file, cni).map_err(|e| fail("writing the CNI configuration", e))?;
+        tracing::info!(%pod_cidr, file = %conf_file.display(), "pod network configured");
         let log = std::fs::File::create(dir.join("containerd.log"))
             .map_err(|e| fail("creating containerd.log", e))?;
         let log2 = log.try_clone().map_err(|e| fail("containerd.log", e))?;
@@ -342,7 +392,7 @@ impl ManagedContainerd {
             // For operators (and test harnesses) that must stop it without the agent.
             let _ = std::fs::write(dir.join("containerd.pid"), pid.to_string());
         }
-        let mut managed = Self { child, settings };
+        let mut managed = ManagedContainerd { child, settings };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while !socket.exists() {
             if tokio::time::Instant::now() >= deadline {
@@ -368,7 +418,9 @@ impl ManagedContainerd {
         tracing::info!(socket = %socket.display(), "managed containerd running");
         Ok(managed)
     }
+}
 
+impl ManagedContainerd {
     async fn import_pause_image(&self) -> Result<(), ManagedRuntimeError> {
         let archive =
             pause_image_archive(PAUSE_BINARY).map_err(|e| fail("packing the pause image", e))?;
@@ -428,7 +480,6 @@ mod tests {
     fn settings() -> ManagedSettings {
         ManagedSettings {
             dir: PathBuf::from("/var/lib/rkube/agent/containerd"),
-            pod_cidr: "10.42.0.0/24".into(),
             registry_hosts_dir: PathBuf::from("/etc/containerd/certs.d"),
         }
     }
@@ -485,6 +536,11 @@ mod tests {
         let range = &v["plugins"][0]["ipam"]["ranges"][0][0];
         assert_eq!(range["subnet"], "10.42.3.0/24");
         assert_eq!(range["gateway"], "10.42.3.1");
+        let bridge = &v["plugins"][0];
+        assert_eq!(bridge["ipMasq"], true);
+        assert_eq!(bridge["forceAddress"], true);
+        assert_eq!(cni_config_subnet(&text).as_deref(), Some("10.42.3.0/24"));
+        assert_eq!(cni_config_subnet("{}"), None);
         assert!(cni_config("10.42.3.0", Path::new("/x")).is_err());
         assert!(cni_config("10.42.3.0/31", Path::new("/x")).is_err());
     }

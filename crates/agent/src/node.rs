@@ -82,8 +82,13 @@ fn micro_time_now() -> String {
         .to_string()
 }
 
-/// The Node object (metadata and spec) the agent creates.
-pub fn node_object(name: &str) -> Value {
+/// The Node object (metadata and spec) the agent creates; an explicit pod CIDR goes into its
+/// spec.
+pub fn node_object(name: &str, pod_cidr: Option<&str>) -> Value {
+    let spec = match pod_cidr {
+        Some(cidr) => json!({"podCIDR": cidr, "podCIDRs": [cidr]}),
+        None => json!({}),
+    };
     json!({
         "apiVersion": "v1",
         "kind": "Node",
@@ -98,7 +103,7 @@ pub fn node_object(name: &str) -> Value {
             },
             "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
         },
-        "spec": {},
+        "spec": spec,
     })
 }
 
@@ -223,19 +228,27 @@ pub fn node_status(
 }
 
 /// Creates the Node (or takes over an existing one), posts its status and creates its Lease.
-pub async fn register(client: &kube::Client, name: &str, status: &Value) -> Result<(), AgentError> {
+/// `pod_cidr` is an explicit `--pod-cidr` the Node should carry.
+pub async fn register(
+    client: &kube::Client,
+    name: &str,
+    status: &Value,
+    pod_cidr: Option<&str>,
+) -> Result<(), AgentError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let object: Node =
-        serde_json::from_value(node_object(name)).map_err(|e| AgentError::Api(e.to_string()))?;
+    let object: Node = serde_json::from_value(node_object(name, pod_cidr))
+        .map_err(|e| AgentError::Api(e.to_string()))?;
     let uid = match nodes.create(&PostParams::default(), &object).await {
         Ok(n) => n.metadata.uid,
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            nodes
+            let existing = nodes
                 .get(name)
                 .await
-                .map_err(|e| AgentError::Api(format!("node {name}: {e}")))?
-                .metadata
-                .uid
+                .map_err(|e| AgentError::Api(format!("node {name}: {e}")))?;
+            if let Some(cidr) = pod_cidr {
+                crate::pod_cidr::record_explicit_pod_cidr(client, name, &existing, cidr).await?;
+            }
+            existing.metadata.uid
         }
         Err(e) => return Err(AgentError::Api(format!("creating node {name}: {e}"))),
     };

@@ -69,6 +69,9 @@ pub struct ServerConfig {
     /// How often the HorizontalPodAutoscaler controller syncs each HPA
     /// (`--horizontal-pod-autoscaler-sync-period`, 15 s).
     pub horizontal_pod_autoscaler_sync_period: std::time::Duration,
+    /// Node pod CIDR allocation (`--allocate-node-cidrs`, `--cluster-cidr`, …), checked; `None`
+    /// turns it off.
+    pub node_ipam: Option<Arc<rkube_controllers::nodeipam::NodeIpamConfig>>,
 }
 
 impl ServerConfig {
@@ -95,8 +98,18 @@ impl ServerConfig {
             metric_resolution: std::time::Duration::from_secs(15),
             horizontal_pod_autoscaler_sync_period: std::time::Duration::from_secs(15),
             cluster_signing_duration: rkube_controllers::csr_signing::DEFAULT_SIGNING_DURATION,
+            node_ipam: default_node_ipam(),
         }
     }
+}
+
+/// k3s's default: Nodes get /24s of 10.42.0.0/16.
+fn default_node_ipam() -> Option<Arc<rkube_controllers::nodeipam::NodeIpamConfig>> {
+    let flags = rkube_controllers::nodeipam::NodeIpamFlags {
+        cluster_cidr: rkube_controllers::nodeipam::DEFAULT_CLUSTER_CIDR,
+        ..Default::default()
+    };
+    rkube_controllers::nodeipam::NodeIpamConfig::from_flags(&flags).ok().map(Arc::new)
 }
 
 /// Why the server could not start or stopped.
@@ -337,6 +350,7 @@ fn controller_manager_config(cfg: &ServerConfig) -> Result<Option<rkube_controll
         local_storage_dir: cfg.default_local_storage_path.clone().unwrap_or_else(|| cfg.data_dir.join("storage")),
         horizontal_pod_autoscaler_sync_period: cfg.horizontal_pod_autoscaler_sync_period,
         csr_signing: None,
+        node_ipam: cfg.node_ipam.clone(),
     };
     Ok(Some(manager_cfg))
 }

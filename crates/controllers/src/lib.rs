@@ -7,6 +7,7 @@
 //! Each controller has upstream's name and can be disabled by it.
 
 pub mod bootstrap_tokens;
+pub mod cidrset;
 pub mod context;
 pub mod cronjob;
 pub mod cronjob_util;
@@ -31,6 +32,7 @@ pub mod job_util;
 pub mod leader;
 pub mod local_path;
 pub mod namespace;
+pub mod nodeipam;
 pub mod persistentvolume;
 pub mod pod_util;
 pub mod podautoscaler;
@@ -85,6 +87,9 @@ pub const CONTROLLERS: &[&str] = &[
     // (`rkube agent --token`) relies on them as kubeadm join does.
     "bootstrapsigner",
     "tokencleaner",
+    // Upstream's `nodeipam` (alias of `node-ipam-controller`); runs when
+    // `--allocate-node-cidrs` is on.
+    "nodeipam",
 ];
 
 /// The user the manager authenticates as (bound by upstream's default RBAC).
@@ -106,6 +111,9 @@ pub struct ManagerConfig {
     pub horizontal_pod_autoscaler_sync_period: Duration,
     /// The CA `csrsigning` issues certificates with (none: it stays idle).
     pub csr_signing: Option<std::sync::Arc<csr_signing::CsrSigning>>,
+    /// Where `nodeipam` takes Node pod CIDRs from; `None` (`--allocate-node-cidrs=false`)
+    /// leaves it off, as upstream.
+    pub node_ipam: Option<std::sync::Arc<nodeipam::NodeIpamConfig>>,
 }
 
 impl Default for ManagerConfig {
@@ -116,6 +124,7 @@ impl Default for ManagerConfig {
             horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
             local_storage_dir: std::path::PathBuf::new(),
             csr_signing: None,
+            node_ipam: None,
         }
     }
 }
@@ -241,6 +250,10 @@ fn start_controllers(ctx: &Context, config: &ManagerConfig) -> JoinSet<()> {
             tracing::info!(controller = name, "controller disabled");
             continue;
         }
+        if name == "nodeipam" && config.node_ipam.is_none() {
+            tracing::info!(controller = name, "not allocating node pod CIDRs (--allocate-node-cidrs=false)");
+            continue;
+        }
         let ctx = ctx.clone();
         set.spawn(supervise(name, ctx, config.clone()));
     }
@@ -278,6 +291,10 @@ async fn supervise(name: &'static str, ctx: Context, config: ManagerConfig) {
             "csrcleaner" => csr_cleaner::run(ctx.clone()).await,
             "bootstrapsigner" => bootstrap_tokens::run_signer(ctx.clone()).await,
             "tokencleaner" => bootstrap_tokens::run_cleaner(ctx.clone()).await,
+            "nodeipam" => match config.node_ipam.clone() {
+                Some(ipam) => nodeipam::run(ctx.clone(), ipam).await,
+                None => Ok(()),
+            },
             _ => Ok(()),
         };
         match result {

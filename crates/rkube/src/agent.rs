@@ -20,9 +20,10 @@ pub struct AgentFlags {
     /// its own under `--agent-root-dir`.
     #[arg(long)]
     pub containerd_socket: Option<PathBuf>,
-    /// IPv4 pod CIDR of the managed containerd's pod network (bridge + host-local).
-    #[arg(long, default_value = "10.42.0.0/24")]
-    pub pod_cidr: String,
+    /// IPv4 pod CIDR of the managed containerd's pod network (bridge + host-local). Without it
+    /// the agent uses the one the server assigns to its Node (`spec.podCIDR`).
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
     /// Port of the agent's HTTPS endpoint (logs); 0 picks a free one.
     #[arg(long, default_value_t = 10250)]
     pub agent_port: u16,
@@ -94,12 +95,23 @@ async fn client(
     Ok((kube::Client::try_from(cfg)?, url, ca))
 }
 
+/// Where the managed runtime's pod CIDR comes from when `--pod-cidr` is not given.
+#[derive(Debug, Clone, Copy)]
+pub enum AssignedPodCidr {
+    /// The server assigns Nodes pod CIDRs: wait this long for this Node's.
+    WaitFor(std::time::Duration),
+    /// The server is known not to (`rkube server --allocate-node-cidrs=false` or
+    /// `--disable=nodeipam`).
+    NotAssigned,
+}
+
 /// Runs an agent until `shutdown`; `require_runtime` false means a missing runtime only logs.
 pub async fn run(
     kubeconfig: PathBuf,
     server: Option<String>,
     flags: AgentFlags,
     require_runtime: bool,
+    assigned_pod_cidr: AssignedPodCidr,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     // A registries file that cannot be used stops the start, runtime or not.
@@ -108,16 +120,40 @@ pub async fn run(
         .as_deref()
         .map(rkube_agent::registries::RegistriesConfig::load)
         .transpose()?;
-    let (socket, mut managed) = match flags.containerd_socket.clone() {
-        Some(socket) => (socket, None),
+    let node_name = flags
+        .node_name
+        .clone()
+        .unwrap_or_else(rkube_agent::default_node_name);
+    let (socket, mut managed, explicit_pod_cidr) = match flags.containerd_socket.clone() {
+        Some(socket) => (socket, None, None),
         None => {
             let settings = ManagedSettings {
                 dir: flags.agent_root_dir.join("containerd"),
-                pod_cidr: flags.pod_cidr.clone(),
                 registry_hosts_dir: flags.registry_hosts_dir.clone(),
             };
-            match ManagedContainerd::start(settings).await {
-                Ok(m) => (m.socket(), Some(m)),
+            let prepared = match ManagedContainerd::prepare(settings).await {
+                Ok(p) => p,
+                Err(e) if !require_runtime => {
+                    tracing::info!(error = %e, "no container runtime: not running a node agent on this host");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let pod_cidr = match (&flags.pod_cidr, assigned_pod_cidr) {
+                (Some(cidr), _) => cidr.clone(),
+                (None, AssignedPodCidr::NotAssigned) => {
+                    return Err(anyhow!(
+                        "this host's node agent runs its own containerd and needs a pod CIDR, but the server does not assign them (--allocate-node-cidrs=false or --disable=nodeipam): give --pod-cidr, --containerd-socket or --disable-agent"
+                    ));
+                }
+                (None, AssignedPodCidr::WaitFor(wait)) => {
+                    let (client, _, _) = client(&kubeconfig, server.as_deref()).await?;
+                    rkube_agent::pod_cidr::await_assigned_pod_cidr(&client, &node_name, wait)
+                        .await?
+                }
+            };
+            match prepared.start(&pod_cidr).await {
+                Ok(m) => (m.socket(), Some(m), flags.pod_cidr.clone()),
                 Err(e) if !require_runtime => {
                     tracing::info!(error = %e, "no container runtime: not running a node agent on this host");
                     return Ok(());
@@ -129,7 +165,11 @@ pub async fn run(
     let result = run_on(
         kubeconfig,
         server,
-        flags,
+        NodeSettings {
+            flags,
+            node_name,
+            explicit_pod_cidr,
+        },
         socket,
         registries,
         require_runtime,
@@ -142,10 +182,18 @@ pub async fn run(
     result
 }
 
+/// The agent flags with what was decided from them.
+struct NodeSettings {
+    flags: AgentFlags,
+    node_name: String,
+    /// `--pod-cidr` when the managed runtime uses it.
+    explicit_pod_cidr: Option<String>,
+}
+
 async fn run_on(
     kubeconfig: PathBuf,
     server: Option<String>,
-    flags: AgentFlags,
+    node: NodeSettings,
     socket: PathBuf,
     registries: Option<rkube_agent::registries::RegistriesConfig>,
     require_runtime: bool,
@@ -159,10 +207,11 @@ async fn run_on(
         }
         Err(e) => return Err(e.into()),
     };
-    let node_name = flags
-        .node_name
-        .clone()
-        .unwrap_or_else(rkube_agent::default_node_name);
+    let NodeSettings {
+        flags,
+        node_name,
+        explicit_pod_cidr,
+    } = node;
     // The node kubeconfig the agent keeps is its own to renew; one given by flag is not.
     let owned = kubeconfig == crate::agent_join::node_kubeconfig_path(&flags.agent_root_dir);
     let (client, url, client_ca) = if owned {
@@ -192,6 +241,7 @@ async fn run_on(
         registries,
         registry_hosts_dir: flags.registry_hosts_dir,
         pod_manifest_path,
+        pod_cidr: explicit_pod_cidr,
     };
     println!("rkube: node agent {} running", config.node_name);
     rkube_agent::run(client, runtime, config, shutdown).await?;
@@ -260,5 +310,6 @@ pub async fn run_agent(
             path
         }
     };
-    run(kubeconfig, args.server, flags, true, shutdown).await
+    let assigned = AssignedPodCidr::WaitFor(rkube_agent::pod_cidr::ASSIGNED_POD_CIDR_WAIT);
+    run(kubeconfig, args.server, flags, true, assigned, shutdown).await
 }

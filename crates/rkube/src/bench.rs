@@ -120,6 +120,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         disable: vec!["scheduler".into(), "node-lifecycle".into(), "controller-manager".into()],
         node_monitor_grace_period: std::time::Duration::from_secs(40),
         cluster_signing_duration: rkube_controllers::csr_signing::DEFAULT_SIGNING_DURATION,
+        node_ipam: None,
         authentication: Default::default(),
         // Without the serviceaccount controller no `default` ServiceAccount appears.
         disable_admission_plugins: vec!["ServiceAccount".into()],

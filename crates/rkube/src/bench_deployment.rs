@@ -52,6 +52,8 @@ pub async fn run(size: DeploymentBench) -> Result<()> {
     let mut cfg = rkube_cluster::ServerConfig::loopback(dir.path().to_path_buf());
     // Scraping every simulated node would compete with what is measured (as in the other runs).
     cfg.metric_resolution = Duration::from_secs(24 * 3600);
+    // Simulated nodes bring their own pod CIDRs (outside the cluster CIDR).
+    cfg.node_ipam = None;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

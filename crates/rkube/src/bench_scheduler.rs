@@ -33,6 +33,8 @@ async fn one_run(nodes: usize) -> Result<(Duration, Duration)> {
         disable: vec!["node-lifecycle".into()],
         node_monitor_grace_period: Duration::from_secs(40),
         cluster_signing_duration: rkube_controllers::csr_signing::DEFAULT_SIGNING_DURATION,
+        // Simulated nodes bring their own pod CIDRs.
+        node_ipam: None,
         authentication: Default::default(),
         iam: None,
         default_local_storage_path: None,

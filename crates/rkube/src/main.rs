@@ -14,6 +14,7 @@ mod bench_deployment;
 mod bench_pod_start;
 mod bench_scheduler;
 mod components;
+mod node_ipam_args;
 mod token;
 
 #[derive(Parser)]
@@ -92,6 +93,8 @@ struct ServerArgs {
     #[arg(long)]
     disable_agent: bool,
     #[command(flatten)]
+    node_ipam: node_ipam_args::NodeIpamArgs,
+    #[command(flatten)]
     agent: agent::AgentFlags,
     #[command(flatten)]
     authn: authn_args::AuthnArgs,
@@ -146,6 +149,11 @@ struct ControllerManagerArgs {
     /// Longest lifetime of certificates the CSR signer issues.
     #[arg(long, default_value = "8760h", value_parser = components::parse_duration)]
     cluster_signing_duration: std::time::Duration,
+    #[command(flatten)]
+    node_ipam: node_ipam_args::NodeIpamArgs,
+    /// The Service ClusterIP range, kept out of the Nodes' pod CIDRs (kube-controller-manager's flag).
+    #[arg(long)]
+    service_cluster_ip_range: Option<String>,
 }
 
 fn init_tracing() {
@@ -181,12 +189,21 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(a) => {
             let (disable_agent, agent_flags) = (a.disable_agent, a.agent.clone());
+            // The embedded agent's managed runtime waits for its Node's pod CIDR only when this
+            // server hands them out.
+            let assigned_pod_cidr = if a.node_ipam.allocate_node_cidrs && !a.disable.iter().any(|d| d == "nodeipam") {
+                agent::AssignedPodCidr::WaitFor(rkube_agent::pod_cidr::ASSIGNED_POD_CIDR_WAIT)
+            } else {
+                agent::AssignedPodCidr::NotAssigned
+            };
             let agent_task: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> = Default::default();
             let agent_task_slot = agent_task.clone();
             // Refuse a registries file that cannot be used before serving anything.
             if let Some(path) = agent_flags.registries_config.as_deref().filter(|_| !disable_agent) {
                 rkube_agent::registries::RegistriesConfig::load(path)?;
             }
+            // Node CIDR flags are checked before anything is served.
+            let node_ipam = a.node_ipam.config(Some(&a.service_cidr))?;
             let iam = match &a.iam_cluster_id {
                 Some(id) => Some(
                     rkube_iam::IamConfig::from_flags(id, a.iam_sts_endpoint.as_deref(), a.iam_sts_ca_file.as_deref())
@@ -214,6 +231,7 @@ fn main() -> anyhow::Result<()> {
                 default_local_storage_path: a.default_local_storage_path,
                 metric_resolution: a.metric_resolution,
                 horizontal_pod_autoscaler_sync_period: a.horizontal_pod_autoscaler_sync_period,
+                node_ipam,
             };
             rt.block_on(rkube_cluster::run_server(cfg, shutdown_signal(), |addr, kubeconfig| {
                 // Test harnesses and users read these lines: keep their shape stable.
@@ -238,7 +256,7 @@ fn main() -> anyhow::Result<()> {
                                 return;
                             }
                         };
-                        if let Err(e) = agent::run(node_kubeconfig, None, agent_flags, false, shutdown_signal()).await {
+                        if let Err(e) = agent::run(node_kubeconfig, None, agent_flags, false, assigned_pod_cidr, shutdown_signal()).await {
                             tracing::error!(error = %e, "node agent stopped");
                         }
                     });
@@ -293,6 +311,7 @@ async fn run_controller_manager(a: ControllerManagerArgs) -> anyhow::Result<()> 
         root_ca_pem,
         csr_signing,
         horizontal_pod_autoscaler_sync_period: a.horizontal_pod_autoscaler_sync_period,
+        node_ipam: a.node_ipam.config(a.service_cluster_ip_range.as_deref())?,
         ..Default::default()
     };
     config.check()?;

@@ -323,3 +323,45 @@ fn unknown_kinds_get_metadata_checks() {
     assert!(validate_create("example.com", "v1", "Widget", &with_fin).is_empty());
     assert_eq!(validate_create("", "v1", "ConfigMap", &with_fin).len(), 1);
 }
+
+fn node(spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "spec": spec})
+}
+
+#[test]
+fn node_pod_cidrs_are_synced_and_checked() {
+    let mut one = node(json!({"podCIDR": "10.42.1.0/24"}));
+    apply_defaults("", "v1", "Node", &mut one);
+    assert_eq!(one["spec"]["podCIDRs"], json!(["10.42.1.0/24"]));
+    let mut list = node(json!({"podCIDR": "10.1.0.0/24", "podCIDRs": ["10.42.2.0/24", "fd00::/64"]}));
+    apply_defaults("", "v1", "Node", &mut list);
+    assert_eq!(list["spec"]["podCIDR"], "10.42.2.0/24");
+    assert!(create("", "Node", list).is_empty());
+    assert_eq!(
+        create("", "Node", node(json!({"podCIDRs": ["10.42.0.0/24", "10.42.1.0/24", "bad"]}))),
+        vec![
+            "spec.podCIDRs[2]: Invalid value: \"bad\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+            "spec.podCIDRs: Invalid value: [\"10.42.0.0/24\",\"10.42.1.0/24\",\"bad\"]: may specify no more than one CIDR for each IP family",
+        ]
+    );
+    assert!(create("", "Node", node(json!({"podCIDRs": ["10.42.0.0/24", "10.42.0.0/24"]})))
+        .iter()
+        .any(|m| m == "spec.podCIDRs[1]: Duplicate value: \"10.42.0.0/24\""));
+}
+
+#[test]
+fn node_pod_cidrs_may_only_be_set_once() {
+    let mut old = node(json!({}));
+    apply_defaults("", "v1", "Node", &mut old);
+    let mut assigned = node(json!({"podCIDR": "10.42.0.0/24", "podCIDRs": ["10.42.0.0/24"]}));
+    apply_defaults("", "v1", "Node", &mut assigned);
+    assert!(validate_update("", "v1", "Node", &assigned, &old).is_empty());
+    let mut changed = node(json!({"podCIDR": "10.42.9.0/24", "podCIDRs": ["10.42.9.0/24"]}));
+    apply_defaults("", "v1", "Node", &mut changed);
+    assert_eq!(
+        msgs(&validate_update("", "v1", "Node", &changed, &assigned)),
+        vec!["spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid"]
+    );
+    assert_eq!(validate_update("", "v1", "Node", &old, &assigned).len(), 1);
+    assert!(validate_update("", "v1", "Node", &assigned, &assigned).is_empty());
+}

@@ -324,13 +324,36 @@ pub(crate) fn apply(kind: &str, o: &mut Value) {
                 }
         }
         "Endpoints" => each_mut(o, "subsets", |s| each_mut(s, "ports", |p| default_str(p, "protocol", "TCP"))),
-        "Node" => with_obj(o, "status", |s| {
-            if is_unset(s, "allocatable")
-                && let Some(cap) = s.get("capacity").cloned() {
-                    default_val(s, "allocatable", cap);
-                }
-        }),
+        "Node" => {
+            with_obj(o, "status", |s| {
+                if is_unset(s, "allocatable")
+                    && let Some(cap) = s.get("capacity").cloned() {
+                        default_val(s, "allocatable", cap);
+                    }
+            });
+            with_obj(o, "spec", sync_pod_cidrs);
+        }
         _ => {}
+    }
+}
+
+/// `podCIDR` and `podCIDRs` as upstream's v1 NodeSpec conversions keep them: a lone `podCIDR`
+/// becomes the list, and `podCIDR` is always the list's first entry.
+fn sync_pod_cidrs(spec: &mut Value) {
+    let Some(spec) = spec.as_object_mut() else { return };
+    let list = spec.get("podCIDRs").and_then(Value::as_array).filter(|l| !l.is_empty()).cloned();
+    match list {
+        Some(list) => {
+            if let Some(first) = list.first() {
+                spec.insert("podCIDR".into(), first.clone());
+            }
+        }
+        None => {
+            let single = spec.get("podCIDR").and_then(Value::as_str).filter(|c| !c.is_empty()).map(str::to_string);
+            if let Some(cidr) = single {
+                spec.insert("podCIDRs".into(), json!([cidr]));
+            }
+        }
     }
 }
 

@@ -77,7 +77,49 @@ pub(crate) fn validate(kind: &str, o: &Value, errs: &mut Errs) {
         "Secret" => config::validate_secret(errs, o),
         "Namespace" => config::validate_namespace(errs, o),
         "PersistentVolumeClaim" => config::validate_pvc(errs, o),
+        "Node" => validate_node_pod_cidrs(errs, o),
         _ => {}
+    }
+}
+
+/// The pod CIDR part of `ValidateNode` (pkg/apis/core/validation): valid CIDRs, at most one
+/// per IP family, no duplicates.
+fn validate_node_pod_cidrs(errs: &mut Errs, node: &Value) {
+    let cidrs: Vec<&str> = node["spec"]["podCIDRs"].as_array().map(|l| l.iter().map(|c| c.as_str().unwrap_or("")).collect()).unwrap_or_default();
+    let mut families = Vec::new();
+    for (index, cidr) in cidrs.iter().enumerate() {
+        match cidr.parse::<ipnet::IpNet>() {
+            Ok(net) => families.push(matches!(net, ipnet::IpNet::V6(_))),
+            Err(_) => errs.push(FieldError::invalid(
+                format!("spec.podCIDRs[{index}]"),
+                *cidr,
+                "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+            )),
+        }
+    }
+    if cidrs.len() > 1 {
+        let dual_stack = families.len() == 2 && families[0] != families[1];
+        if !dual_stack || cidrs.len() > 2 {
+            errs.push(FieldError::invalid("spec.podCIDRs", json!(cidrs), "may specify no more than one CIDR for each IP family"));
+        }
+        for (index, cidr) in cidrs.iter().enumerate() {
+            if cidrs[..index].contains(cidr) {
+                errs.push(FieldError::duplicate(format!("spec.podCIDRs[{index}]"), *cidr));
+            }
+        }
+    }
+}
+
+/// `ValidateNodeUpdate`: the controller manager may assign pod CIDRs to a Node that has none;
+/// nobody may change them afterwards.
+fn validate_node_pod_cidr_update(errs: &mut Errs, new: &Value, old: &Value) {
+    let old_cidrs = old["spec"]["podCIDRs"].as_array().cloned().unwrap_or_default();
+    if old_cidrs.is_empty() {
+        return;
+    }
+    let new_cidrs = new["spec"]["podCIDRs"].as_array().cloned().unwrap_or_default();
+    if old_cidrs != new_cidrs {
+        errs.push(FieldError::forbidden("spec.podCIDRs", "node updates may not change podCIDR except from \"\" to valid"));
     }
 }
 
@@ -121,7 +163,11 @@ pub(crate) fn validate_update(kind: &str, new: &Value, old: &Value, errs: &mut E
         "ReplicationController" => validate_replication_controller(errs, new),
         "PodTemplate" => validate(kind, new, errs),
         "Namespace" => config::validate_namespace(errs, new),
-        "ServiceAccount" | "Endpoints" | "Node" | "Event" | "LimitRange" | "ResourceQuota" => {}
+        "Node" => {
+            validate_node_pod_cidrs(errs, new);
+            validate_node_pod_cidr_update(errs, new, old);
+        }
+        "ServiceAccount" | "Endpoints" | "Event" | "LimitRange" | "ResourceQuota" => {}
         _ => {}
     }
 }

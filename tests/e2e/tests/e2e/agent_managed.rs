@@ -98,6 +98,12 @@ fn server_runs_pods_on_a_containerd_it_manages() -> anyhow::Result<()> {
         "the node did not register with the managed containerd ({runtime:?})\n{}",
         cluster.log()
     );
+    // The explicit --pod-cidr is the Node's (outside the cluster CIDR, so the allocator
+    // leaves it alone).
+    assert_eq!(
+        k.ok(&["get", "node", "agent-e2e", "-o", "jsonpath={.spec.podCIDR}"])?,
+        "10.89.0.0/24"
+    );
     let config = std::fs::read_to_string(root.join("containerd/config.toml"))?;
     assert!(config.contains("restrict_oom_score_adj = true"), "{config}");
 

@@ -28,6 +28,7 @@ mod iam;
 mod kube_client;
 mod kubectl_verbs;
 mod node_auth;
+mod node_ipam;
 mod lists;
 mod metrics;
 mod old_kubectl;
