@@ -2,7 +2,8 @@
 //! `pkg/controller/tainteviction`): a node whose kubelet stops renewing its Lease and posting
 //! status for the grace period gets its conditions set to Unknown; Ready False/Unknown and
 //! `spec.unschedulable` become the `node.kubernetes.io/{not-ready,unreachable,unschedulable}`
-//! taints; pods on a node with NoExecute taints they do not tolerate are deleted, those that
+//! taints, and a True MemoryPressure, DiskPressure, PIDPressure or NetworkUnavailable the
+//! matching NoSchedule taint (TaintNodesByCondition); pods on a node with NoExecute taints they do not tolerate are deleted, those that
 //! tolerate them for `tolerationSeconds` are deleted when that runs out.
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +29,14 @@ pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// The taint of a cordoned node.
 pub const TAINT_UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+/// NoSchedule taints of the conditions that are bad when True (upstream
+/// `nodeConditionToTaintKeyStatusMap`).
+pub const CONDITION_TAINTS: [(&str, &str); 4] = [
+    ("MemoryPressure", "node.kubernetes.io/memory-pressure"),
+    ("DiskPressure", "node.kubernetes.io/disk-pressure"),
+    ("PIDPressure", "node.kubernetes.io/pid-pressure"),
+    ("NetworkUnavailable", "node.kubernetes.io/network-unavailable"),
+];
 
 /// Conditions the controller sets to Unknown (upstream `nodeConditionsToUpdate`... the kubelet's
 /// standard conditions).
@@ -111,8 +120,9 @@ fn condition<'a>(node: &'a Node, type_: &str) -> Option<&'a NodeCondition> {
     node.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
 }
 
-/// The controller-owned taints a node should carry given its Ready status and cordon.
-pub fn desired_taints(ready: &str, unschedulable: bool) -> Vec<(&'static str, &'static str)> {
+/// The controller-owned taints a node should carry given its Ready status, cordon and which
+/// of the [`CONDITION_TAINTS`] conditions are True.
+pub fn desired_taints(ready: &str, unschedulable: bool, is_true: impl Fn(&str) -> bool) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
     match ready {
         "False" => out.extend([(TAINT_NOT_READY, "NoSchedule"), (TAINT_NOT_READY, "NoExecute")]),
@@ -122,6 +132,7 @@ pub fn desired_taints(ready: &str, unschedulable: bool) -> Vec<(&'static str, &'
     if unschedulable {
         out.push((TAINT_UNSCHEDULABLE, "NoSchedule"));
     }
+    out.extend(CONDITION_TAINTS.iter().filter(|(condition, _)| is_true(condition)).map(|(_, taint)| (*taint, "NoSchedule")));
     out
 }
 
@@ -177,7 +188,8 @@ impl Controller {
                 ready = "Unknown".into();
             }
             let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
-            let taints = self.reconcile_taints(&node, desired_taints(&ready, unschedulable)).await;
+            let is_true = |type_: &str| condition(&node, type_).is_some_and(|c| c.status == "True");
+            let taints = self.reconcile_taints(&node, desired_taints(&ready, unschedulable, is_true)).await;
             let no_execute: Vec<Taint> = taints.into_iter().filter(|t| t.effect == "NoExecute").collect();
             if !no_execute.is_empty() {
                 for pod in pods_by_node.get(&name).into_iter().flatten() {
@@ -240,7 +252,10 @@ impl Controller {
     /// `timeAdded` of taints that stay. Returns the node's resulting taints.
     async fn reconcile_taints(&self, node: &Node, desired: Vec<(&'static str, &'static str)>) -> Vec<Taint> {
         let current: Vec<Taint> = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-        let owned = |t: &Taint| [TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE].contains(&t.key.as_str());
+        let owned = |t: &Taint| {
+            [TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE].contains(&t.key.as_str())
+                || CONDITION_TAINTS.iter().any(|(_, key)| *key == t.key)
+        };
         let mut next: Vec<Taint> = current.iter().filter(|t| !owned(t)).cloned().collect();
         for (key, effect) in &desired {
             match current.iter().find(|t| t.key == *key && t.effect == *effect) {
@@ -335,12 +350,17 @@ mod tests {
     }
 
     #[test]
-    fn taints_follow_ready_and_cordon() {
-        assert_eq!(desired_taints("True", false), vec![]);
-        assert_eq!(desired_taints("Unknown", false), vec![(TAINT_UNREACHABLE, "NoSchedule"), (TAINT_UNREACHABLE, "NoExecute")]);
+    fn taints_follow_ready_cordon_and_pressure() {
+        let none = |_: &str| false;
+        assert_eq!(desired_taints("True", false, none), vec![]);
+        assert_eq!(desired_taints("Unknown", false, none), vec![(TAINT_UNREACHABLE, "NoSchedule"), (TAINT_UNREACHABLE, "NoExecute")]);
         assert_eq!(
-            desired_taints("False", true),
+            desired_taints("False", true, none),
             vec![(TAINT_NOT_READY, "NoSchedule"), (TAINT_NOT_READY, "NoExecute"), (TAINT_UNSCHEDULABLE, "NoSchedule")]
+        );
+        assert_eq!(
+            desired_taints("True", false, |c| c == "DiskPressure" || c == "MemoryPressure"),
+            vec![("node.kubernetes.io/memory-pressure", "NoSchedule"), ("node.kubernetes.io/disk-pressure", "NoSchedule")]
         );
     }
 }

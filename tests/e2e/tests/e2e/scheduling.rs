@@ -319,3 +319,46 @@ fn stopped_simulator_nodes_become_not_ready_and_pods_are_evicted() {
     k.ok(&["run", "after", "--image=nginx"]).unwrap();
     assert_eq!(wait_scheduled(&k, "after"), "healthy-0");
 }
+
+#[test]
+fn pressure_conditions_become_no_schedule_taints() {
+    let c = start(&["--node-monitor-grace-period", "300s"]);
+    let k = c.kubectl();
+    k.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata:\n  name: squeezed\n  labels:\n    kubernetes.io/hostname: squeezed\n").unwrap();
+    let set_disk_pressure = |status: &str| {
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let patch = serde_json::json!({"status": {"conditions": [
+            {"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now, "lastTransitionTime": now},
+            {"type": "DiskPressure", "status": status, "reason": "KubeletHasDiskPressure", "lastHeartbeatTime": now, "lastTransitionTime": now}
+        ], "allocatable": {"cpu": "2", "memory": "1Gi", "pods": "10"}, "capacity": {"cpu": "2", "memory": "1Gi", "pods": "10"}}});
+        k.ok(&["patch", "node", "squeezed", "--subresource=status", "--type=strategic", "-p", &patch.to_string()]).unwrap();
+    };
+    let taints = || -> Vec<(String, String)> {
+        k.json(&["get", "node", "squeezed", "-o", "json"]).ok().and_then(|n| {
+            n["spec"]["taints"].as_array().map(|ts| {
+                ts.iter()
+                    .map(|t| (t["key"].as_str().unwrap_or_default().to_string(), t["effect"].as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+    };
+    set_disk_pressure("True");
+    wait_for("the disk-pressure taint", Duration::from_secs(30), || {
+        taints().contains(&("node.kubernetes.io/disk-pressure".into(), "NoSchedule".into())).then_some(())
+    });
+    // A pod that does not tolerate it stays Pending.
+    k.ok(&["run", "plain", "--image=nginx"]).unwrap();
+    let message = wait_for("plain unschedulable", Duration::from_secs(30), || {
+        let p = k.json(&["get", "pod", "plain", "-o", "json"]).ok()?;
+        let c = p["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "PodScheduled")?.clone();
+        (c["reason"] == "Unschedulable").then(|| c["message"].as_str().unwrap_or_default().to_string())
+    });
+    assert!(message.contains("node(s) had untolerated taint {node.kubernetes.io/disk-pressure: }"), "{message}");
+    // Relieved, the taint goes and the pod is scheduled.
+    set_disk_pressure("False");
+    wait_for("the taint removed", Duration::from_secs(30), || {
+        (!taints().iter().any(|(key, _)| key == "node.kubernetes.io/disk-pressure")).then_some(())
+    });
+    assert_eq!(wait_scheduled(&k, "plain"), "squeezed");
+}
