@@ -1,6 +1,7 @@
 //! The README's quick start: `scripts/local-registry.sh` and then the README's kubectl lines,
 //! exactly as written there (only the registry port differs), on a single-node cluster whose
-//! agent runs its own containerd, as `scripts/start.sh` starts one.
+//! agent runs its own containerd, as `scripts/start.sh` starts one: a Deployment of three
+//! busybox httpd pods Running and Ready with pod IPs that answer HTTP.
 
 use std::process::Command;
 
@@ -123,17 +124,33 @@ fn readme_quick_start_runs_a_real_pod() -> anyhow::Result<()> {
         .find(|(line, _)| line.starts_with("kubectl get pods"))
         .map(|(_, out)| out.clone())
         .unwrap_or_default();
-    let pod_line = listing
+    // The Deployment's three replicas: Running, Ready, each with its own IP on the node's pod
+    // network, serving HTTP there.
+    let pods: Vec<Vec<&str>> = listing
         .lines()
-        .find(|l| l.starts_with("hello-"))
-        .ok_or_else(|| anyhow::anyhow!("no hello pod listed:\n{listing}"))?;
-    let columns: Vec<&str> = pod_line.split_whitespace().collect();
-    // NAME READY STATUS RESTARTS AGE IP NODE ...
-    assert_eq!(&columns[1..3], ["1/1", "Running"], "{listing}");
-    assert!(
-        columns[5].parse::<std::net::Ipv4Addr>().is_ok(),
-        "the pod has an IP: {listing}"
-    );
+        .filter(|l| l.starts_with("hello-"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(pods.len(), 3, "{listing}");
+    let mut ips = std::collections::BTreeSet::new();
+    for columns in &pods {
+        // NAME READY STATUS RESTARTS AGE IP NODE ...
+        assert_eq!(&columns[1..3], ["1/1", "Running"], "{listing}");
+        let ip: std::net::Ipv4Addr = columns[5]
+            .parse()
+            .map_err(|e| anyhow::anyhow!("pod IP {:?}: {e}\n{listing}", columns[5]))?;
+        ips.insert(ip);
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5", &format!("http://{ip}:8080/")])
+            .output()?;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from busybox pod\n",
+            "{ip}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(ips.len(), 3, "distinct pod IPs: {listing}");
     let (_, answer) = outputs
         .last()
         .ok_or_else(|| anyhow::anyhow!("no commands ran"))?;
