@@ -22,18 +22,6 @@ pub const ASSIGNED_POD_CIDR_WAIT: Duration = Duration::from_secs(120);
 /// How often the wait is logged.
 const WAIT_LOG_INTERVAL: Duration = Duration::from_secs(15);
 
-/// A Node's pod CIDRs: `podCIDRs`, or the single `podCIDR` of older writers.
-pub fn node_pod_cidrs(node: &Node) -> Vec<String> {
-    let spec = node.spec.as_ref();
-    let list = spec.and_then(|s| s.pod_cidrs.clone()).unwrap_or_default();
-    if !list.is_empty() {
-        return list;
-    }
-    spec.and_then(|s| s.pod_cidr.clone())
-        .filter(|c| !c.is_empty())
-        .into_iter()
-        .collect()
-}
 
 /// The IPv4 CIDR of a Node's pod CIDRs (the managed pod network is IPv4 only).
 pub fn ipv4_pod_cidr(cidrs: &[String]) -> Option<String> {
@@ -70,7 +58,7 @@ pub async fn await_assigned_pod_cidr(
     loop {
         match nodes.get_opt(name).await {
             Ok(Some(node)) => {
-                let cidrs = node_pod_cidrs(&node);
+                let cidrs = rkube_apimachinery::nodes::pod_cidrs(&node);
                 if !cidrs.is_empty() {
                     return ipv4_pod_cidr(&cidrs).ok_or_else(|| {
                         AgentError::Config(format!(
@@ -107,7 +95,7 @@ pub async fn record_explicit_pod_cidr(
     node: &Node,
     pod_cidr: &str,
 ) -> Result<(), AgentError> {
-    let cidrs = node_pod_cidrs(node);
+    let cidrs = rkube_apimachinery::nodes::pod_cidrs(node);
     if cidrs.is_empty() {
         let nodes: Api<Node> = Api::all(client.clone());
         let patch = json!({"spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]}});
@@ -138,9 +126,9 @@ mod tests {
             json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.42.2.0/24"}}),
         )
         .unwrap();
-        assert_eq!(node_pod_cidrs(&node), vec!["10.42.2.0/24".to_string()]);
+        assert_eq!(rkube_apimachinery::nodes::pod_cidrs(&node), vec!["10.42.2.0/24".to_string()]);
         let node: Node =
             serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {}})).unwrap();
-        assert!(node_pod_cidrs(&node).is_empty());
+        assert!(rkube_apimachinery::nodes::pod_cidrs(&node).is_empty());
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod meta;
+pub mod nodes;
 pub mod quantity;
 pub mod resources;
 pub mod selectors;

@@ -309,18 +309,6 @@ impl RangeAllocator {
     }
 }
 
-/// A Node's CIDRs: `podCIDRs`, or the single `podCIDR` of older writers.
-fn pod_cidrs(node: &Node) -> Vec<String> {
-    let spec = node.spec.as_ref();
-    let list = spec.and_then(|s| s.pod_cidrs.clone()).unwrap_or_default();
-    if !list.is_empty() {
-        return list;
-    }
-    spec.and_then(|s| s.pod_cidr.clone())
-        .filter(|c| !c.is_empty())
-        .into_iter()
-        .collect()
-}
 
 struct NodeIpam {
     nodes: Api<Node>,
@@ -384,7 +372,7 @@ impl NodeIpam {
             if node.metadata.deletion_timestamp.is_some() {
                 continue;
             }
-            let cidrs = pod_cidrs(&node);
+            let cidrs = rkube_apimachinery::nodes::pod_cidrs(&node);
             if cidrs.is_empty() {
                 without.push(node);
             } else {
@@ -403,7 +391,7 @@ impl NodeIpam {
             self.forget(&name);
             return;
         }
-        let cidrs = pod_cidrs(node);
+        let cidrs = rkube_apimachinery::nodes::pod_cidrs(node);
         if cidrs.is_empty() {
             self.allocate(node).await;
         } else {
@@ -494,11 +482,11 @@ impl NodeIpam {
                 Err(kube::Error::Api(status)) if status.code == 409 => {
                     last_error = status.message.clone();
                     match self.nodes.get_opt(&name).await {
-                        Ok(Some(fresh)) if !pod_cidrs(&fresh).is_empty() => {
+                        Ok(Some(fresh)) if !rkube_apimachinery::nodes::pod_cidrs(&fresh).is_empty() => {
                             // Someone else set them: theirs count, ours go back.
                             self.allocator.release(&name);
                             self.waiting.remove(&name);
-                            self.occupy(&fresh, &pod_cidrs(&fresh));
+                            self.occupy(&fresh, &rkube_apimachinery::nodes::pod_cidrs(&fresh));
                             return;
                         }
                         Ok(Some(fresh)) => resource_version = fresh.resource_version(),

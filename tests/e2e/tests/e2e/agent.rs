@@ -86,6 +86,53 @@ impl RuntimeExclusive {
     }
 }
 
+/// A separately started `rkube agent` on a test environment's containerd (state under
+/// `<env>/<state>-agent`, pod logs under `<env>/<state>-pods`, output in `<env>/<log>`),
+/// killed on drop.
+pub(crate) struct StandaloneAgent {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl StandaloneAgent {
+    /// The `rkube agent` command line for node `node` of the server at `server`.
+    pub(crate) fn command(env: &RuntimeEnv, node: &str, server: &str, state: &str, extra: &[&str]) -> anyhow::Result<Command> {
+        let mut cmd = Command::new(rkube_testkit::rkube_binary()?);
+        cmd.arg("agent")
+            .args(["--server", server])
+            .args(["--containerd-socket", &env.socket().to_string_lossy()])
+            .args(["--agent-port", "0", "--node-name", node])
+            .args(["--pod-log-dir", &env.dir.path().join(format!("{state}-pods")).to_string_lossy()])
+            .args(["--agent-root-dir", &env.dir.path().join(format!("{state}-agent")).to_string_lossy()])
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .env("RKUBE_LOG", "info");
+        Ok(cmd)
+    }
+
+    pub(crate) fn start(env: &RuntimeEnv, node: &str, server: &str, state: &str, extra: &[&str], log_name: &str) -> anyhow::Result<Self> {
+        let log = env.dir.path().join(log_name);
+        let file = std::fs::File::create(&log)?;
+        let child = Self::command(env, node, server, state, extra)?
+            .stdout(std::process::Stdio::from(file.try_clone()?))
+            .stderr(std::process::Stdio::from(file))
+            .spawn()?;
+        Ok(Self { child, log })
+    }
+
+    /// What the agent printed so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for StandaloneAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// containerd and the registry for one test; stopped on drop.
 pub(crate) struct RuntimeEnv {
     pub(crate) dir: tempfile::TempDir,

@@ -4,12 +4,12 @@
 //! from then on the node's own identity (`system:node:<name>`), limited by the Node authorizer.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rkube_testkit::{Kubectl, TestCluster, rkube_binary};
+use rkube_testkit::{Kubectl, TestCluster};
 
-use crate::agent::{RuntimeEnv, skip_without_runtime, wait_for};
+use crate::agent::{RuntimeEnv, StandaloneAgent, skip_without_runtime, wait_for};
 
 const NODE: &str = "join-e2e";
 
@@ -31,57 +31,12 @@ fn ca_pin(ca_file: &Path) -> anyhow::Result<String> {
     ))
 }
 
-struct Agent {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Agent {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn agent_command(env: &RuntimeEnv, url: &str, extra: &[&str]) -> anyhow::Result<Command> {
-    let mut cmd = Command::new(rkube_binary()?);
-    cmd.arg("agent")
-        .args(["--server", url])
-        .args(["--containerd-socket", &env.socket().to_string_lossy()])
-        .args(["--agent-port", "0", "--node-name", NODE])
-        .args([
-            "--pod-log-dir",
-            &env.dir.path().join("join-pods").to_string_lossy(),
-        ])
-        .args([
-            "--agent-root-dir",
-            &env.dir.path().join("join-agent").to_string_lossy(),
-        ])
-        .args(extra)
-        .env_remove("KUBECONFIG")
-        .env("RKUBE_LOG", "info");
-    Ok(cmd)
+    StandaloneAgent::command(env, NODE, url, "join", extra)
 }
 
-fn spawn_agent(
-    env: &RuntimeEnv,
-    url: &str,
-    extra: &[&str],
-    log_name: &str,
-) -> anyhow::Result<Agent> {
-    let log = env.dir.path().join(log_name);
-    let file = std::fs::File::create(&log)?;
-    let child = agent_command(env, url, extra)?
-        .stdout(Stdio::from(file.try_clone()?))
-        .stderr(Stdio::from(file))
-        .spawn()?;
-    Ok(Agent { child, log })
+fn spawn_agent(env: &RuntimeEnv, url: &str, extra: &[&str], log_name: &str) -> anyhow::Result<StandaloneAgent> {
+    StandaloneAgent::start(env, NODE, url, "join", extra, log_name)
 }
 
 /// Runs an agent that must fail to join; returns what it printed.

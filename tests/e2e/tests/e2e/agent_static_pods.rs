@@ -4,14 +4,13 @@
 //! replaces the pod, removing it stops the pod. Real containerd, as the other agent tests.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rkube_testkit::{Kubectl, TestCluster, rkube_binary};
+use rkube_testkit::{Kubectl, TestCluster};
 use serde_json::json;
 
-use crate::agent::{RuntimeEnv, skip_without_runtime};
+use crate::agent::{RuntimeEnv, StandaloneAgent, skip_without_runtime};
 
 const NODE: &str = "agent-e2e";
 const READY: &str = "{.status.phase} {.status.conditions[?(@.type==\"Ready\")].status}";
@@ -366,56 +365,6 @@ fn static_pods_run_from_manifests_with_mirror_pods_in_the_api() -> anyhow::Resul
     Ok(())
 }
 
-/// A separately started `rkube agent`, killed on drop.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(
-        env: &RuntimeEnv,
-        node: &str,
-        server: &str,
-        extra: &[&str],
-        log_name: &str,
-    ) -> anyhow::Result<Self> {
-        let log = env.dir.path().join(log_name);
-        let file = std::fs::File::create(&log)?;
-        let child = Command::new(rkube_binary()?)
-            .arg("agent")
-            .args(["--server", server])
-            .args(["--containerd-socket", &env.socket().to_string_lossy()])
-            .args(["--agent-port", "0", "--node-name", node])
-            .args([
-                "--pod-log-dir",
-                &env.dir.path().join("offline-pods").to_string_lossy(),
-            ])
-            .args([
-                "--agent-root-dir",
-                &env.dir.path().join("offline-agent").to_string_lossy(),
-            ])
-            .args(extra)
-            .env_remove("KUBECONFIG")
-            .env("RKUBE_LOG", "info")
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file))
-            .spawn()?;
-        Ok(Self { child, log })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Forwards connections to `listen` on to `target` from now on (the API server coming back).
 fn forward(listen: SocketAddr, target: SocketAddr) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)?;
@@ -490,13 +439,7 @@ fn a_static_pod_starts_while_the_api_server_is_unreachable() -> anyhow::Result<(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let joined = Agent::start(
-        &env,
-        OFFLINE_NODE,
-        &cluster.url,
-        &["--token", &token],
-        "offline-join.log",
-    )?;
+    let joined = StandaloneAgent::start(&env, OFFLINE_NODE, &cluster.url, "offline", &["--token", &token], "offline-join.log")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !node_ready() {
         anyhow::ensure!(
@@ -517,13 +460,7 @@ fn a_static_pod_starts_while_the_api_server_is_unreachable() -> anyhow::Result<(
         "web.yaml",
         &manifest(&env.image(), "web", "offline", &beats),
     )?;
-    let agent = Agent::start(
-        &env,
-        OFFLINE_NODE,
-        &format!("https://{unreachable}"),
-        &[],
-        "offline-agent.log",
-    )?;
+    let agent = StandaloneAgent::start(&env, OFFLINE_NODE, &format!("https://{unreachable}"), "offline", &[], "offline-agent.log")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !beating(&beats.join("offline")) {
         anyhow::ensure!(
