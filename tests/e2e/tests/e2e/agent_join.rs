@@ -39,6 +39,19 @@ fn spawn_agent(env: &RuntimeEnv, url: &str, extra: &[&str], log_name: &str) -> a
     StandaloneAgent::start(env, NODE, url, "join", extra, log_name)
 }
 
+/// Waits until `kube-public/cluster-info` carries the signature for token `token_id` (a join
+/// needs it).
+pub(crate) fn wait_for_signed_cluster_info(cluster: &TestCluster, token_id: &str) -> anyhow::Result<()> {
+    let k = cluster.kubectl();
+    let signature = format!("jsonpath={{.data.jws-kubeconfig-{token_id}}}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while k.ok(&["get", "configmap", "cluster-info", "-n", "kube-public", "-o", &signature])?.is_empty() {
+        anyhow::ensure!(Instant::now() < deadline, "cluster-info not signed\n{}", cluster.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
 /// Runs an agent that must fail to join; returns what it printed.
 fn failed_join(env: &RuntimeEnv, url: &str, extra: &[&str]) -> anyhow::Result<String> {
     let mut cmd = agent_command(env, url, extra)?;
@@ -93,27 +106,7 @@ fn an_agent_joins_with_the_node_token_and_runs_pods_as_its_node() -> anyhow::Res
         "jsonpath={.type}",
     ])?;
     assert_eq!(secret_type, "bootstrap.kubernetes.io/token");
-    let jws_path = format!("jsonpath={{.data.jws-kubeconfig-{token_id}}}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while k
-        .ok(&[
-            "get",
-            "configmap",
-            "cluster-info",
-            "-n",
-            "kube-public",
-            "-o",
-            &jws_path,
-        ])?
-        .is_empty()
-    {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "cluster-info not signed\n{}",
-            cluster.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_signed_cluster_info(&cluster, token_id)?;
     // Anyone may read cluster-info, and nothing else in kube-public.
     let anonymous = |path: &str| -> anyhow::Result<serde_json::Value> {
         let out = Command::new("curl")

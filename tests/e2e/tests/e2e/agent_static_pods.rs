@@ -418,27 +418,7 @@ fn a_static_pod_starts_while_the_api_server_is_unreachable() -> anyhow::Result<(
     // The agent joins once (a node identity in its root directory), then stops; joining
     // needs cluster-info signed with the token first.
     let token_id = token.split('.').next().unwrap_or_default();
-    let signature = format!("jsonpath={{.data.jws-kubeconfig-{token_id}}}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while k
-        .ok(&[
-            "get",
-            "configmap",
-            "cluster-info",
-            "-n",
-            "kube-public",
-            "-o",
-            &signature,
-        ])?
-        .is_empty()
-    {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "cluster-info not signed\n{}",
-            cluster.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    crate::agent_join::wait_for_signed_cluster_info(&cluster, token_id)?;
     let joined = StandaloneAgent::start(&env, OFFLINE_NODE, &cluster.url, "offline", &["--token", &token], "offline-join.log")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !node_ready() {
