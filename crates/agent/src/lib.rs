@@ -12,6 +12,7 @@ pub mod atomic_writer;
 pub mod cri;
 pub mod endpoint_auth;
 pub mod env;
+pub mod eviction;
 pub mod fake;
 pub mod hooks;
 pub mod images;
@@ -90,6 +91,8 @@ pub struct AgentConfig {
     /// The static pod manifest directory (the kubelet's `staticPodPath`); `None` disables
     /// static pods.
     pub pod_manifest_path: Option<PathBuf>,
+    /// The hard eviction thresholds (`--eviction-hard`).
+    pub eviction_hard: eviction::EvictionHard,
     /// The pod CIDR given with `--pod-cidr` to the managed runtime, recorded on the Node.
     pub pod_cidr: Option<String>,
 }
@@ -172,7 +175,7 @@ pub async fn run(
     let host = node::HostFacts::of_this_host();
     let allocatable = env::NodeAllocatable {
         cpu_milli: host.cpus as i64 * 1000,
-        memory_bytes: node::allocatable_memory_kib(&host) as i64 * 1024,
+        memory_bytes: node::allocatable_memory_kib(&host, &config.eviction_hard) as i64 * 1024,
     };
     let context = NodeContext {
         node_name: config.node_name.clone(),
@@ -230,7 +233,7 @@ pub async fn run(
         config.client_ca.clone(),
     ));
     let mut condition_times = node::ConditionTimes::default();
-    let status = node::node_status(&config.node_name, &node_ip, port, &host, &version, &node::Usage::now(&config.root_dir), &mut condition_times);
+    let status = node::node_status(&config.node_name, &node_ip, port, &host, &version, &node::Usage::now(&config.root_dir), &config.eviction_hard, &mut condition_times);
     tokio::pin!(shutdown);
     tokio::select! {
         () = register_until_done(&client, &config.node_name, &status, config.pod_cidr.as_deref()) => {}
@@ -249,6 +252,7 @@ pub async fn run(
         host,
         version.clone(),
         config.root_dir.clone(),
+        config.eviction_hard,
         condition_times,
     ));
     let pods = tokio::spawn(watch_pods(client, syncer, config.node_name, static_state));
@@ -290,6 +294,7 @@ async fn heartbeat(
     host: node::HostFacts,
     version: runtime::RuntimeVersion,
     root_dir: std::path::PathBuf,
+    eviction_hard: eviction::EvictionHard,
     mut condition_times: node::ConditionTimes,
 ) {
     let mut lease = tokio::time::interval(node::LEASE_RENEW_INTERVAL);
@@ -303,7 +308,7 @@ async fn heartbeat(
                 }
             }
             _ = status.tick() => {
-                let s = node::node_status(&name, &node_ip, port, &host, &version, &node::Usage::now(&root_dir), &mut condition_times);
+                let s = node::node_status(&name, &node_ip, port, &host, &version, &node::Usage::now(&root_dir), &eviction_hard, &mut condition_times);
                 if let Err(e) = node::post_status(&client, &name, &s).await {
                     tracing::warn!(error = %e, "posting node status");
                 }

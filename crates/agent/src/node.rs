@@ -14,14 +14,8 @@ use serde_json::{Value, json};
 
 use crate::AgentError;
 use crate::runtime::RuntimeVersion;
+use crate::eviction::EvictionHard;
 use crate::stats::disk::{self, Capacity};
-
-/// The kubelet's default hard eviction thresholds (`evictionHard`): `memory.available<100Mi`,
-/// `nodefs.available<10%`, `nodefs.inodesFree<5%`. They are held back from allocatable and
-/// crossing them is memory or disk pressure.
-const EVICTION_MEMORY_AVAILABLE_KIB: u64 = 100 * 1024;
-const EVICTION_NODEFS_AVAILABLE_PERCENT: u64 = 10;
-const EVICTION_NODEFS_INODES_FREE_PERCENT: u64 = 5;
 
 /// The kubelet version the agent reports (the API level it implements).
 pub const KUBELET_VERSION: &str = "v1.33.5-rkube";
@@ -126,22 +120,25 @@ impl Usage {
         Self { memory_available_kib, nodefs: disk::capacity(root_dir) }
     }
 
-    fn memory_pressure(&self) -> bool {
-        self.memory_available_kib < EVICTION_MEMORY_AVAILABLE_KIB
+    fn memory_pressure(&self, host: &HostFacts, eviction: &EvictionHard) -> bool {
+        eviction
+            .memory_available
+            .crossed(self.memory_available_kib.saturating_mul(1024), host.memory_kib.saturating_mul(1024))
     }
 
-    fn disk_pressure(&self) -> bool {
+    fn disk_pressure(&self, eviction: &EvictionHard) -> bool {
         self.nodefs.is_some_and(|fs| {
-            fs.available_bytes.saturating_mul(100) < fs.capacity_bytes.saturating_mul(EVICTION_NODEFS_AVAILABLE_PERCENT)
-                || fs.inodes_free.saturating_mul(100) < fs.inodes.saturating_mul(EVICTION_NODEFS_INODES_FREE_PERCENT)
+            eviction.nodefs_available.crossed(fs.available_bytes, fs.capacity_bytes)
+                || eviction.nodefs_inodes_free.crossed(fs.inodes_free, fs.inodes)
         })
     }
 }
 
 /// Memory capacity less the `memory.available` eviction threshold (the kubelet's allocatable
 /// without system or kube reservations).
-pub fn allocatable_memory_kib(host: &HostFacts) -> u64 {
-    host.memory_kib.saturating_sub(EVICTION_MEMORY_AVAILABLE_KIB)
+pub fn allocatable_memory_kib(host: &HostFacts, eviction: &EvictionHard) -> u64 {
+    host.memory_kib
+        .saturating_sub(eviction.memory_available.of(host.memory_kib.saturating_mul(1024)) / 1024)
 }
 
 /// When each condition last changed, kept between status posts: `lastTransitionTime` moves
@@ -168,6 +165,7 @@ pub fn node_status(
     host: &HostFacts,
     runtime: &RuntimeVersion,
     usage: &Usage,
+    eviction: &EvictionHard,
     times: &mut ConditionTimes,
 ) -> Value {
     let now = now_rfc3339();
@@ -180,12 +178,13 @@ pub fn node_status(
         "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
     });
-    let nodefs_reserved = (nodefs_bytes / 1024 * 1024) * EVICTION_NODEFS_AVAILABLE_PERCENT / 100;
+    let nodefs_bytes = nodefs_bytes / 1024 * 1024;
+    let nodefs_reserved = eviction.nodefs_available.of(nodefs_bytes).min(nodefs_bytes);
     let allocatable = json!({
         "cpu": host.cpus.to_string(),
-        "memory": format!("{}Ki", allocatable_memory_kib(host)),
+        "memory": format!("{}Ki", allocatable_memory_kib(host, eviction)),
         "pods": "110",
-        "ephemeral-storage": ((nodefs_bytes / 1024 * 1024) - nodefs_reserved).to_string(),
+        "ephemeral-storage": (nodefs_bytes - nodefs_reserved).to_string(),
         "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
     });
@@ -193,12 +192,12 @@ pub fn node_status(
         let since = times.transition(type_, status, &now);
         json!({"type": type_, "status": if status { "True" } else { "False" }, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": since})
     };
-    let memory = if usage.memory_pressure() {
+    let memory = if usage.memory_pressure(host, eviction) {
         condition("MemoryPressure", true, "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
     } else {
         condition("MemoryPressure", false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available")
     };
-    let disk = if usage.disk_pressure() {
+    let disk = if usage.disk_pressure(eviction) {
         condition("DiskPressure", true, "KubeletHasDiskPressure", "kubelet has disk pressure")
     } else {
         condition("DiskPressure", false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure")
@@ -328,7 +327,7 @@ mod tests {
     #[test]
     fn allocatable_holds_back_the_default_eviction_thresholds() {
         let usage = Usage { memory_available_kib: 500_000, nodefs: fs(100 * 1024 * 1024 * 1024, 50 * 1024 * 1024 * 1024, 1000, 900) };
-        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &usage, &mut ConditionTimes::default());
+        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &usage, &EvictionHard::default(), &mut ConditionTimes::default());
         assert_eq!(s["capacity"]["memory"], "1048576Ki");
         assert_eq!(s["allocatable"]["memory"], "946176Ki");
         assert_eq!(s["capacity"]["ephemeral-storage"], "104857600Ki");
@@ -346,14 +345,14 @@ mod tests {
         assert_eq!(times.transition("DiskPressure", true, "t3"), "t3");
 
         let low_memory = Usage { memory_available_kib: 50_000, nodefs: fs(1000, 500, 100, 50) };
-        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &low_memory, &mut ConditionTimes::default());
+        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &low_memory, &EvictionHard::default(), &mut ConditionTimes::default());
         assert_eq!(condition(&s, "MemoryPressure")["status"], "True");
         assert_eq!(condition(&s, "MemoryPressure")["reason"], "KubeletHasInsufficientMemory");
         let full_disk = Usage { memory_available_kib: 500_000, nodefs: fs(1000, 99, 100, 50) };
-        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &full_disk, &mut ConditionTimes::default());
+        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &full_disk, &EvictionHard::default(), &mut ConditionTimes::default());
         assert_eq!(condition(&s, "DiskPressure")["reason"], "KubeletHasDiskPressure");
         let few_inodes = Usage { memory_available_kib: 500_000, nodefs: fs(1000, 500, 100, 4) };
-        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &few_inodes, &mut ConditionTimes::default());
+        let s = node_status("n", "10.0.0.1", 10250, &host(), &runtime(), &few_inodes, &EvictionHard::default(), &mut ConditionTimes::default());
         assert_eq!(condition(&s, "DiskPressure")["status"], "True");
     }
 }

@@ -44,6 +44,10 @@ pub struct AgentFlags {
     /// (default: `<agent-root-dir>/pod-manifests`; an empty value disables static pods).
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
+    /// The kubelet's hard eviction thresholds: held back from allocatable, and crossing one
+    /// is MemoryPressure or DiskPressure (`nodefs.available<0%` turns the disk one off).
+    #[arg(long, default_value = rkube_agent::eviction::DEFAULT_EVICTION_HARD, value_parser = rkube_agent::eviction::EvictionHard::parse)]
+    pub eviction_hard: rkube_agent::eviction::EvictionHard,
 }
 
 /// `rkube agent`.
@@ -242,6 +246,7 @@ async fn run_on(
         registry_hosts_dir: flags.registry_hosts_dir,
         pod_manifest_path,
         pod_cidr: explicit_pod_cidr,
+        eviction_hard: flags.eviction_hard,
     };
     println!("rkube: node agent {} running", config.node_name);
     rkube_agent::run(client, runtime, config, shutdown).await?;

@@ -78,6 +78,8 @@ fn start_agent(kubeconfig: &Path, socket: &Path, dir: &Path) -> Result<AgentProc
         .arg("--containerd-socket")
         .arg(socket)
         .args(["--node-name", NODE, "--agent-port", "0"])
+        // Start latency is measured, not eviction: a nearly full disk must not taint the node.
+        .args(["--eviction-hard", "memory.available<100Mi,nodefs.available<0%,nodefs.inodesFree<0%"])
         .arg("--pod-log-dir")
         .arg(dir.join("pods"))
         .arg("--agent-root-dir")

@@ -31,6 +31,9 @@ pub fn rkube_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Hard eviction thresholds of test nodes: the kubelet's memory default, no disk thresholds.
+pub const TEST_EVICTION_HARD: &str = "memory.available<100Mi,nodefs.available<0%,nodefs.inodesFree<0%";
+
 /// A running `rkube server`.
 pub struct TestCluster {
     child: Option<Child>,
@@ -81,6 +84,9 @@ impl TestCluster {
             // or an agent directory for a managed containerd): a containerd on the machine must
             // not turn every test cluster into a node.
             .args(if self.extra_args.iter().any(|a| a == "--containerd-socket" || a == "--agent-root-dir") { &[][..] } else { &["--disable-agent"][..] })
+            // As kind does for its nodes: a test machine whose disk is nearly full must not
+            // taint its only node with disk pressure.
+            .args(if self.extra_args.iter().any(|a| a.starts_with("--eviction-hard")) { &[][..] } else { &["--eviction-hard", TEST_EVICTION_HARD][..] })
             .env("RKUBE_LOG", std::env::var("RKUBE_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -102,6 +102,7 @@ impl StandaloneAgent {
             .args(["--server", server])
             .args(["--containerd-socket", &env.socket().to_string_lossy()])
             .args(["--agent-port", "0", "--node-name", node])
+            .args(["--eviction-hard", rkube_testkit::TEST_EVICTION_HARD])
             .args(["--pod-log-dir", &env.dir.path().join(format!("{state}-pods")).to_string_lossy()])
             .args(["--agent-root-dir", &env.dir.path().join(format!("{state}-agent")).to_string_lossy()])
             .args(extra)
