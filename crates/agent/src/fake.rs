@@ -408,3 +408,39 @@ impl Runtime for FakeRuntime {
         Ok(format!("{}/portforward/{sandbox_id}", s.streaming_base))
     }
 }
+
+/// A sandbox spec for tests: pod `name` in `default` with UID `uid`.
+pub fn sandbox_spec(name: &str, uid: &str) -> crate::runtime::SandboxSpec {
+    crate::runtime::SandboxSpec {
+        name: name.into(),
+        namespace: "default".into(),
+        uid: uid.into(),
+        attempt: 0,
+        hostname: name.into(),
+        log_directory: String::new(),
+        host_network: false,
+        privileged: false,
+        labels: Default::default(),
+    }
+}
+
+/// A busybox container spec for tests, logging to `<name>/0.log`.
+pub fn container_spec(name: &str) -> crate::runtime::ContainerSpec {
+    crate::runtime::ContainerSpec {
+        name: name.into(),
+        attempt: 0,
+        image: "busybox".into(),
+        command: vec![],
+        args: vec![],
+        env: vec![],
+        working_dir: String::new(),
+        log_path: format!("{name}/0.log"),
+        labels: Default::default(),
+        mounts: vec![],
+        resources: Default::default(),
+        security: Default::default(),
+        stdin: false,
+        stdin_once: false,
+        tty: false,
+    }
+}

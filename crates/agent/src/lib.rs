@@ -16,7 +16,6 @@ pub mod eviction;
 pub mod fake;
 pub mod hooks;
 pub mod images;
-pub mod insecure_tls;
 pub mod keyring;
 pub mod logs;
 pub mod managed_runtime;

@@ -477,7 +477,7 @@ pub(crate) async fn http_get(
     }
     let request = request.body(Empty::<Bytes>::new()).map_err(|e| fail(&e))?;
     let code = if https {
-        let config = crate::insecure_tls::client_config().map_err(|e| fail(&e))?;
+        let config = rkube_pki::insecure::any_server_certificate_builder().map(|b| b.with_no_client_auth()).map_err(|e| fail(&e))?;
         let name =
             rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| fail(&e))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))

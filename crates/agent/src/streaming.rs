@@ -312,37 +312,11 @@ mod tests {
     }
 
     fn sandbox(name: &str) -> SandboxSpec {
-        SandboxSpec {
-            name: name.into(),
-            namespace: "default".into(),
-            uid: format!("uid-{name}"),
-            attempt: 0,
-            hostname: name.into(),
-            log_directory: String::new(),
-            host_network: false,
-            privileged: false,
-            labels: Default::default(),
-        }
+        crate::fake::sandbox_spec(name, &format!("uid-{name}"))
     }
 
     fn container(name: &str) -> ContainerSpec {
-        ContainerSpec {
-            name: name.into(),
-            attempt: 0,
-            image: "busybox".into(),
-            command: vec![],
-            args: vec![],
-            env: vec![],
-            working_dir: String::new(),
-            log_path: String::new(),
-            labels: Default::default(),
-            mounts: vec![],
-            resources: Default::default(),
-            security: Default::default(),
-            stdin: false,
-            stdin_once: false,
-            tty: false,
-        }
+        crate::fake::container_spec(name)
     }
 
     #[tokio::test]

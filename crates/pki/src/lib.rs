@@ -9,6 +9,7 @@
 mod certs;
 pub mod csr;
 mod files;
+pub mod insecure;
 pub mod join;
 mod kubeconfig;
 mod tls;

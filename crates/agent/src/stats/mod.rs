@@ -517,37 +517,11 @@ mod tests {
     use crate::runtime::{ContainerSpec, SandboxSpec};
 
     fn sandbox(name: &str, uid: &str) -> SandboxSpec {
-        SandboxSpec {
-            name: name.into(),
-            namespace: "default".into(),
-            uid: uid.into(),
-            attempt: 0,
-            hostname: name.into(),
-            log_directory: String::new(),
-            host_network: false,
-            privileged: false,
-            labels: Default::default(),
-        }
+        crate::fake::sandbox_spec(name, uid)
     }
 
     fn container(name: &str) -> ContainerSpec {
-        ContainerSpec {
-            name: name.into(),
-            attempt: 0,
-            image: "busybox".into(),
-            command: vec![],
-            args: vec![],
-            env: vec![],
-            working_dir: String::new(),
-            log_path: format!("{name}/0.log"),
-            labels: Default::default(),
-            mounts: vec![],
-            resources: Default::default(),
-            security: Default::default(),
-            stdin: false,
-            stdin_once: false,
-            tty: false,
-        }
+        crate::fake::container_spec(name)
     }
 
     async fn run_pod(
